@@ -1,0 +1,183 @@
+"""Mapping between external ids and contiguous internal codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from recforge.exceptions import DataError, UnknownIdError
+
+__all__ = ["IdIndex"]
+
+
+def _as_id_array(ids: Any) -> np.ndarray:
+    """Normalise ids to an int64 array when they are integral, else an object array of str."""
+    if isinstance(ids, IdIndex):
+        return ids.ids
+    arr = np.asarray(list(ids) if not hasattr(ids, "__len__") else ids)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "b":
+        raise DataError("ids must be integers or strings, got booleans")
+    if arr.dtype.kind == "f":
+        if arr.size and not np.all(np.isfinite(arr)):
+            raise DataError("ids must not be NaN or infinite")
+        if arr.size == 0 or np.all(arr == np.round(arr)):
+            return arr.astype(np.int64)
+        raise DataError("ids must be integers or strings, got non-integral floats")
+    out = np.empty(arr.shape[0], dtype=object)
+    out[:] = [str(x) for x in arr.tolist()]
+    return out
+
+
+class IdIndex:
+    """Bidirectional map from external ids (int or str) to contiguous ``int32`` codes.
+
+    Code ``i`` is the position of an id in :attr:`ids`. Indices are immutable; use
+    :meth:`extend` to get a new index with more ids appended (existing codes unchanged).
+
+    Parameters
+    ----------
+    ids
+        Unique external ids, in code order.
+
+    Raises
+    ------
+    DataError
+        If ``ids`` contains duplicates.
+
+    Examples
+    --------
+    >>> idx = IdIndex(["a", "b", "c"])
+    >>> idx.codes(["c", "a"]).tolist()
+    [2, 0]
+    >>> idx.ids_of([1]).tolist()
+    ['b']
+    """
+
+    __slots__ = ("_ids", "_lookup")
+
+    def __init__(self, ids: Iterable[Any] | np.ndarray) -> None:
+        arr = _as_id_array(ids)
+        lookup = pd.Index(arr)
+        if not lookup.is_unique:
+            dup = lookup[lookup.duplicated()][0]
+            raise DataError(f"IdIndex ids must be unique; {dup!r} appears more than once")
+        arr.setflags(write=False)
+        self._ids = arr
+        self._lookup = lookup
+
+    @classmethod
+    def from_values(cls, values: Any) -> tuple[IdIndex, np.ndarray]:
+        """Build an index of the distinct values in order of first appearance.
+
+        Returns
+        -------
+        index, codes
+            The index and the ``int32`` code of every value.
+        """
+        arr = _as_id_array(values)
+        codes, uniques = pd.factorize(arr, sort=False)
+        return cls(np.asarray(uniques, dtype=arr.dtype)), codes.astype(np.int32)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """External ids in code order (read-only array)."""
+        return self._ids
+
+    @property
+    def is_integer(self) -> bool:
+        """Whether the ids are integers (else strings)."""
+        return self._ids.dtype.kind in "iu"
+
+    def __len__(self) -> int:
+        return int(self._ids.shape[0])
+
+    def __contains__(self, item: object) -> bool:
+        try:
+            return bool(self._lookup.get_indexer(_as_id_array([item]))[0] >= 0)
+        except DataError:
+            return False
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IdIndex):
+            return NotImplemented
+        return len(self) == len(other) and bool(np.array_equal(self._ids, other._ids))
+
+    def __hash__(self) -> int:
+        return hash((len(self), self._ids[:8].tobytes() if self.is_integer else None))
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(x) for x in self._ids[:3].tolist())
+        more = ", ..." if len(self) > 3 else ""
+        return f"IdIndex([{head}{more}], n={len(self)})"
+
+    def codes(
+        self, ids: Any, *, missing: Literal["raise", "negative"] = "raise", what: str = "id"
+    ) -> np.ndarray:
+        """Codes of external ids.
+
+        Parameters
+        ----------
+        ids
+            One id or a sequence of ids.
+        missing
+            ``"raise"`` raises :class:`UnknownIdError` for an unknown id; ``"negative"``
+            returns ``-1`` for it.
+        what
+            Name of the entity used in error messages (``"user"``, ``"item"``).
+        """
+        arr = self._coerce(ids)
+        codes = self._lookup.get_indexer(arr).astype(np.int32)
+        if missing == "raise" and codes.size and codes.min() < 0:
+            bad = arr[np.flatnonzero(codes < 0)[0]]
+            raise UnknownIdError(f"unknown {what} id {bad!r}: it was not in the training data")
+        return codes
+
+    def _coerce(self, ids: Any) -> np.ndarray:
+        if isinstance(ids, str | int | np.integer):
+            ids = [ids]
+        arr = _as_id_array(ids)
+        # Compare like with like: str ids never match int ids and vice versa.
+        if self.is_integer and arr.dtype == object:
+            try:
+                arr = np.asarray([int(x) for x in arr], dtype=np.int64)
+            except ValueError:
+                return np.asarray([-(2**62)] * len(arr), dtype=np.int64)
+        elif not self.is_integer and arr.dtype.kind in "iu":
+            out = np.empty(arr.shape[0], dtype=object)
+            out[:] = [str(x) for x in arr.tolist()]
+            arr = out
+        return arr
+
+    def ids_of(self, codes: Any) -> np.ndarray:
+        """External ids of internal codes."""
+        c = np.asarray(codes, dtype=np.int64)
+        if c.size and (c.min() < 0 or c.max() >= len(self)):
+            raise IndexError(f"code out of range [0, {len(self)})")
+        return self._ids[c]
+
+    def extend(self, ids: Any) -> IdIndex:
+        """New index with the ids not already present appended (existing codes unchanged)."""
+        arr = self._coerce(ids)
+        new = arr[self._lookup.get_indexer(arr) < 0]
+        if new.size == 0:
+            return self
+        new = pd.unique(new)
+        return IdIndex(np.concatenate([self._ids, np.asarray(new, dtype=self._ids.dtype)]))
+
+    def to_array(self) -> np.ndarray:
+        """Ids as an array safe to store without pickle (int64 or unicode)."""
+        if self.is_integer:
+            return np.asarray(self._ids, dtype=np.int64)
+        return np.asarray(self._ids.tolist(), dtype=np.str_) if len(self) else np.array([], "U1")
+
+    @classmethod
+    def from_array(cls, arr: np.ndarray) -> IdIndex:
+        """Inverse of :meth:`to_array`."""
+        return cls(arr)

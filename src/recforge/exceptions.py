@@ -1,0 +1,101 @@
+"""Exceptions and warnings raised by recforge.
+
+Hierarchy::
+
+    RecforgeError (Exception)
+    ├── DataError (ValueError)              bad input data: names the source, column and row
+    ├── ConfigError (ValueError)            bad hyperparameter or configuration value
+    ├── NotFittedError (ValueError, AttributeError)
+    ├── UnsupportedCapabilityError (NotImplementedError)
+    ├── UnknownIdError (KeyError)           an id the fitted model has never seen
+    ├── ModelFormatError (ValueError)       a saved model that cannot be trusted or read
+    └── MissingDependencyError (ImportError) an optional extra is not installed
+
+    RecforgeWarning (UserWarning)
+    ├── DataWarning
+    └── ConfigWarning
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConfigWarning",
+    "DataError",
+    "DataWarning",
+    "MissingDependencyError",
+    "ModelFormatError",
+    "NotFittedError",
+    "RecforgeError",
+    "RecforgeWarning",
+    "UnknownIdError",
+    "UnsupportedCapabilityError",
+]
+
+
+class RecforgeError(Exception):
+    """Base class of every error raised by recforge."""
+
+
+class DataError(RecforgeError, ValueError):
+    """Input data is malformed; the message names the source, column and first bad row."""
+
+
+class ConfigError(RecforgeError, ValueError):
+    """A hyperparameter or configuration value is invalid."""
+
+
+class NotFittedError(RecforgeError, ValueError, AttributeError):
+    """A model was used before ``fit`` was called."""
+
+
+class UnsupportedCapabilityError(RecforgeError, NotImplementedError):
+    """The model family does not support the requested operation."""
+
+
+class UnknownIdError(RecforgeError, KeyError):
+    """An external id is not known to the fitted model or index."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelFormatError(RecforgeError, ValueError):
+    """A saved model is truncated, corrupted, of an unknown version or unsafe to load."""
+
+
+class MissingDependencyError(RecforgeError, ImportError):
+    """An optional dependency is missing; the message gives the install command."""
+
+
+class RecforgeWarning(UserWarning):
+    """Base class of recforge warnings."""
+
+
+class DataWarning(RecforgeWarning):
+    """Input data is suspicious but usable."""
+
+
+class ConfigWarning(RecforgeWarning):
+    """A configuration choice is likely a mistake."""
+
+
+def require(module: str, extra: str) -> object:
+    """Import an optional dependency or raise :class:`MissingDependencyError`.
+
+    Parameters
+    ----------
+    module
+        Importable module name, e.g. ``"optuna"``.
+    extra
+        The recforge extra that installs it, e.g. ``"tune"``.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on environment
+        raise MissingDependencyError(
+            f"{module!r} is required for this feature but is not installed. "
+            f"Install it with: pip install 'recforge[{extra}]'"
+        ) from exc

@@ -1,0 +1,96 @@
+"""Non-personalised baselines: :class:`MostPopular` and :class:`Random`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from recforge.data import Dataset
+from recforge.models.base import Param, Recommender, check_state_shape
+
+__all__ = ["MostPopular", "Random"]
+
+
+class MostPopular(Recommender):
+    """Rank items by how many users interacted with them, optionally decayed by age.
+
+    With ``half_life_days`` set, an interaction ``Δ`` days older than the newest one counts
+    ``0.5 ** (Δ / half_life_days)``, so recent popularity wins.
+
+    Parameters
+    ----------
+    half_life_days
+        Half-life of the time decay in days; ``None`` counts every interaction once.
+    """
+
+    name = "popular"
+    params: ClassVar[Mapping[str, Param]] = {
+        "half_life_days": Param(float, low=0.0, low_open=True, nullable=True),
+    }
+    supports_history = True
+    supports_similar_items = False
+
+    def __init__(self, half_life_days: float | None = None) -> None:
+        self.half_life_days = half_life_days
+
+    def _fit(self, dataset: Dataset) -> None:
+        if self.half_life_days is not None and dataset.time is not None:
+            age_days = (dataset.time.max() - dataset.time).astype(np.float64) / 86400.0
+            w = np.power(0.5, age_days / self.half_life_days)
+            self.scores_ = np.bincount(dataset.item, weights=w, minlength=dataset.n_items).astype(
+                np.float32
+            )
+        else:
+            self.scores_ = self.item_popularity_.copy()
+
+    def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.scores_, (user_idx.shape[0], self.scores_.shape[0])).copy()
+
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return self.scores_.copy()
+
+    def _popularity_scores(self) -> np.ndarray:
+        return self.scores_.copy()
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"scores": self.scores_}
+
+    def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        self.scores_ = check_state_shape(state, "scores", (len(self.items_),), np.float32)
+
+
+class Random(Recommender):
+    """Uniformly random ranking (a floor every model must beat).
+
+    Scores are a fixed pseudo-random function of ``(rng, user, item)``, so the same user gets
+    the same list on every call and after save/load.
+
+    Parameters
+    ----------
+    rng
+        Seed.
+    """
+
+    name = "random"
+    params: ClassVar[Mapping[str, Param]] = {"rng": Param(int, low=0)}
+    supports_history = True
+
+    def __init__(self, rng: int = 0) -> None:
+        self.rng = rng
+
+    def _fit(self, dataset: Dataset) -> None:
+        pass
+
+    def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        out = np.empty((user_idx.shape[0], len(self.items_)), dtype=np.float32)
+        for row, u in enumerate(user_idx):
+            gen = np.random.default_rng([self.rng, int(u)])
+            out[row] = gen.random(len(self.items_), dtype=np.float32)
+        return out
+
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return np.random.default_rng([self.rng, *item_idx.tolist()]).random(
+            len(self.items_), dtype=np.float32
+        )

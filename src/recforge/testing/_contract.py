@@ -1,0 +1,192 @@
+"""The contract every :class:`~recforge.models.Recommender` must satisfy.
+
+A model's test module opts in with a few lines::
+
+    class TestALS(RecommenderContract):
+        model = ALS
+        configs = [{"factors": 8, "iterations": 3}]
+
+The harness is imported by tests only; it needs pytest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recforge.data import Dataset
+from recforge.exceptions import ConfigError, NotFittedError, UnknownIdError
+from recforge.models.base import Recommender
+
+
+def toy_dataset(
+    n_users: int = 60, n_items: int = 40, density: float = 0.15, seed: int = 7, explicit: bool = True
+) -> Dataset:
+    """Small random interactions with two taste clusters, string user ids and int item ids.
+
+    Users in cluster 0 prefer the first half of the items, cluster 1 the second half, so
+    every sensible model can learn something.
+    """
+    rng = np.random.default_rng(seed)
+    users, items, values, times = [], [], [], []
+    half = n_items // 2
+    for u in range(n_users):
+        cluster = u % 2
+        n = max(3, int(rng.binomial(n_items, density)))
+        pref = np.arange(half) if cluster == 0 else np.arange(half, n_items)
+        other = np.setdiff1d(np.arange(n_items), pref)
+        k_pref = min(len(pref), int(round(n * 0.8)))
+        chosen = np.concatenate(
+            [rng.choice(pref, k_pref, replace=False), rng.choice(other, n - k_pref, replace=False)]
+        )
+        for j, it in enumerate(chosen):
+            users.append(f"u{u}")
+            items.append(int(it) + 100)
+            good = (it in pref)
+            values.append(float(rng.integers(4, 6) if good else rng.integers(1, 3)))
+            times.append(1_600_000_000 + u * 1000 + j)
+    frame = pd.DataFrame({"user": users, "item": items, "value": values, "time": times})
+    return Dataset.from_frame(
+        frame, value="value" if explicit else None, time="time", name="toy"
+    )
+
+
+class RecommenderContract:
+    """Mixin of pytest tests checking the Recommender contract for one model class."""
+
+    model: ClassVar[type[Recommender]]
+    configs: ClassVar[list[dict[str, Any]]] = [{}]
+    #: scores must match this closely after save/load and refit
+    atol: ClassVar[float] = 1e-5
+    #: whether fitting twice with the same params must give identical scores
+    deterministic: ClassVar[bool] = True
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def data(cls) -> Dataset:
+        return toy_dataset(explicit=cls.model.explicit)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fitted(cls, data: Dataset) -> list[Recommender]:
+        return [cls.model(**cfg).fit(data) for cfg in cls.configs]
+
+    def test_default_construction(self) -> None:
+        m = self.model()
+        assert not m.is_fitted
+        assert isinstance(m.get_params(), dict)
+
+    def test_params_round_trip(self) -> None:
+        for cfg in self.configs:
+            m = self.model(**cfg)
+            params = m.get_params()
+            assert self.model(**params).get_params() == params
+            assert m.clone().get_params() == params
+
+    def test_unknown_param_rejected(self) -> None:
+        with pytest.raises(ConfigError, match="no parameter"):
+            self.model().set_params(definitely_not_a_param=1)
+
+    def test_not_fitted(self) -> None:
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            self.model(**self.configs[0]).recommend(["u1"])
+
+    def test_fit_returns_self(self, data: Dataset) -> None:
+        m = self.model(**self.configs[0])
+        assert m.fit(data) is m
+
+    def test_recommend_shapes_and_seen(self, fitted: list[Recommender], data: Dataset) -> None:
+        users = ["u0", "u1", "u5"]
+        for m in fitted:
+            recs = m.recommend(users, k=5)
+            assert recs.items.shape == (3, 5)
+            seen = data.matrix(binary=True)
+            for row, u in enumerate(users):
+                code = data.users.codes([u])[0]
+                seen_items = set(data.items.ids_of(seen[[code]].indices).tolist())
+                got = recs.items[row, : recs.lengths[row]].tolist()
+                assert not seen_items & set(got)
+                assert len(set(got)) == len(got)
+                s = recs.scores[row, : recs.lengths[row]]
+                assert np.all(np.diff(s) <= 1e-6)
+
+    def test_batch_equals_single(self, fitted: list[Recommender]) -> None:
+        for m in fitted:
+            batch = m.recommend(["u0", "u3"], k=4)
+            single = m.recommend(["u3"], k=4)
+            np.testing.assert_array_equal(batch.item_codes[1], single.item_codes[0])
+
+    def test_candidates_and_exclusions(self, fitted: list[Recommender]) -> None:
+        for m in fitted:
+            cand = [100, 101, 102, 130, 131]
+            recs = m.recommend(["u2"], k=10, items=cand, exclude_seen=False)
+            assert set(recs.items[0, : recs.lengths[0]].tolist()) <= set(cand)
+            recs = m.recommend(["u2"], k=10, exclude=[100, 101], exclude_seen=False)
+            assert not {100, 101} & set(recs.items[0].tolist())
+            recs = m.recommend(
+                ["u2"], k=10, filter=lambda ids: ids % 2 == 0, exclude_seen=False
+            )
+            got = recs.items[0, : recs.lengths[0]]
+            assert np.all(got % 2 == 0)
+
+    def test_unknown_user(self, fitted: list[Recommender]) -> None:
+        for m in fitted:
+            with pytest.raises(UnknownIdError, match="unknown user"):
+                m.recommend(["nobody"])
+            recs = m.recommend(["nobody", "u1"], k=3, on_unknown="popular")
+            assert recs.lengths[0] == 3
+            assert recs.reasons is not None and "popular" in recs.reasons[0]
+
+    def test_refit_equals_fresh_fit(self, data: Dataset) -> None:
+        if not self.deterministic:
+            pytest.skip("model is not deterministic")
+        for cfg in self.configs:
+            a = self.model(**cfg).fit(data)
+            b = self.model(**cfg)
+            b.fit(data)
+            b.fit(data)
+            np.testing.assert_allclose(a.score(["u0", "u1"]), b.score(["u0", "u1"]), atol=self.atol)
+
+    def test_save_load_round_trip(self, fitted: list[Recommender], tmp_path: Path) -> None:
+        for n, m in enumerate(fitted):
+            for target in (tmp_path / f"m{n}", tmp_path / f"m{n}.zip"):
+                m.save(target)
+                loaded = Recommender.load(target)
+                assert type(loaded) is type(m)
+                assert loaded.get_params() == m.get_params()
+                np.testing.assert_allclose(
+                    loaded.score(["u0", "u1"]), m.score(["u0", "u1"]), atol=self.atol
+                )
+                r1 = m.recommend(["u4"], k=5)
+                r2 = loaded.recommend(["u4"], k=5)
+                np.testing.assert_array_equal(r1.item_codes, r2.item_codes)
+
+    def test_history(self, fitted: list[Recommender]) -> None:
+        for m in fitted:
+            if not m.supports_history:
+                pytest.skip("no fold-in")
+            recs = m.recommend_for_history([100, 101, 102, 103], k=5)
+            assert recs.lengths[0] == 5
+            assert not {100, 101, 102, 103} & set(recs.items[0].tolist())
+            empty = m.recommend_for_history([], k=3)
+            assert empty.lengths[0] == 3
+
+    def test_similar_items(self, fitted: list[Recommender]) -> None:
+        for m in fitted:
+            if not m.supports_similar_items:
+                pytest.skip("no similar_items")
+            sim = m.similar_items([100, 121], k=5)
+            assert sim.items.shape == (2, 5)
+            assert 100 not in sim.items[0].tolist()
+
+    def test_predict(self, fitted: list[Recommender]) -> None:
+        for m in fitted:
+            if not m.supports_predict:
+                pytest.skip("no predict")
+            est = m.predict(["u0", "u0", "nobody"], [100, 99999, 100])
+            assert est.shape == (3,)
+            assert np.all(np.isfinite(est))
