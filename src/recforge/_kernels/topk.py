@@ -109,7 +109,7 @@ def topk_reference(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Slow NumPy reference of :func:`topk_exclude` (same tie-breaking)."""
     s = np.array(scores, dtype=np.float32, copy=True)
-    n, m = s.shape
+    n, _m = s.shape
     idx = np.full((n, k), -1, dtype=np.int32)
     val = np.full((n, k), -np.inf, dtype=np.float32)
     for r in range(n):

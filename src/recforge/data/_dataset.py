@@ -79,7 +79,7 @@ def _parse_time(col: pd.Series, name: str, source: str | None) -> np.ndarray:
 
 
 def _unit_digits(ts: pd.Series) -> int:
-    unit = np.datetime_data(ts.dtype.base if hasattr(ts.dtype, "base") else ts.dtype)[0]
+    unit = str(getattr(ts.dtype, "unit", "ns"))
     return {"s": 0, "ms": 3, "us": 6, "ns": 9}.get(unit, 9)
 
 

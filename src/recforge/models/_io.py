@@ -80,7 +80,7 @@ def save_model(model: Recommender, path: Path, metadata: Mapping[str, Any]) -> P
         "metadata": _to_json(dict(metadata)),
     }
     buf = io.BytesIO()
-    np.savez_compressed(buf, **model_arrays(model))
+    np.savez_compressed(buf, **model_arrays(model))  # type: ignore[arg-type]
     payload = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".zip":

@@ -100,7 +100,8 @@ class Param:
             ok = value <= self.high
         if not ok:
             raise ConfigError(
-                f"The {name!r} parameter of {owner} must be {self.describe()}. Got {value!r} instead."
+                f"The {name!r} parameter of {owner} must be {self.describe()}. "
+                f"Got {value!r} instead."
             )
         return value
 
@@ -159,7 +160,7 @@ class Recommendations:
 
     def to_frame(self) -> pd.DataFrame:
         """Long format: one row per (user, item) with ``score`` and 1-based ``rank``."""
-        n, k = self.item_codes.shape
+        _n, _k = self.item_codes.shape
         valid = self.item_codes >= 0
         rows, cols = np.nonzero(valid)
         return pd.DataFrame(
@@ -175,8 +176,12 @@ class Recommendations:
         """``(item, score)`` pairs of the ``position``-th user in the batch."""
         n = int(self.lengths[position])
         return [
-            (self.items[position, j].item() if hasattr(self.items[position, j], "item")
-             else self.items[position, j], float(self.scores[position, j]))
+            (
+                self.items[position, j].item()
+                if hasattr(self.items[position, j], "item")
+                else self.items[position, j],
+                float(self.scores[position, j]),
+            )
             for j in range(n)
         ]
 
@@ -698,11 +703,12 @@ def check_state_shape(
     if name not in state:
         raise ModelFormatError(f"model arrays are missing {name!r}")
     arr = state[name]
-    if arr.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, arr.shape, strict=True)):
+    if arr.ndim != len(shape) or any(
+        s is not None and s != d for s, d in zip(shape, arr.shape, strict=True)
+    ):
         raise ModelFormatError(f"model array {name!r} has shape {arr.shape}, expected {shape}")
     if dtype is not None and arr.dtype != np.dtype(dtype):
         raise ModelFormatError(f"model array {name!r} has dtype {arr.dtype}, expected {dtype}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ModelFormatError(f"model array {name!r} contains NaN or infinite values")
     return arr
-

@@ -73,7 +73,9 @@ class BiasedBaseline(Recommender):
     supports_predict = True
     supports_history = True
 
-    def __init__(self, reg_user: float = 15.0, reg_item: float = 10.0, iterations: int = 10) -> None:
+    def __init__(
+        self, reg_user: float = 15.0, reg_item: float = 10.0, iterations: int = 10
+    ) -> None:
         self.reg_user = reg_user
         self.reg_item = reg_item
         self.iterations = iterations

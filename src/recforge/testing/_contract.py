@@ -24,7 +24,11 @@ from recforge.models.base import Recommender
 
 
 def toy_dataset(
-    n_users: int = 60, n_items: int = 40, density: float = 0.15, seed: int = 7, explicit: bool = True
+    n_users: int = 60,
+    n_items: int = 40,
+    density: float = 0.15,
+    seed: int = 7,
+    explicit: bool = True,
 ) -> Dataset:
     """Small random interactions with two taste clusters, string user ids and int item ids.
 
@@ -39,20 +43,18 @@ def toy_dataset(
         n = max(3, int(rng.binomial(n_items, density)))
         pref = np.arange(half) if cluster == 0 else np.arange(half, n_items)
         other = np.setdiff1d(np.arange(n_items), pref)
-        k_pref = min(len(pref), int(round(n * 0.8)))
+        k_pref = min(len(pref), round(n * 0.8))
         chosen = np.concatenate(
             [rng.choice(pref, k_pref, replace=False), rng.choice(other, n - k_pref, replace=False)]
         )
         for j, it in enumerate(chosen):
             users.append(f"u{u}")
             items.append(int(it) + 100)
-            good = (it in pref)
+            good = it in pref
             values.append(float(rng.integers(4, 6) if good else rng.integers(1, 3)))
             times.append(1_600_000_000 + u * 1000 + j)
     frame = pd.DataFrame({"user": users, "item": items, "value": values, "time": times})
-    return Dataset.from_frame(
-        frame, value="value" if explicit else None, time="time", name="toy"
-    )
+    return Dataset.from_frame(frame, value="value" if explicit else None, time="time", name="toy")
 
 
 class RecommenderContract:
@@ -127,9 +129,7 @@ class RecommenderContract:
             assert set(recs.items[0, : recs.lengths[0]].tolist()) <= set(cand)
             recs = m.recommend(["u2"], k=10, exclude=[100, 101], exclude_seen=False)
             assert not {100, 101} & set(recs.items[0].tolist())
-            recs = m.recommend(
-                ["u2"], k=10, filter=lambda ids: ids % 2 == 0, exclude_seen=False
-            )
+            recs = m.recommend(["u2"], k=10, filter=lambda ids: ids % 2 == 0, exclude_seen=False)
             got = recs.items[0, : recs.lengths[0]]
             assert np.all(got % 2 == 0)
 
@@ -139,7 +139,8 @@ class RecommenderContract:
                 m.recommend(["nobody"])
             recs = m.recommend(["nobody", "u1"], k=3, on_unknown="popular")
             assert recs.lengths[0] == 3
-            assert recs.reasons is not None and "popular" in recs.reasons[0]
+            assert recs.reasons is not None
+            assert "popular" in recs.reasons[0]
 
     def test_refit_equals_fresh_fit(self, data: Dataset) -> None:
         if not self.deterministic:
