@@ -1,0 +1,31 @@
+"""Shared fixtures: paths to the reference MovieLens data beside the project (skipped when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    """Folder of MovieLens 100K (tests and benchmarks only; never shipped)."""
+    path = SHARED_DATA / "ml-100k"
+    if not (path / "ratings.csv").is_file():
+        pytest.skip("MovieLens 100K not found at ../shared/data/ml-100k (reference data absent)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ml_small_dir() -> Path:
+    """Folder of the original MovieLens latest-small CSV files."""
+    path = SHARED_DATA / "ml-latest-small"
+    if not (path / "ratings.csv").is_file():
+        pytest.skip("MovieLens latest-small not found at ../shared/data/ml-latest-small")
+    return path
