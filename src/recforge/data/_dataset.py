@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recforge.data._idindex import IdIndex
+from recforge.data._idindex import IdIndex, _as_id_array
 from recforge.exceptions import DataError
 
 if TYPE_CHECKING:
@@ -57,6 +57,8 @@ def _parse_time(col: pd.Series, name: str, source: str | None) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(col):
         ts = pd.to_datetime(col, utc=True)
         return np.asarray(ts.astype("int64") // 10 ** _unit_digits(ts), dtype=np.int64)
+    if pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=np.int64)
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         vals = col.to_numpy(dtype=np.float64)
         bad = ~np.isfinite(vals)
@@ -91,6 +93,30 @@ def _check_ids(col: pd.Series, name: str, source: str | None) -> None:
             f"{_where(source)}column {name!r} has a missing id at "
             f"{_row_label(col.index, pos, source)}"
         )
+
+
+def _factorize_ids(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct normalised ids of a column (first-appearance order) and the code of each row.
+
+    Factorizes the column itself (fast for Arrow strings and integers) and normalises only
+    the distinct values, so no per-row Python runs.
+    """
+    codes, uniques = pd.factorize(col, sort=False)
+    norm = _as_id_array(np.asarray(uniques))
+    if not pd.Index(norm).is_unique:
+        # e.g. 1 and "1" in an object column: both normalise to the id "1"
+        merged, norm_unique = pd.factorize(norm, sort=False)
+        codes = merged[codes]
+        norm = np.asarray(norm_unique, dtype=norm.dtype)
+    return norm, codes
+
+
+def _encode(col: pd.Series, index: IdIndex | None, what: str) -> tuple[IdIndex, np.ndarray]:
+    ids, codes = _factorize_ids(col)
+    if index is None:
+        return IdIndex(ids), codes.astype(np.int32)
+    index = index.extend(ids)
+    return index, index.codes(ids, what=what)[codes]
 
 
 def _attributes(
@@ -263,17 +289,15 @@ class Dataset:
         iattr = _attributes(item_attributes, item_key, "item", source)
         uattr = _attributes(user_attributes, user_key, "user", source)
 
-        user_ids = frame[user].to_numpy()
-        item_ids = frame[item].to_numpy()
-        uidx = IdIndex.from_values(user_ids)[0] if users is None else users.extend(user_ids)
-        iidx = IdIndex.from_values(item_ids)[0] if items is None else items.extend(item_ids)
+        uidx, ucodes = _encode(frame[user], users, "user")
+        iidx, icodes = _encode(frame[item], items, "item")
         if uattr is not None:
             uidx = uidx.extend(uattr.index.to_numpy())
         if iattr is not None:
             iidx = iidx.extend(iattr.index.to_numpy())
         return cls(
-            user=uidx.codes(user_ids, what="user"),
-            item=iidx.codes(item_ids, what="item"),
+            user=ucodes,
+            item=icodes,
             value=vals32,
             time=times,
             users=uidx,
