@@ -1,0 +1,595 @@
+"""Neighbourhood models: :class:`ItemKNN` and :class:`UserKNN`.
+
+Both compute a sparse top-``n_neighbors`` similarity blockwise (never a dense ``n x n`` matrix,
+see :mod:`recforge._kernels.similarity`) and serve two purposes:
+
+* **top-N ranking** (implicit or explicit data): ``score(u, j) = Σ_i x_ui · s(j, i)`` for
+  item-kNN (the user's items weighted by their similarity to ``j``), ``Σ_v s(u, v) · x_vj`` for
+  user-kNN;
+* **rating prediction** with Surprise's rules (Hug 2020): ``prediction="plain"`` (KNNBasic),
+  ``"mean_centered"`` (KNNWithMeans) or ``"baseline"`` (KNNBaseline) using the ``max_k`` most
+  similar neighbours of the target that rated the item (user-kNN: that the user's neighbours
+  rated), and only if at least ``min_k`` such neighbours have a positive similarity.
+
+Similarities (``similarity``): ``"cosine"``, ``"adjusted_cosine"`` (cosine after centring each
+feature, e.g. each user for item-kNN, on its mean; Sarwar et al. 2001), ``"pearson"`` (over the
+common support, as Surprise), ``"jaccard"`` and ``"asymmetric_cosine"`` (Aiolli 2013,
+``Σxy / (‖y‖²^alpha · ‖x‖²^(1-alpha))``). ``norms="common"`` takes cosine norms over co-rated
+entries only (Surprise's cosine). Shrinkage multiplies by ``n_common / (n_common + shrink)``.
+
+A small prediction example (Surprise KNNBasic semantics)::
+
+    >>> import pandas as pd
+    >>> from recforge.data import Dataset
+    >>> from recforge.models.knn import ItemKNN
+    >>> frame = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": ["a", "b", "a", "b", "a", "c"],
+    ...                       "r": [5.0, 4.0, 3.0, 2.0, 4.0, 1.0]})
+    >>> data = Dataset.from_frame(frame, value="r")
+    >>> m = ItemKNN(similarity="cosine", prediction="plain").fit(data)
+    >>> round(float(m.predict([3], ["b"])[0]), 3)
+    4.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from recforge._kernels.knn import predict_pairs
+from recforge._kernels.similarity import topn_similarity
+from recforge.data import Dataset
+from recforge.data.weighting import bm25, tfidf
+from recforge.exceptions import ConfigError, ModelFormatError
+from recforge.models.base import Param, Recommender, check_state_shape
+from recforge.models.bias import fit_biases
+
+__all__ = ["ItemItemModel", "ItemKNN", "UserKNN"]
+
+SIMILARITIES = ("cosine", "adjusted_cosine", "pearson", "jaccard", "asymmetric_cosine")
+_KERNEL_MODE = {
+    "cosine": "cosine",
+    "adjusted_cosine": "cosine",
+    "pearson": "pearson",
+    "jaccard": "jaccard",
+    "asymmetric_cosine": "asymmetric",
+}
+
+
+# --------------------------------------------------------------------------- state helpers
+def csr_state(prefix: str, m: sp.csr_array) -> dict[str, np.ndarray]:
+    """Arrays of a CSR matrix for ``arrays.npz`` (``<prefix>_indptr/_indices/_data``)."""
+    return {
+        f"{prefix}_indptr": np.asarray(m.indptr, dtype=np.int64),
+        f"{prefix}_indices": np.asarray(m.indices, dtype=np.int32),
+        f"{prefix}_data": np.asarray(m.data, dtype=np.float32),
+    }
+
+
+def csr_from_state(
+    state: Mapping[str, np.ndarray], prefix: str, shape: tuple[int, int]
+) -> sp.csr_array:
+    """Rebuild a CSR matrix saved by :func:`csr_state`, validating it (ModelFormatError)."""
+    indptr = check_state_shape(state, f"{prefix}_indptr", (shape[0] + 1,), np.int64)
+    indices = check_state_shape(state, f"{prefix}_indices", (None,), np.int32)
+    data = check_state_shape(state, f"{prefix}_data", (indices.shape[0],), np.float32)
+    if indptr[0] != 0 or indptr[-1] != indices.shape[0] or np.any(np.diff(indptr) < 0):
+        raise ModelFormatError(f"model array {prefix + '_indptr'!r} is inconsistent")
+    if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
+        raise ModelFormatError(f"model array {prefix + '_indices'!r} has codes out of range")
+    return sp.csr_array((data, indices, indptr), shape=shape)
+
+
+def _values(dataset: Dataset, binary: bool) -> sp.csr_array:
+    return dataset.matrix(binary=binary, dtype=np.float32)
+
+
+def _weight(m: sp.csr_array, scheme: str) -> sp.csr_array:
+    """Weight the rows-as-documents matrix ``m`` (entities x features)."""
+    if scheme == "bm25":
+        return bm25(m)
+    if scheme == "tfidf":
+        return tfidf(m)
+    return m
+
+
+def _centre_columns(m: sp.csr_array) -> sp.csr_array:
+    """Subtract from each stored entry its column's mean over stored entries."""
+    out = sp.csr_array(m, dtype=np.float32, copy=True)
+    n = np.bincount(out.indices, minlength=out.shape[1]).astype(np.float64)
+    s = np.bincount(out.indices, weights=out.data, minlength=out.shape[1])
+    mean = np.divide(s, n, out=np.zeros_like(s), where=n > 0)
+    out.data = (out.data - mean[out.indices]).astype(np.float32)
+    return out
+
+
+# --------------------------------------------------------------------------- shared scoring
+class ItemItemModel(Recommender):
+    """Base of models that score with an item x item matrix: ``scores = x_u @ W``.
+
+    Subclasses set ``weights_`` (``W``, items x items, row = the user's item, column = the
+    scored item; sparse CSR or dense ndarray) and ``user_items_`` (users x items CSR of the
+    values ``x`` used for scoring) in ``_fit``.
+
+    Fold-in (:meth:`recommend_for_history`) applies the same product to the given history, so
+    a known user's history gives exactly that user's scores. Explanations list the user's items
+    by their contribution ``x_ui · W[i, j]``.
+    """
+
+    supports_similar_items = True
+    supports_history = True
+    supports_explain = True
+
+    weights_: sp.csr_array | np.ndarray
+    user_items_: sp.csr_array
+
+    #: interactions are binarised before scoring (subclasses define the ``binary`` parameter)
+    binary: bool
+
+    def _history_row(self, item_idx: np.ndarray, values: np.ndarray) -> sp.csr_array:
+        vals = np.ones_like(values, dtype=np.float32) if self.binary else values
+        n = self.n_items_catalog
+        row = sp.csr_array(
+            (vals.astype(np.float32), (np.zeros(item_idx.size, dtype=np.int64), item_idx)),
+            shape=(1, n),
+        )
+        row.sum_duplicates()
+        if self.binary:
+            row.data[:] = 1.0
+        return row
+
+    def _product(self, x: sp.csr_array) -> np.ndarray:
+        w = self.weights_
+        if isinstance(w, np.ndarray):
+            out = np.asarray(x @ w, dtype=np.float32)
+        else:
+            out = np.asarray((x @ w).toarray(), dtype=np.float32)
+        return np.ascontiguousarray(out)
+
+    def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        return self._product(self.user_items_[user_idx])
+
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return self._product(self._history_row(item_idx, values))[0]
+
+    def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
+        w = self.weights_
+        if isinstance(w, np.ndarray):
+            return np.array(w[item_idx], dtype=np.float32)
+        return np.asarray(w[item_idx].toarray(), dtype=np.float32)
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
+        x = self.user_items_[[user_idx]]
+        src = x.indices
+        w = self.weights_
+        col = (
+            np.asarray(w[src, item_idx], dtype=np.float64)
+            if isinstance(w, np.ndarray)
+            else np.asarray(w[:, [item_idx]].toarray()[src, 0], dtype=np.float64)
+        )
+        contrib = x.data.astype(np.float64) * col
+        score = float(contrib.sum())
+        keep = np.flatnonzero(contrib != 0)
+        order = keep[np.lexsort((src[keep], -np.abs(contrib[keep])))]
+        ids = self.items_.ids_of(src[order])
+        return score, "items", [(i, float(c)) for i, c in zip(ids, contrib[order], strict=True)]
+
+    # persistence helpers for subclasses
+    def _item_item_state(self) -> dict[str, np.ndarray]:
+        state = csr_state("user_items", self.user_items_)
+        if isinstance(self.weights_, np.ndarray):
+            state["weights"] = np.ascontiguousarray(self.weights_, dtype=np.float32)
+        else:
+            state.update(csr_state("weights", self.weights_))
+        return state
+
+    def _set_item_item_state(self, state: Mapping[str, np.ndarray], dense: bool) -> None:
+        n_u, n_i = len(self.users_), len(self.items_)
+        self.user_items_ = csr_from_state(state, "user_items", (n_u, n_i))
+        if dense:
+            self.weights_ = check_state_shape(state, "weights", (n_i, n_i), np.float32)
+        else:
+            self.weights_ = csr_from_state(state, "weights", (n_i, n_i))
+
+
+# --------------------------------------------------------------------------- kNN common
+_KNN_PARAMS: dict[str, Param] = {
+    "n_neighbors": Param(int, low=1),
+    "similarity": Param(str, options=SIMILARITIES),
+    "alpha": Param(float, low=0.0, high=1.0),
+    "shrink": Param(float, low=0.0),
+    "norms": Param(str, options=("full", "common")),
+    "min_support": Param(int, low=1),
+    "min_similarity": Param(float, low=-1.0),
+    "weighting": Param(str, options=("none", "bm25", "tfidf")),
+    "binary": Param(bool),
+    "prediction": Param(str, options=("plain", "mean_centered", "baseline")),
+    "max_k": Param(int, low=1),
+    "min_k": Param(int, low=1),
+    "reg_user": Param(float, low=0.0),
+    "reg_item": Param(float, low=0.0),
+}
+
+
+class _KNNMixin:
+    """Fitting steps shared by item- and user-kNN (entities = rows compared)."""
+
+    n_neighbors: int
+    similarity: str
+    alpha: float
+    shrink: float
+    norms: str
+    min_support: int
+    min_similarity: float
+    weighting: str
+    binary: bool
+    prediction: str
+    max_k: int
+    min_k: int
+    reg_user: float
+    reg_item: float
+
+    def _check_combination(self) -> None:
+        if self.min_k > self.max_k:
+            raise ConfigError(
+                f"The 'min_k' parameter of {type(self).__name__} ({self.min_k}) must not exceed "
+                f"'max_k' ({self.max_k})"
+            )
+
+    def _entity_similarity(self, entities: sp.csr_array) -> sp.csr_array:
+        """Top-n similarity of the rows of ``entities`` (entities x features, values)."""
+        m = sp.csr_array(entities, dtype=np.float32)
+        if self.binary:
+            m = m.copy()
+            m.data[:] = 1.0
+        m = _weight(m, self.weighting)
+        if self.similarity == "adjusted_cosine":
+            m = _centre_columns(m)
+        return topn_similarity(
+            m,
+            _KERNEL_MODE[self.similarity],
+            self.n_neighbors,
+            common_norms=self.norms == "common",
+            alpha=self.alpha,
+            shrink=self.shrink,
+            min_support=self.min_support,
+            min_sim=self.min_similarity,
+        )
+
+    def _rating_baselines(
+        self, dataset: Dataset, item_based: bool
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """``(global_mean, base_target, base_neighbour, base_other)`` of the prediction rule."""
+        v = dataset.value.astype(np.float64)
+        mu = float(v.mean())
+        ent = dataset.item if item_based else dataset.user
+        n_ent = dataset.n_items if item_based else dataset.n_users
+        n_oth = dataset.n_users if item_based else dataset.n_items
+        if self.prediction == "plain":
+            z = np.zeros(n_ent)
+            return mu, z, z, np.zeros(n_oth)
+        if self.prediction == "mean_centered":
+            cnt = np.bincount(ent, minlength=n_ent).astype(np.float64)
+            s = np.bincount(ent, weights=v, minlength=n_ent)
+            means = np.divide(s, cnt, out=np.full(n_ent, mu), where=cnt > 0)
+            return mu, means, means, np.zeros(n_oth)
+        _mu, bu, bi = fit_biases(
+            dataset.user,
+            dataset.item,
+            dataset.value,
+            dataset.n_users,
+            dataset.n_items,
+            self.reg_user,
+            self.reg_item,
+        )
+        b_ent, b_oth = (bi, bu) if item_based else (bu, bi)
+        return mu, mu + b_ent, mu + b_ent, b_oth
+
+
+class ItemKNN(_KNNMixin, ItemItemModel):
+    """Item-based k-nearest-neighbours (Sarwar et al. 2001; Deshpande & Karypis 2004).
+
+    Parameters
+    ----------
+    n_neighbors
+        Neighbours kept per item (the most similar ones). For predictions identical to
+        Surprise's (which never prunes), use at least the catalog size.
+    similarity
+        ``"cosine"``, ``"adjusted_cosine"``, ``"pearson"``, ``"jaccard"`` or
+        ``"asymmetric_cosine"``.
+    alpha
+        Exponent of the asymmetric cosine (0.5 gives the cosine).
+    shrink
+        Shrinkage ``n_common / (n_common + shrink)`` of each similarity.
+    norms
+        ``"full"`` (norms over all of an item's users) or ``"common"`` (over co-rating users).
+    min_support
+        Pairs with fewer common users get similarity 0.
+    min_similarity
+        Only similarities strictly above this are kept.
+    weighting
+        ``"none"``, ``"bm25"`` or ``"tfidf"`` re-weighting of the item x user matrix (items as
+        documents) before the similarity.
+    binary
+        Treat every interaction as 1 (implicit data) for similarity and ranking scores.
+    prediction
+        Rating rule of :meth:`predict`: ``"plain"`` (KNNBasic), ``"mean_centered"``
+        (KNNWithMeans) or ``"baseline"`` (KNNBaseline).
+    max_k, min_k
+        At most ``max_k`` neighbours enter a prediction; with fewer than ``min_k`` the rule's
+        fallback is used (global mean, item mean, or baseline).
+    reg_user, reg_item
+        Regularisation of the baselines of ``prediction="baseline"`` (Surprise's ALS defaults).
+
+    Attributes
+    ----------
+    similarity_ : scipy.sparse.csr_array
+        ``(n_items, n_items)``; row ``j`` holds ``j``'s neighbours, sorted by similarity.
+    weights_ : scipy.sparse.csr_array
+        ``similarity_.T``: scores are ``user_items_ @ weights_``.
+    """
+
+    name = "itemknn"
+    explicit = True
+    supports_predict = True
+    params: ClassVar[Mapping[str, Param]] = _KNN_PARAMS
+    _item_based: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        n_neighbors: int = 100,
+        similarity: str = "cosine",
+        alpha: float = 0.5,
+        shrink: float = 0.0,
+        norms: str = "full",
+        min_support: int = 1,
+        min_similarity: float = 0.0,
+        weighting: str = "none",
+        binary: bool = False,
+        prediction: str = "plain",
+        max_k: int = 40,
+        min_k: int = 1,
+        reg_user: float = 15.0,
+        reg_item: float = 10.0,
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.similarity = similarity
+        self.alpha = alpha
+        self.shrink = shrink
+        self.norms = norms
+        self.min_support = min_support
+        self.min_similarity = min_similarity
+        self.weighting = weighting
+        self.binary = binary
+        self.prediction = prediction
+        self.max_k = max_k
+        self.min_k = min_k
+        self.reg_user = reg_user
+        self.reg_item = reg_item
+
+    def _fit(self, dataset: Dataset) -> None:
+        self._check_combination()
+        ratings = _values(dataset, binary=False)
+        self.similarity_ = self._entity_similarity(sp.csr_array(ratings.T))
+        self.weights_ = sp.csr_array(self.similarity_.T)
+        self.ratings_ = ratings
+        self.user_items_ = _values(dataset, binary=self.binary)
+        mu, bt, bn, bo = self._rating_baselines(dataset, item_based=True)
+        self.global_mean_ = mu
+        self.base_target_, self.base_neighbor_, self.base_other_ = bt, bn, bo
+        self.rating_range_ = (float(dataset.value.min()), float(dataset.value.max()))
+
+    def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
+        return np.asarray(self.similarity_[item_idx].toarray(), dtype=np.float32)
+
+    def _predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        return _predict_knn(self, target=item_idx, other=user_idx, rated_by_other=self.ratings_)
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return _knn_state(self)
+
+    def _get_meta(self) -> dict[str, Any]:
+        return {"global_mean": self.global_mean_, "rating_range": list(self.rating_range_)}
+
+    def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        n_u, n_i = len(self.users_), len(self.items_)
+        self.similarity_ = csr_from_state(state, "similarity", (n_i, n_i))
+        self.weights_ = sp.csr_array(self.similarity_.T)
+        self.ratings_ = csr_from_state(state, "ratings", (n_u, n_i))
+        self.user_items_ = self.ratings_.copy()
+        if self.binary:
+            self.user_items_.data[:] = 1.0
+        _set_knn_bases(self, state, meta, n_i, n_u)
+
+
+class UserKNN(_KNNMixin, Recommender):
+    """User-based k-nearest-neighbours (Herlocker et al. 1999; Surprise's user-based kNN).
+
+    Scores ``Σ_v s(u, v) · x_vj`` over the ``n_neighbors`` users most similar to ``u``; rating
+    predictions use the ``max_k`` most similar neighbours of ``u`` that rated the item.
+    Parameters are those of :class:`ItemKNN` with the roles of users and items swapped
+    (``weighting`` treats users as documents, ``adjusted_cosine`` centres each item).
+
+    Fold-in (:meth:`recommend_for_history`) computes the new user's similarity to every
+    training user (weighting and centring computed with the new row included).
+
+    Attributes
+    ----------
+    similarity_ : scipy.sparse.csr_array
+        ``(n_users, n_users)``; row ``u`` holds ``u``'s neighbours, sorted by similarity.
+    """
+
+    name = "userknn"
+    explicit = True
+    supports_predict = True
+    supports_history = True
+    params: ClassVar[Mapping[str, Param]] = _KNN_PARAMS
+
+    def __init__(
+        self,
+        n_neighbors: int = 100,
+        similarity: str = "cosine",
+        alpha: float = 0.5,
+        shrink: float = 0.0,
+        norms: str = "full",
+        min_support: int = 1,
+        min_similarity: float = 0.0,
+        weighting: str = "none",
+        binary: bool = False,
+        prediction: str = "plain",
+        max_k: int = 40,
+        min_k: int = 1,
+        reg_user: float = 15.0,
+        reg_item: float = 10.0,
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.similarity = similarity
+        self.alpha = alpha
+        self.shrink = shrink
+        self.norms = norms
+        self.min_support = min_support
+        self.min_similarity = min_similarity
+        self.weighting = weighting
+        self.binary = binary
+        self.prediction = prediction
+        self.max_k = max_k
+        self.min_k = min_k
+        self.reg_user = reg_user
+        self.reg_item = reg_item
+
+    def _fit(self, dataset: Dataset) -> None:
+        self._check_combination()
+        ratings = _values(dataset, binary=False)
+        self.ratings_ = ratings
+        self.similarity_ = self._entity_similarity(ratings)
+        self._set_derived()
+        mu, bt, bn, bo = self._rating_baselines(dataset, item_based=False)
+        self.global_mean_ = mu
+        self.base_target_, self.base_neighbor_, self.base_other_ = bt, bn, bo
+        self.rating_range_ = (float(dataset.value.min()), float(dataset.value.max()))
+
+    def _set_derived(self) -> None:
+        self.user_items_ = self.ratings_.copy()
+        if self.binary:
+            self.user_items_.data[:] = 1.0
+        self.item_raters_ = sp.csr_array(self.ratings_.T)
+        self.item_raters_.sort_indices()
+
+    def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        s = self.similarity_[user_idx]
+        return np.ascontiguousarray((s @ self.user_items_).toarray(), dtype=np.float32)
+
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        n_u, n_i = self.ratings_.shape
+        row = sp.csr_array(
+            (values.astype(np.float32), (np.zeros(item_idx.size, dtype=np.int64), item_idx)),
+            shape=(1, n_i),
+        )
+        row.sum_duplicates()
+        stacked = sp.csr_array(sp.vstack([self.ratings_, row], format="csr"))
+        m = sp.csr_array(stacked, dtype=np.float32)
+        if self.binary:
+            m.data[:] = 1.0
+        m = _weight(m, self.weighting)
+        if self.similarity == "adjusted_cosine":
+            m = _centre_columns(m)
+        sim = topn_similarity(
+            m,
+            _KERNEL_MODE[self.similarity],
+            self.n_neighbors,
+            common_norms=self.norms == "common",
+            alpha=self.alpha,
+            shrink=self.shrink,
+            min_support=self.min_support,
+            min_sim=self.min_similarity,
+            rows=np.array([n_u], dtype=np.int64),
+        )
+        sim = sp.csr_array(sim[:, :n_u])
+        return np.asarray((sim @ self.user_items_).toarray(), dtype=np.float32)[0]
+
+    def _predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        return _predict_knn(self, target=user_idx, other=item_idx, rated_by_other=self.item_raters_)
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return _knn_state(self)
+
+    def _get_meta(self) -> dict[str, Any]:
+        return {"global_mean": self.global_mean_, "rating_range": list(self.rating_range_)}
+
+    def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        n_u, n_i = len(self.users_), len(self.items_)
+        self.similarity_ = csr_from_state(state, "similarity", (n_u, n_u))
+        self.ratings_ = csr_from_state(state, "ratings", (n_u, n_i))
+        self._set_derived()
+        _set_knn_bases(self, state, meta, n_u, n_i)
+
+
+# --------------------------------------------------------------------------- shared helpers
+def _knn_state(model: Any) -> dict[str, np.ndarray]:
+    state = csr_state("similarity", model.similarity_)
+    state.update(csr_state("ratings", model.ratings_))
+    state["base_target"] = np.asarray(model.base_target_, dtype=np.float64)
+    state["base_neighbor"] = np.asarray(model.base_neighbor_, dtype=np.float64)
+    state["base_other"] = np.asarray(model.base_other_, dtype=np.float64)
+    return state
+
+
+def _set_knn_bases(
+    model: Any, state: Mapping[str, np.ndarray], meta: Mapping[str, Any], n_ent: int, n_oth: int
+) -> None:
+    model.base_target_ = check_state_shape(state, "base_target", (n_ent,), np.float64)
+    model.base_neighbor_ = check_state_shape(state, "base_neighbor", (n_ent,), np.float64)
+    model.base_other_ = check_state_shape(state, "base_other", (n_oth,), np.float64)
+    try:
+        model.global_mean_ = float(meta["global_mean"])
+        lo, hi = (float(v) for v in meta["rating_range"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFormatError(
+            f"model metadata lacks a valid global mean / rating range: {exc}"
+        ) from exc
+    model.rating_range_ = (lo, hi)
+
+
+def _predict_knn(
+    model: Any, target: np.ndarray, other: np.ndarray, rated_by_other: sp.csr_array
+) -> np.ndarray:
+    """Surprise-style estimates; unknown ids get the rule's fallback (see module docstring)."""
+    mu = float(model.global_mean_)
+    n = target.shape[0]
+    est = np.full(n, mu, dtype=np.float64)
+    kt, ko = target >= 0, other >= 0
+    if model.prediction == "baseline":  # KNNBaseline: mu + whatever biases are known
+        est[kt] += model.base_target_[target[kt]] - mu
+        est[ko] += model.base_other_[other[ko]]
+    known = np.flatnonzero(kt & ko)
+    if known.size:
+        r = rated_by_other
+        if not r.has_sorted_indices:
+            r.sort_indices()
+        s = model.similarity_
+        out = np.empty(known.size, dtype=np.float64)
+        out_k = np.empty(known.size, dtype=np.int64)
+        predict_pairs(
+            s.indptr.astype(np.int64),
+            s.indices.astype(np.int32),
+            s.data.astype(np.float32),
+            r.indptr.astype(np.int64),
+            r.indices.astype(np.int32),
+            r.data.astype(np.float32),
+            target[known].astype(np.int64),
+            other[known].astype(np.int64),
+            np.asarray(model.base_target_, dtype=np.float64),
+            np.asarray(model.base_neighbor_, dtype=np.float64),
+            np.asarray(model.base_other_, dtype=np.float64),
+            int(model.max_k),
+            int(model.min_k),
+            model.prediction == "plain",
+            mu,
+            out,
+            out_k,
+        )
+        est[known] = out
+    lo, hi = model.rating_range_
+    return np.clip(est, lo, hi)
