@@ -1,0 +1,166 @@
+"""Statistics of a run: confidence intervals and paired tests of every model against the best."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from recforge.pipeline._evaluate import bootstrap_interval
+
+__all__ = ["holm", "paired_tests", "summarise"]
+
+
+def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1).
+
+    Examples
+    --------
+    >>> holm([0.01, 0.04, 0.03]).round(2).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    if m == 0:
+        return p
+    order = np.argsort(p, kind="stable")
+    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def _test(kind: str, a: np.ndarray, b: np.ndarray) -> float:
+    from scipy import stats
+
+    diff = a - b
+    if diff.size < 2 or np.allclose(diff, 0.0):
+        return 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        if kind == "t-test":
+            if np.allclose(diff, diff[0]):  # zero variance: the difference is exact
+                return 0.0
+            res = stats.ttest_rel(a, b)
+        else:
+            res = stats.wilcoxon(a, b, zero_method="zsplit")
+    p = float(res.pvalue)
+    return p if np.isfinite(p) else 1.0
+
+
+def paired_tests(
+    per_user: pd.DataFrame,
+    *,
+    metric: str,
+    k: int,
+    tests: Sequence[str] = ("t-test", "wilcoxon"),
+    alpha: float = 0.05,
+    correction: str = "holm",
+) -> tuple[str, pd.DataFrame]:
+    """Compare every model with the best one on per-user values of ``metric@k``.
+
+    Parameters
+    ----------
+    per_user
+        Long frame ``model, user, metric, k, value``; models are paired by user.
+    metric, k
+        The compared metric.
+    tests
+        ``"t-test"`` (paired Student) and/or ``"wilcoxon"`` (signed-rank).
+    alpha
+        Level at which an adjusted p-value counts as significant.
+    correction
+        ``"holm"`` or ``"none"``.
+
+    Returns
+    -------
+    best : str
+        Model with the highest mean.
+    table : pandas.DataFrame
+        One row per other model and test: ``model, test, mean, best_mean, diff, p_value,
+        p_adjusted, significant``.
+    """
+    sel = per_user[(per_user["metric"] == metric) & (per_user["k"] == k)]
+    wide = sel.pivot_table(index="user", columns="model", values="value", aggfunc="first")
+    wide = wide.dropna()
+    means = wide.mean().sort_values(ascending=False, kind="stable")
+    best = str(means.index[0])
+    rows = []
+    for test in tests:
+        block = []
+        for model in means.index[1:]:
+            a = wide[best].to_numpy()
+            b = wide[model].to_numpy()
+            block.append(
+                {
+                    "model": str(model),
+                    "test": test,
+                    "mean": float(means[model]),
+                    "best_mean": float(means[best]),
+                    "diff": float(means[best] - means[model]),
+                    "p_value": _test(test, a, b),
+                }
+            )
+        p = np.array([r["p_value"] for r in block])
+        adj = holm(p) if correction == "holm" else p
+        for r, pa in zip(block, adj, strict=True):
+            r["p_adjusted"] = float(pa)
+            r["significant"] = bool(pa < alpha)
+        rows.extend(block)
+    cols = ["model", "test", "mean", "best_mean", "diff", "p_value", "p_adjusted", "significant"]
+    return best, pd.DataFrame(rows, columns=cols)
+
+
+def summarise(
+    per_user: pd.DataFrame,
+    catalog: pd.DataFrame,
+    segments: pd.Series | None = None,
+    *,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Tidy summary ``model, metric, k, value, ci_low, ci_high, n_users, group``.
+
+    Per-user metrics get a bootstrap CI of the mean over users for ``group == "all"`` and
+    for each user segment (``segments`` maps user code -> label); catalog-level metrics
+    have no interval.
+    """
+    rows = []
+    groups: list[tuple[str, pd.DataFrame]] = [("all", per_user)]
+    if segments is not None and len(per_user):
+        labels = segments.reindex(per_user["user"].to_numpy()).to_numpy()
+        for seg in ("cold", "regular", "heavy"):
+            groups.append((seg, per_user[labels == seg]))
+    for group, frame in groups:
+        for (model, metric, k), part in frame.groupby(["model", "metric", "k"], sort=False):
+            vals = part["value"].to_numpy()
+            lo, hi = bootstrap_interval(vals, n_boot=n_boot, alpha=alpha, seed=seed)
+            rows.append(
+                {
+                    "model": str(model),
+                    "metric": str(metric),
+                    "k": int(k),  # type: ignore[call-overload]
+                    "value": float(vals.mean()),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n_users": int(vals.size),
+                    "group": group,
+                }
+            )
+    for rec in catalog.to_dict("records"):
+        rows.append(
+            {
+                **{str(key): val for key, val in rec.items()},
+                "ci_low": np.nan,
+                "ci_high": np.nan,
+                "n_users": 0,
+                "group": "all",
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["model", "metric", "k", "value", "ci_low", "ci_high", "n_users", "group"]
+    )

@@ -1,0 +1,403 @@
+"""Hyperparameter search with Optuna.
+
+:func:`tune` runs a seeded study (TPE by default) for one model: every trial fits the model on
+the training part and scores the tuning metric on the validation part (or averages it over
+k folds of the training data). The budget is a number of trials and/or a wall time. Iterative
+models that accept a per-iteration ``callback`` in ``fit`` report intermediate validation
+scores so the median pruner can stop hopeless trials early. The study is kept in an Optuna
+journal file and every trial is written to ``trials.csv`` with its fit, evaluation and
+overhead times.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from recforge.data import Dataset
+from recforge.exceptions import ConfigError, require
+from recforge.models import model_class
+from recforge.models.base import Recommender
+from recforge.pipeline._evaluate import ACCURACY_METRICS, evaluate_models
+
+if TYPE_CHECKING:
+    import optuna
+
+    from recforge.pipeline.config import ModelConfig, TuningConfig
+
+__all__ = [
+    "DEFAULT_SPACES",
+    "TuningResult",
+    "default_search_space",
+    "make_model",
+    "tune",
+    "validation_score",
+]
+
+#: Tuned default search spaces, keyed by model short name and constructor parameter name.
+#: Only the parameters a model class actually declares are used.
+DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
+    "popular": {"half_life_days": {"choices": [None, 30.0, 180.0, 730.0]}},
+    "bias": {
+        "reg_user": {"type": "float", "low": 0.1, "high": 50.0, "log": True},
+        "reg_item": {"type": "float", "low": 0.1, "high": 50.0, "log": True},
+    },
+    "itemknn": {
+        "n_neighbors": {"type": "int", "low": 10, "high": 500, "log": True},
+        "shrink": {"type": "float", "low": 0.0, "high": 100.0},
+    },
+    "userknn": {
+        "n_neighbors": {"type": "int", "low": 10, "high": 500, "log": True},
+        "shrink": {"type": "float", "low": 0.0, "high": 100.0},
+    },
+    "rp3beta": {
+        "alpha": {"type": "float", "low": 0.2, "high": 2.0},
+        "beta": {"type": "float", "low": 0.0, "high": 1.0},
+        "n_neighbors": {"type": "int", "low": 20, "high": 500, "log": True},
+    },
+    "svd": {
+        "embedding_size": {"type": "int", "low": 8, "high": 128, "log": True},
+        "learning_rate": {"type": "float", "low": 0.002, "high": 0.05, "log": True},
+        "reg": {"type": "float", "low": 0.001, "high": 0.2, "log": True},
+        "epochs": {"type": "int", "low": 10, "high": 60},
+    },
+    "svdpp": {
+        "embedding_size": {"type": "int", "low": 8, "high": 64, "log": True},
+        "learning_rate": {"type": "float", "low": 0.002, "high": 0.03, "log": True},
+        "reg": {"type": "float", "low": 0.001, "high": 0.2, "log": True},
+    },
+    "als": {
+        "embedding_size": {"type": "int", "low": 16, "high": 256, "log": True},
+        "reg": {"type": "float", "low": 0.001, "high": 10.0, "log": True},
+        "alpha": {"type": "float", "low": 1.0, "high": 100.0, "log": True},
+        "epochs": {"type": "int", "low": 5, "high": 30},
+    },
+    "bpr": {
+        "embedding_size": {"type": "int", "low": 16, "high": 256, "log": True},
+        "learning_rate": {"type": "float", "low": 0.001, "high": 0.1, "log": True},
+        "reg": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
+        "epochs": {"type": "int", "low": 20, "high": 200, "log": True},
+    },
+    "ease": {"reg": {"type": "float", "low": 10.0, "high": 5000.0, "log": True}},
+    "slim": {
+        "l1_reg": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+        "l2_reg": {"type": "float", "low": 1e-3, "high": 10.0, "log": True},
+    },
+    "content": {"n_neighbors": {"type": "int", "low": 10, "high": 300, "log": True}},
+    "hybridmf": {
+        "embedding_size": {"type": "int", "low": 16, "high": 128, "log": True},
+        "reg": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
+        "epochs": {"type": "int", "low": 10, "high": 100, "log": True},
+    },
+}
+
+
+def default_search_space(name: str) -> dict[str, dict[str, Any]]:
+    """Tuned default search space of a registered model (only parameters it declares).
+
+    Raises
+    ------
+    ConfigError
+        If the model is unknown.
+    """
+    try:
+        cls = model_class(name)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
+    declared = set(cls._param_names())
+    space = DEFAULT_SPACES.get(name.lower(), {})
+    return {key: dict(val) for key, val in space.items() if key in declared}
+
+
+def make_model(name: str, params: Mapping[str, Any], seed: int) -> Recommender:
+    """Instantiate a registered model; a declared ``rng`` parameter defaults to ``seed``."""
+    cls = model_class(name)
+    kwargs = dict(params)
+    if "rng" in cls._param_names() and "rng" not in kwargs:
+        kwargs["rng"] = seed
+    return cls(**kwargs)
+
+
+def _accepts_callback(model: Recommender) -> bool:
+    try:
+        return "callback" in inspect.signature(model.fit).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def validation_score(
+    model: Recommender, train: Dataset, valid: Dataset, metric: str, k: int, *, max_users: int
+) -> float:
+    """Mean of ``metric@k`` over validation users of a fitted model."""
+    out = evaluate_models(
+        {"m": model}, train, valid, metrics=[metric], ks=[k], max_users=max_users, seed=0
+    )
+    vals = out.per_user["value"].to_numpy()
+    return float(vals.mean()) if vals.size else 0.0
+
+
+@dataclass
+class TuningResult:
+    """Outcome of :func:`tune`.
+
+    Attributes
+    ----------
+    best_params : dict
+        Fixed and tuned hyperparameters of the best trial.
+    best_value : float
+        Its validation score.
+    trials : pandas.DataFrame
+        One row per trial: number, state, value, params, ``fit_s``, ``eval_s``, ``overhead_s``,
+        ``duration_s``, ``start_s`` (seconds since the study began).
+    wall_s : float
+        Wall time of the whole search.
+    """
+
+    best_params: dict[str, Any]
+    best_value: float
+    trials: pd.DataFrame
+    wall_s: float
+
+    @property
+    def overhead_per_trial_s(self) -> float:
+        """Median time per finished trial spent outside fit and evaluation."""
+        done = self.trials[self.trials["state"] == "COMPLETE"]
+        return float(done["overhead_s"].median()) if len(done) else float("nan")
+
+
+def _kfold(train: Dataset, folds: int, seed: int) -> list[tuple[Dataset, Dataset]]:
+    rng = np.random.default_rng(seed)
+    assign = rng.integers(0, folds, size=train.n_interactions)
+    return [(train.subset(assign != f), train.subset(assign == f)) for f in range(folds)]
+
+
+def _sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    raise ConfigError(f"tuning.sampler {kind!r} needs explicit 'choices' for every parameter")
+
+
+def _suggest(trial: optuna.Trial, name: str, space: Mapping[str, Any]) -> Any:
+    if space.get("choices") is not None:
+        return trial.suggest_categorical(name, list(space["choices"]))
+    log = bool(space.get("log", False))
+    step = space.get("step")
+    if space["type"] == "int":
+        return trial.suggest_int(
+            name, int(space["low"]), int(space["high"]), log=log, step=int(step or 1)
+        )
+    return trial.suggest_float(name, float(space["low"]), float(space["high"]), log=log, step=step)
+
+
+def tune(
+    model_cfg: ModelConfig,
+    tuning: TuningConfig,
+    train: Dataset,
+    valid: Dataset | None,
+    *,
+    seed: int = 0,
+    storage_path: Path | None = None,
+    study_name: str = "study",
+    max_eval_users: int = 2000,
+    on_trial: Callable[[int, float | None], None] | None = None,
+) -> TuningResult:
+    """Search hyperparameters of one model.
+
+    Parameters
+    ----------
+    model_cfg
+        Model name, fixed parameters and search space.
+    tuning
+        Sampler, budget (``n_trials`` and/or ``timeout``), pruning, metric, folds, ``n_jobs``.
+    train
+        Data the trial models are fitted on.
+    valid
+        Validation interactions; required unless ``tuning.cv_folds`` is set.
+    seed
+        Seed of the sampler, the folds and the models' ``rng``.
+    storage_path
+        Optuna journal file; an existing study of the same name is resumed (finished trials
+        count toward the budget).
+    study_name
+        Name of the study in the journal.
+    max_eval_users
+        Validation users scored per trial (a seeded sample), bounding the evaluation cost.
+    on_trial
+        Called after each trial with its number and value (``None`` if pruned or failed).
+
+    Returns
+    -------
+    TuningResult
+
+    Raises
+    ------
+    ConfigError
+        If there is no validation data, the metric is not a ranking metric, or every trial
+        failed.
+    """
+    optuna = require("optuna", "tune")
+    import optuna as _optuna  # for the type checker and attribute access
+
+    del optuna
+    metric = tuning.metric.lower()
+    if metric not in ACCURACY_METRICS:
+        raise ConfigError(
+            f"tuning.metric must be one of {', '.join(ACCURACY_METRICS)}, got {tuning.metric!r}"
+        )
+    if tuning.cv_folds:
+        folds = _kfold(train, tuning.cv_folds, seed)
+    elif valid is not None and valid.n_interactions:
+        folds = [(train, valid)]
+    else:
+        raise ConfigError(
+            "tuning needs validation data: set split.valid_size > 0 or tuning.cv_folds"
+        )
+    _optuna.logging.set_verbosity(_optuna.logging.WARNING)
+    storage: Any = None
+    if storage_path is not None:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        storage_path.parent.mkdir(parents=True, exist_ok=True)
+        storage = JournalStorage(JournalFileBackend(str(storage_path)))
+    pruner = (
+        _optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        if tuning.pruning
+        else _optuna.pruners.NopPruner()
+    )
+    study = _optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize",
+        sampler=_sampler(tuning.sampler, seed),
+        pruner=pruner,
+    )
+    spaces = {name: sp.to_dict() for name, sp in model_cfg.space.items()}
+    t_study = time.perf_counter()
+    lock = threading.Lock()
+
+    def objective(trial: _optuna.Trial) -> float:
+        t_start = time.perf_counter()
+        params = dict(model_cfg.fixed)
+        for name, space in spaces.items():
+            params[name] = _suggest(trial, name, space)
+        fit_s = eval_s = 0.0
+        scores = []
+        for fold, (tr, va) in enumerate(folds):
+            model = make_model(model_cfg.model, params, seed)
+            t0 = time.perf_counter()
+            if tuning.pruning and fold == 0 and _accepts_callback(model):
+                step_eval = [0.0]
+
+                def callback(
+                    iteration: int,
+                    fitted: Any,
+                    *_: Any,
+                    tr: Dataset = tr,
+                    va: Dataset = va,
+                    step_eval: list[float] = step_eval,
+                ) -> None:
+                    te = time.perf_counter()
+                    value = validation_score(
+                        fitted, tr, va, metric, tuning.k, max_users=max_eval_users
+                    )
+                    step_eval[0] += time.perf_counter() - te
+                    trial.report(value, iteration)
+                    if trial.should_prune():
+                        raise _optuna.TrialPruned(f"pruned at iteration {iteration}")
+
+                try:
+                    model.fit(tr, callback=callback)  # type: ignore[call-arg]
+                finally:
+                    fit_s += time.perf_counter() - t0 - step_eval[0]
+                    eval_s += step_eval[0]
+            else:
+                model.fit(tr)
+                fit_s += time.perf_counter() - t0
+            t1 = time.perf_counter()
+            scores.append(
+                validation_score(model, tr, va, metric, tuning.k, max_users=max_eval_users)
+            )
+            eval_s += time.perf_counter() - t1
+        value = float(np.mean(scores))
+        trial.set_user_attr("fit_s", fit_s)
+        trial.set_user_attr("eval_s", eval_s)
+        trial.set_user_attr("start_s", t_start - t_study)
+        return value
+
+    done = sum(1 for t in study.trials if t.state.is_finished())
+    remaining = None if tuning.n_trials is None else max(0, tuning.n_trials - done)
+
+    def after(study: _optuna.Study, trial: _optuna.trial.FrozenTrial) -> None:
+        if on_trial is not None:
+            with lock:
+                on_trial(trial.number, trial.value)
+
+    if remaining is None or remaining > 0:
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=tuning.timeout,
+            n_jobs=tuning.n_jobs,
+            callbacks=[after],
+            catch=(ArithmeticError, FloatingPointError, np.linalg.LinAlgError),
+        )
+    wall = time.perf_counter() - t_study
+    trials = _trials_frame(study)
+    complete = [t for t in study.trials if t.state == _optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise ConfigError(
+            f"tuning of {model_cfg.model!r} finished no trial within the budget "
+            f"(n_trials={tuning.n_trials}, timeout={tuning.timeout}); raise the budget"
+        )
+    best = study.best_trial
+    return TuningResult(
+        best_params={**model_cfg.fixed, **best.params},
+        best_value=float(best.value) if best.value is not None else float("nan"),
+        trials=trials,
+        wall_s=wall,
+    )
+
+
+def _trials_frame(study: optuna.Study) -> pd.DataFrame:
+    rows = []
+    for t in study.trials:
+        duration = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete is not None and t.datetime_start is not None
+            else float("nan")
+        )
+        row: dict[str, Any] = {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "duration_s": duration,
+            "start_s": t.user_attrs.get("start_s", float("nan")),
+            "fit_s": t.user_attrs.get("fit_s", float("nan")),
+            "eval_s": t.user_attrs.get("eval_s", float("nan")),
+            # Optuna's own time (sampling, storage) and ours: the trial's wall time minus
+            # the time spent fitting and evaluating
+            "overhead_s": max(
+                0.0,
+                duration - t.user_attrs.get("fit_s", np.nan) - t.user_attrs.get("eval_s", np.nan),
+            ),
+            "last_step": t.last_step,
+        }
+        row.update({f"param_{k}": v for k, v in t.params.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
