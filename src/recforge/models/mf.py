@@ -1,0 +1,436 @@
+"""Explicit-rating matrix factorisation trained by SGD: :class:`SVD` and :class:`SVDpp`.
+
+Also holds the helpers shared by the factor models of :mod:`recforge.models.als` and
+:mod:`recforge.models.bpr` (seeding, thread count, epoch callbacks, cosine similarity).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from recforge.data import Dataset
+from recforge.exceptions import ConfigError
+from recforge.models.base import Param, Recommender, check_state_shape
+
+__all__ = ["SVD", "EpochCallback", "SVDpp"]
+
+EpochCallback = Callable[[int, Any], Any]
+"""``callback(epoch, model)`` called after each epoch/iteration with the partly fitted model.
+
+Returning ``True`` stops training early; raising (e.g. ``optuna.TrialPruned``) aborts it.
+"""
+
+
+def num_threads() -> int:
+    """Threads numba's parallel kernels use (``NUMBA_NUM_THREADS`` / ``set_num_threads``)."""
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+def make_rng(seed: int | None) -> np.random.Generator:
+    """Generator from the model's ``rng`` seed (``None``: fresh OS entropy)."""
+    return np.random.default_rng(seed)
+
+
+def cosine_scores(factors: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+    """``(len(item_idx), n_items)`` float32 cosine similarities between item factor rows."""
+    f = factors.astype(np.float32, copy=False)
+    norms = np.linalg.norm(f, axis=1)
+    norms[norms == 0] = 1.0
+    q = f[item_idx] / norms[item_idx, None]
+    return np.asarray((q @ f.T) / norms[None, :], dtype=np.float32)
+
+
+def check_callback(callback: EpochCallback | None) -> None:
+    """Raise :class:`ConfigError` unless ``callback`` is ``None`` or callable."""
+    if callback is not None and not callable(callback):
+        raise ConfigError(f"callback must be callable (epoch, model), got {type(callback)!r}")
+
+
+def group_by_user(
+    user: np.ndarray, item: np.ndarray, value: np.ndarray, n_users: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ratings grouped by user as CSR rows ``(indptr int64, indices int32, values float32)``.
+
+    Unlike :meth:`Dataset.matrix`, duplicate pairs are kept (each rating is one SGD step).
+    """
+    order = np.argsort(user, kind="stable")
+    counts = np.bincount(user, minlength=n_users)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return (
+        indptr,
+        np.ascontiguousarray(item[order], dtype=np.int32),
+        np.ascontiguousarray(value[order], dtype=np.float32),
+    )
+
+
+class _RatingMF(Recommender):
+    """Shared parts of the SGD rating models (prediction clipping, persistence of biases)."""
+
+    explicit = True
+    supports_predict = True
+    supports_similar_items = True
+    supports_history = True
+
+    factors: int
+    rng: int | None
+    clip: bool
+    global_mean_: float
+    rating_range_: tuple[float, float]
+    user_bias_: np.ndarray
+    item_bias_: np.ndarray
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+
+    def fit(self, dataset: Dataset, *, callback: EpochCallback | None = None) -> Self:
+        """Learn from ratings.
+
+        Parameters
+        ----------
+        dataset
+            Training ratings.
+        callback
+            Called as ``callback(epoch, model)`` after each epoch (see :data:`EpochCallback`).
+
+        Returns
+        -------
+        self
+        """
+        check_callback(callback)
+        self._callback = callback
+        try:
+            return super().fit(dataset)
+        finally:
+            self._callback = None
+
+    def _after_epoch(self, epoch: int) -> bool:
+        cb = getattr(self, "_callback", None)
+        return bool(cb(epoch, self)) if cb is not None else False
+
+    def _init_common(self, dataset: Dataset) -> tuple[np.random.Generator, int]:
+        values = dataset.value
+        self.global_mean_ = float(np.mean(values, dtype=np.float64))
+        self.rating_range_ = (float(values.min()), float(values.max()))
+        self.user_bias_ = np.zeros(dataset.n_users, dtype=np.float32)
+        self.item_bias_ = np.zeros(dataset.n_items, dtype=np.float32)
+        return make_rng(self.rng), num_threads()
+
+    def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_factors_[user_idx]
+
+    def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        scores = self._user_vectors(user_idx) @ self.item_factors_.T
+        scores += self.item_bias_[None, :]
+        scores += (self.user_bias_[user_idx] + np.float32(self.global_mean_))[:, None]
+        return np.asarray(scores, dtype=np.float32)
+
+    def _predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        est = np.full(user_idx.shape[0], self.global_mean_, dtype=np.float64)
+        ku, ki = user_idx >= 0, item_idx >= 0
+        est[ku] += self.user_bias_[user_idx[ku]]
+        est[ki] += self.item_bias_[item_idx[ki]]
+        both = ku & ki
+        if both.any():
+            pu = self._user_vectors(user_idx[both]).astype(np.float64)
+            qi = self.item_factors_[item_idx[both]].astype(np.float64)
+            est[both] += np.einsum("ij,ij->i", pu, qi)
+        if self.clip:
+            np.clip(est, self.rating_range_[0], self.rating_range_[1], out=est)
+        return est
+
+    def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
+        return cosine_scores(self.item_factors_, item_idx)
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "user_bias": self.user_bias_,
+            "item_bias": self.item_bias_,
+        }
+
+    def _get_meta(self) -> dict[str, Any]:
+        return {"global_mean": self.global_mean_, "rating_range": list(self.rating_range_)}
+
+    def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        nu, ni, f = len(self.users_), len(self.items_), self.factors
+        self.user_factors_ = check_state_shape(state, "user_factors", (nu, f), np.float32)
+        self.item_factors_ = check_state_shape(state, "item_factors", (ni, f), np.float32)
+        self.user_bias_ = check_state_shape(state, "user_bias", (nu,), np.float32)
+        self.item_bias_ = check_state_shape(state, "item_bias", (ni,), np.float32)
+        self.global_mean_ = float(meta["global_mean"])
+        lo, hi = meta["rating_range"]
+        self.rating_range_ = (float(lo), float(hi))
+
+
+class SVD(_RatingMF):
+    """Biased matrix factorisation trained by SGD (Funk 2006; Koren, Bell & Volinsky 2009).
+
+    Predicts ``r̂_ui = μ + b_u + b_i + q_i·p_u`` and minimises the regularised squared error
+    over the observed ratings by stochastic gradient descent in a random order per epoch,
+    with the update rule of Surprise's ``SVD``::
+
+        e = r - r̂;  b_u += lr_bu (e - reg_bu b_u);  b_i += lr_bi (e - reg_bi b_i)
+        p_u += lr (e q_i - reg p_u);  q_i += lr (e p_u - reg q_i)
+
+    With more than one numba thread the epoch runs Hogwild-style (lock-free ``prange`` over
+    blocks of the shuffled ratings); such parallel SGD is **not bit-deterministic** across
+    runs or thread counts. With one thread (``numba.set_num_threads(1)``) a sequential kernel
+    is used and the fit is deterministic under ``rng``.
+
+    Unknown users or items drop their terms from the prediction (``μ + b_i`` for an unknown
+    user, as Surprise does).
+
+    Parameters
+    ----------
+    factors
+        Number of latent factors.
+    epochs
+        SGD passes over the ratings.
+    learning_rate, reg
+        Step size and L2 regularisation of the factors (and of the biases unless the
+        bias-specific values are given).
+    lr_bu, lr_bi, reg_bu, reg_bi
+        Optional step sizes and regularisation of user / item biases.
+    init_mean, init_std
+        Normal initialisation of the factors.
+    biased
+        Learn biases (``False``: plain ``q_i·p_u``, the global mean still added).
+    clip
+        Clip predictions to the training rating range (as Surprise does).
+    rng
+        Seed of the initialisation and of the shuffling.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : numpy.ndarray of float32
+        ``(n_users, factors)`` and ``(n_items, factors)``.
+    user_bias_, item_bias_ : numpy.ndarray of float32
+    global_mean_ : float
+    """
+
+    name = "svd"
+    params: ClassVar[Mapping[str, Param]] = {
+        "factors": Param(int, low=1),
+        "epochs": Param(int, low=0),
+        "learning_rate": Param(float, low=0.0, low_open=True),
+        "reg": Param(float, low=0.0),
+        "lr_bu": Param(float, low=0.0, nullable=True),
+        "lr_bi": Param(float, low=0.0, nullable=True),
+        "reg_bu": Param(float, low=0.0, nullable=True),
+        "reg_bi": Param(float, low=0.0, nullable=True),
+        "init_mean": Param(float),
+        "init_std": Param(float, low=0.0),
+        "biased": Param(bool),
+        "clip": Param(bool),
+        "rng": Param(int, low=0, nullable=True),
+    }
+
+    def __init__(
+        self,
+        factors: int = 100,
+        epochs: int = 20,
+        learning_rate: float = 0.005,
+        reg: float = 0.02,
+        lr_bu: float | None = None,
+        lr_bi: float | None = None,
+        reg_bu: float | None = None,
+        reg_bi: float | None = None,
+        init_mean: float = 0.0,
+        init_std: float = 0.1,
+        biased: bool = True,
+        clip: bool = True,
+        rng: int | None = None,
+    ) -> None:
+        self.factors = factors
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.reg = reg
+        self.lr_bu = lr_bu
+        self.lr_bi = lr_bi
+        self.reg_bu = reg_bu
+        self.reg_bi = reg_bi
+        self.init_mean = init_mean
+        self.init_std = init_std
+        self.biased = biased
+        self.clip = clip
+        self.rng = rng
+
+    def _fit(self, dataset: Dataset) -> None:
+        from recforge._kernels.sgd import svd_epoch, svd_epoch_hogwild
+
+        gen, threads = self._init_common(dataset)
+        f = self.factors
+        shape_u, shape_i = (dataset.n_users, f), (dataset.n_items, f)
+        self.user_factors_ = gen.normal(self.init_mean, self.init_std, shape_u).astype(np.float32)
+        self.item_factors_ = gen.normal(self.init_mean, self.init_std, shape_i).astype(np.float32)
+        lr, reg = self.learning_rate, self.reg
+        lr_bu = (lr if self.lr_bu is None else self.lr_bu) if self.biased else 0.0
+        lr_bi = (lr if self.lr_bi is None else self.lr_bi) if self.biased else 0.0
+        reg_bu = reg if self.reg_bu is None else self.reg_bu
+        reg_bi = reg if self.reg_bi is None else self.reg_bi
+        user = np.ascontiguousarray(dataset.user, dtype=np.int32)
+        item = np.ascontiguousarray(dataset.item, dtype=np.int32)
+        value = np.ascontiguousarray(dataset.value, dtype=np.float32)
+        args = (
+            self.global_mean_, self.user_bias_, self.item_bias_,
+            self.user_factors_, self.item_factors_,
+            lr_bu, lr_bi, lr, lr, reg_bu, reg_bi, reg, reg,
+        )  # fmt: skip
+        self.train_rmse_: list[float] = []
+        for epoch in range(self.epochs):
+            order = gen.permutation(user.shape[0]).astype(np.int64)
+            if threads > 1:
+                sse = svd_epoch_hogwild(user, item, value, order, *args, threads)
+            else:
+                sse = svd_epoch(user, item, value, order, *args)
+            self.train_rmse_.append(float(np.sqrt(sse / max(1, user.shape[0]))))
+            if self._after_epoch(epoch):
+                break
+
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        # ridge fold-in: the user vector minimising Σ (r - μ - b_i - q_i·p)² + reg n ‖p‖²
+        Qh = self.item_factors_[item_idx].astype(np.float64)
+        resid = values.astype(np.float64) - self.global_mean_ - self.item_bias_[item_idx]
+        lam = max(self.reg, 1e-6) * item_idx.shape[0]
+        a = Qh.T @ Qh + lam * np.eye(self.factors)
+        p = np.linalg.solve(a, Qh.T @ resid).astype(np.float32)
+        return (self.global_mean_ + self.item_bias_ + self.item_factors_ @ p).astype(np.float32)
+
+
+class SVDpp(_RatingMF):
+    """SVD++ (Koren 2008): biased MF plus the implicit feedback of the items a user rated.
+
+    ``r̂_ui = μ + b_u + b_i + q_i·(p_u + |N(u)|^-1/2 Σ_{j∈N(u)} y_j)``, trained by SGD with
+    Surprise's update rule, except for the standard speed-up: users are visited in random
+    order, the implicit sum of a user is computed once for all of the user's ratings and
+    every ``y_j`` is updated once per user with the accumulated gradient. This turns the
+    per-rating ``O(|N(u)|)`` cost into ``O(1)`` amortised.
+
+    With more than one numba thread users are split into lock-free parallel blocks
+    (Hogwild), which is not bit-deterministic; with one thread the fit is deterministic under
+    ``rng``.
+
+    Parameters
+    ----------
+    factors
+        Number of latent factors.
+    epochs
+        SGD passes.
+    learning_rate, reg
+        Step size and L2 regularisation of factors and implicit factors.
+    lr_bias, reg_bias
+        Step size and regularisation of the biases (default: ``learning_rate`` / ``reg``).
+    init_mean, init_std
+        Normal initialisation of ``p``, ``q`` and ``y``.
+    clip
+        Clip predictions to the training rating range.
+    rng
+        Seed.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_, implicit_factors_ : numpy.ndarray of float32
+    user_implicit_ : numpy.ndarray of float32
+        ``(n_users, factors)`` implicit sums of the training users.
+    """
+
+    name = "svdpp"
+    params: ClassVar[Mapping[str, Param]] = {
+        "factors": Param(int, low=1),
+        "epochs": Param(int, low=0),
+        "learning_rate": Param(float, low=0.0, low_open=True),
+        "reg": Param(float, low=0.0),
+        "lr_bias": Param(float, low=0.0, nullable=True),
+        "reg_bias": Param(float, low=0.0, nullable=True),
+        "init_mean": Param(float),
+        "init_std": Param(float, low=0.0),
+        "clip": Param(bool),
+        "rng": Param(int, low=0, nullable=True),
+    }
+
+    implicit_factors_: np.ndarray
+    user_implicit_: np.ndarray
+
+    def __init__(
+        self,
+        factors: int = 20,
+        epochs: int = 20,
+        learning_rate: float = 0.007,
+        reg: float = 0.02,
+        lr_bias: float | None = None,
+        reg_bias: float | None = None,
+        init_mean: float = 0.0,
+        init_std: float = 0.1,
+        clip: bool = True,
+        rng: int | None = None,
+    ) -> None:
+        self.factors = factors
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.reg = reg
+        self.lr_bias = lr_bias
+        self.reg_bias = reg_bias
+        self.init_mean = init_mean
+        self.init_std = init_std
+        self.clip = clip
+        self.rng = rng
+
+    def _fit(self, dataset: Dataset) -> None:
+        from recforge._kernels.sgd import svdpp_epoch, svdpp_epoch_hogwild, svdpp_implicit_sums
+
+        gen, threads = self._init_common(dataset)
+        nu, ni, f = dataset.n_users, dataset.n_items, self.factors
+        self.user_factors_ = gen.normal(self.init_mean, self.init_std, (nu, f)).astype(np.float32)
+        self.item_factors_ = gen.normal(self.init_mean, self.init_std, (ni, f)).astype(np.float32)
+        self.implicit_factors_ = gen.normal(self.init_mean, self.init_std, (ni, f)).astype(
+            np.float32
+        )
+        indptr, indices, values = group_by_user(dataset.user, dataset.item, dataset.value, nu)
+        lr, reg = self.learning_rate, self.reg
+        lr_b = lr if self.lr_bias is None else self.lr_bias
+        reg_b = reg if self.reg_bias is None else self.reg_bias
+        args = (
+            indptr, indices, values, self.global_mean_, self.user_bias_, self.item_bias_,
+            self.user_factors_, self.item_factors_, self.implicit_factors_,
+            lr_b, lr, lr, reg_b, reg, reg,
+        )  # fmt: skip
+        self.train_rmse_: list[float] = []
+        self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
+        for epoch in range(self.epochs):
+            user_order = gen.permutation(nu).astype(np.int64)
+            if threads > 1:
+                sse = svdpp_epoch_hogwild(user_order, *args, threads)
+            else:
+                sse = svdpp_epoch(user_order, *args)
+            self.train_rmse_.append(float(np.sqrt(sse / max(1, indices.shape[0]))))
+            self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
+            if self._after_epoch(epoch):
+                break
+
+    def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_factors_[user_idx] + self.user_implicit_[user_idx]
+
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        # a new user has p_u = 0 and b_u = 0; the implicit term needs only the items
+        items = np.unique(item_idx)
+        z = self.implicit_factors_[items].astype(np.float64).sum(axis=0) / np.sqrt(items.size)
+        scores = self.global_mean_ + self.item_bias_ + self.item_factors_ @ z.astype(np.float32)
+        return np.asarray(scores, dtype=np.float32)
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        state = super()._get_state()
+        state["implicit_factors"] = self.implicit_factors_
+        state["user_implicit"] = self.user_implicit_
+        return state
+
+    def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        super()._set_state(state, meta)
+        nu, ni, f = len(self.users_), len(self.items_), self.factors
+        self.implicit_factors_ = check_state_shape(state, "implicit_factors", (ni, f), np.float32)
+        self.user_implicit_ = check_state_shape(state, "user_implicit", (nu, f), np.float32)

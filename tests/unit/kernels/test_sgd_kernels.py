@@ -1,0 +1,101 @@
+"""SVD / SVD++ SGD kernels against slow NumPy references (same order, one thread)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recforge._kernels.sgd import (
+    svd_epoch,
+    svd_epoch_hogwild,
+    svd_epoch_reference,
+    svdpp_epoch,
+    svdpp_epoch_hogwild,
+    svdpp_epoch_reference,
+    svdpp_implicit_sums,
+)
+from recforge.models.mf import group_by_user
+
+N_USERS, N_ITEMS, NNZ, F = 40, 30, 300, 5
+
+
+def _ratings(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, N_USERS, NNZ).astype(np.int32)
+    i = rng.integers(0, N_ITEMS, NNZ).astype(np.int32)
+    r = rng.integers(1, 6, NNZ).astype(np.float32)
+    state = [
+        rng.normal(0, 0.1, N_USERS).astype(np.float32),
+        rng.normal(0, 0.1, N_ITEMS).astype(np.float32),
+        rng.normal(0, 0.1, (N_USERS, F)).astype(np.float32),
+        rng.normal(0, 0.1, (N_ITEMS, F)).astype(np.float32),
+        rng.normal(0, 0.1, (N_ITEMS, F)).astype(np.float32),
+    ]
+    return u, i, r, state, rng
+
+
+RATES = (0.01, 0.02, 0.005, 0.007, 0.02, 0.01, 0.03, 0.015)
+
+
+def test_svd_epoch_matches_reference() -> None:
+    u, i, r, state, rng = _ratings()
+    order = rng.permutation(NNZ).astype(np.int64)
+    fast = [a.copy() for a in state[:4]]
+    slow = [a.copy() for a in state[:4]]
+    sse_fast = svd_epoch(u, i, r, order, 3.2, *fast, *RATES)
+    sse_slow = svd_epoch_reference(u, i, r, order, 3.2, *slow, *RATES)
+    assert sse_fast == np.float64(sse_slow) or abs(sse_fast - sse_slow) < 1e-8 * sse_slow
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # parameters moved
+    assert not np.allclose(fast[2], state[2])
+
+
+def test_svd_hogwild_single_block_equals_sequential() -> None:
+    u, i, r, state, rng = _ratings(1)
+    order = rng.permutation(NNZ).astype(np.int64)
+    a = [x.copy() for x in state[:4]]
+    b = [x.copy() for x in state[:4]]
+    s1 = svd_epoch(u, i, r, order, 3.0, *a, *RATES)
+    s2 = svd_epoch_hogwild(u, i, r, order, 3.0, *b, *RATES, 1)
+    assert s1 == s2
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_svd_hogwild_blocks_reduce_error() -> None:
+    u, i, r, state, _ = _ratings(2)
+    order = np.arange(NNZ, dtype=np.int64)
+    a = [x.copy() for x in state[:4]]
+    first = svd_epoch_hogwild(u, i, r, order, float(r.mean()), *a, *RATES, 4)
+    for _ in range(20):
+        last = svd_epoch_hogwild(u, i, r, order, float(r.mean()), *a, *RATES, 4)
+    assert last < first
+
+
+def test_svdpp_epoch_matches_reference() -> None:
+    u, i, r, state, rng = _ratings(3)
+    indptr, indices, values = group_by_user(u, i, r, N_USERS)
+    user_order = rng.permutation(N_USERS).astype(np.int64)
+    fast = [a.copy() for a in state]
+    slow = [a.copy() for a in state]
+    rates = (0.007, 0.005, 0.006, 0.02, 0.015, 0.01)
+    s1 = svdpp_epoch(user_order, indptr, indices, values, 3.1, *fast, *rates)
+    s2 = svdpp_epoch_reference(user_order, indptr, indices, values, 3.1, *slow, *rates)
+    assert abs(s1 - s2) < 1e-6 * s2
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(fast[4], state[4])  # implicit factors were trained
+    b = [a.copy() for a in state]
+    s3 = svdpp_epoch_hogwild(user_order, indptr, indices, values, 3.1, *b, *rates, 1)
+    assert s3 == s1
+
+
+def test_implicit_sums() -> None:
+    u, i, r, state, _ = _ratings(4)
+    indptr, indices, _ = group_by_user(u, i, r, N_USERS)
+    Y = state[4]
+    z = svdpp_implicit_sums(indptr, indices, Y)
+    for row in (0, 7, 39):
+        items = indices[indptr[row] : indptr[row + 1]]
+        expected = Y[items].astype(np.float64).sum(0) / np.sqrt(max(items.size, 1))
+        np.testing.assert_allclose(z[row], expected, rtol=1e-5, atol=1e-6)
