@@ -191,6 +191,10 @@ class RankingState:
 
 
 # --------------------------------------------------------------------------- public functions
+def _state(recs: Any, truth: Any, k: int) -> RankingState:
+    return RankingState(recs, truth, check_k(k))
+
+
 def precision(recs: Any, truth: Any, k: int) -> np.ndarray:
     """Precision@k: share of the top ``k`` slots that hold a relevant item.
 
@@ -217,7 +221,7 @@ def precision(recs: Any, truth: Any, k: int) -> np.ndarray:
     >>> precision(np.array([[2, 1, 3]]), truth, k=2)
     array([0.5])
     """
-    return RankingState(recs, truth, k).precision(k)
+    return _state(recs, truth, k).precision(k)
 
 
 def recall(recs: Any, truth: Any, k: int) -> np.ndarray:
@@ -227,7 +231,7 @@ def recall(recs: Any, truth: Any, k: int) -> np.ndarray:
 
     Parameters and return value as in :func:`precision`.
     """
-    return RankingState(recs, truth, k).recall(k)
+    return _state(recs, truth, k).recall(k)
 
 
 def hit_rate(recs: Any, truth: Any, k: int) -> np.ndarray:
@@ -235,7 +239,7 @@ def hit_rate(recs: Any, truth: Any, k: int) -> np.ndarray:
 
     Parameters and return value as in :func:`precision`.
     """
-    return RankingState(recs, truth, k).hit_rate(k)
+    return _state(recs, truth, k).hit_rate(k)
 
 
 def reciprocal_rank(recs: Any, truth: Any, k: int) -> np.ndarray:
@@ -244,7 +248,7 @@ def reciprocal_rank(recs: Any, truth: Any, k: int) -> np.ndarray:
     0 when no relevant item is in the top ``k``. Parameters and return value as in
     :func:`precision`.
     """
-    return RankingState(recs, truth, k).reciprocal_rank(k)
+    return _state(recs, truth, k).reciprocal_rank(k)
 
 
 def average_precision(
@@ -269,7 +273,7 @@ def average_precision(
     numpy.ndarray
         ``(n_users,)`` float64 in ``[0, 1]``; NaN for users without relevant items.
     """
-    return RankingState(recs, truth, k).average_precision(k, normalizer)
+    return _state(recs, truth, k).average_precision(k, normalizer)
 
 
 def ndcg(
@@ -298,7 +302,7 @@ def ndcg(
     numpy.ndarray
         ``(n_users,)`` float64 in ``[0, 1]``; NaN for users without relevant items.
     """
-    return RankingState(recs, truth, k).ndcg(k, graded=graded, gain=gain)
+    return _state(recs, truth, k).ndcg(k, graded=graded, gain=gain)
 
 
 # --------------------------------------------------------------------------- AUC
