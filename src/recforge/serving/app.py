@@ -1,0 +1,407 @@
+"""The FastAPI application: lifespan, admission control, body limit, metrics, hot swap.
+
+Build it with :func:`create_app` (tests use ``fastapi.testclient.TestClient``) or run it with
+:func:`serve` (``recforge serve``). See ``docs/deployment.md`` for configuration.
+
+Hot swap
+--------
+A background thread polls the registry's ``active`` pointer. A new version is loaded, verified
+(checksums, format, shapes), warmed with test requests and given its own online state rebuilt
+from the store; only then is the single bundle reference replaced. A version that fails any step
+is rejected (counted in ``recforge_model_load_failures_total``, shown in ``/model`` and
+``/readyz``) and the old model keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from recforge.exceptions import ConfigError, ModelFormatError, RecforgeError
+from recforge.registry import ModelRegistry
+from recforge.serving.deps import ServiceState
+from recforge.serving.online import OnlineState, ServingModel, warm_up
+from recforge.serving.settings import ServiceSettings
+from recforge.serving.store import EventStore
+
+__all__ = ["create_app", "load_bundle", "serve"]
+
+log = logging.getLogger("recforge.serving")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_EXEMPT = {"/healthz", "/readyz"}
+WEB_DIR = Path(__file__).parent / "web"
+
+
+# --------------------------------------------------------------------------- middleware
+class GuardMiddleware:
+    """Admission control, body-size limit and latency metrics in one pure ASGI layer.
+
+    * At most ``max_concurrency`` requests are handled at once; the next ones get 503 with
+      ``Retry-After`` immediately (nothing queues without bound). Health checks are exempt.
+    * Bodies larger than ``max_body_bytes`` get 413 (checked on ``Content-Length`` and while
+      reading chunked bodies).
+    """
+
+    def __init__(self, app: ASGIApp, state: ServiceState) -> None:
+        self.app = app
+        self.state = state
+        self.in_flight = 0
+        self.lock = threading.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        st = self.state
+        path = scope.get("path", "")
+        exempt = path in _EXEMPT
+        if not exempt:
+            with self.lock:
+                admitted = self.in_flight < st.settings.max_concurrency
+                if admitted:
+                    self.in_flight += 1
+            if not admitted:
+                st.metrics.rejected.labels("overload").inc()
+                await _send_json(
+                    send,
+                    503,
+                    {"detail": "server busy, retry later"},
+                    [(b"retry-after", str(st.settings.retry_after_s).encode())],
+                )
+                return
+        st.metrics.in_flight.inc()
+        start = time.perf_counter()
+        status = {"code": 500}
+        try:
+            limit = st.settings.max_body_bytes
+            length = _header(scope, b"content-length")
+            too_large = length is not None and (not length.isdigit() or int(length) > limit)
+            replay = receive
+            if not too_large and scope.get("method") in ("POST", "PUT", "PATCH"):
+                body, too_large = await _read_body(receive, limit)
+                replay = _replay(body, receive)
+            if too_large:
+                st.metrics.rejected.labels("body_too_large").inc()
+                status["code"] = 413
+                await _send_json(send, 413, {"detail": f"request body exceeds {limit} bytes"})
+                return
+
+            async def send_wrapper(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status["code"] = int(message["status"])
+                await send(message)
+
+            await self.app(scope, replay, send_wrapper)
+        finally:
+            endpoint = scope.get("endpoint")
+            route = getattr(endpoint, "__name__", "unmatched") if endpoint else "unmatched"
+            st.metrics.latency.labels(route, scope.get("method", ""), str(status["code"])).observe(
+                time.perf_counter() - start
+            )
+            st.metrics.in_flight.dec()
+            if not exempt:
+                with self.lock:
+                    self.in_flight -= 1
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """Read the whole body (at most ``limit`` bytes); ``(body, too_large)``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks), False
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = {"done": False}
+
+    async def replay() -> Message:
+        if not sent["done"]:
+            sent["done"] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers", []):
+        if k == name:
+            return str(v.decode("latin-1"))
+    return None
+
+
+async def _send_json(
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    headers: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+) -> None:
+    raw = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})
+
+
+# --------------------------------------------------------------------------- model loading
+def load_bundle(state: ServiceState, version: str | None = None) -> ServingModel:
+    """Load, verify and warm a model with a fresh online state; does not publish it.
+
+    Parameters
+    ----------
+    state
+        Service state (settings, registry, store).
+    version
+        Registry version; ``None`` loads the active one (or ``model_dir``).
+
+    Raises
+    ------
+    ModelFormatError, ConfigError
+        When the model cannot be loaded or fails warm-up.
+    """
+    from recforge.models._io import read_metadata
+    from recforge.models.base import Recommender
+
+    s = state.settings
+    if state.registry is not None:
+        if version is None:
+            model, info = state.registry.load_active()
+        else:
+            model, info = state.registry.load(version)
+        meta = info.to_dict()
+        name = info.version
+    elif s.model_dir is not None:
+        model = Recommender.load(s.model_dir)
+        doc = read_metadata(s.model_dir)
+        reg = (doc.get("metadata") or {}).get("registry") or {}
+        meta = {
+            "model": doc.get("model"),
+            "metrics": reg.get("metrics", {}),
+            "extra": reg.get("extra", {}),
+        }
+        name = str(reg.get("version") or "local")
+    else:
+        raise ConfigError("set registry or model_dir to serve a model")
+    events_seq = int((meta.get("extra") or {}).get("events_seq", 0))
+    online = OnlineState(events_seq, s.online_history, s.online_users)
+    online.sync(state.store)
+    bundle = ServingModel(model, name, meta, events_seq, time.time(), online)
+    warm_up(bundle)
+    return bundle
+
+
+def _publish(state: ServiceState, bundle: ServingModel) -> None:
+    state.holder.swap(bundle)
+    state.holder.last_load_error = None
+    state.metrics.set_model(bundle)
+
+
+def check_for_new_version(state: ServiceState, failed: dict[str, str]) -> bool:
+    """Swap to the registry's active version if it changed; returns whether it swapped."""
+    if state.registry is None:
+        return False
+    try:
+        active = state.registry.active_version()
+    except ModelFormatError as exc:
+        state.holder.last_load_error = str(exc)
+        return False
+    current = state.holder.current
+    if active is None or (current is not None and current.version == active):
+        return False
+    if active in failed:
+        return False
+    try:
+        bundle = load_bundle(state, active)
+    except (RecforgeError, OSError) as exc:
+        failed[active] = str(exc)
+        state.holder.last_load_error = f"version {active} rejected: {exc}"
+        state.metrics.load_failures.inc()
+        log.error("model version %s rejected; keeping %s", active, current and current.version)
+        return False
+    _publish(state, bundle)
+    state.metrics.swaps.inc()
+    log.info("now serving model version %s", bundle.version)
+    return True
+
+
+def _background(state: ServiceState) -> None:
+    failed: dict[str, str] = {}
+    s = state.settings
+    next_poll = 0.0
+    next_keys = 0.0
+    while not state.stop.is_set():
+        now = time.monotonic()
+        try:
+            bundle = state.holder.current
+            if bundle is not None and bundle.online is not None:
+                bundle.online.sync(state.store)
+            if now >= next_poll:
+                next_poll = now + s.poll_interval_s
+                check_for_new_version(state, failed)
+            if now >= next_keys:
+                next_keys = now + 10.0
+                state.load_keys()
+        except Exception:  # keep the loop alive; the error is logged and retried
+            log.exception("background refresh failed")
+        state.stop.wait(min(s.sync_interval_s, s.poll_interval_s))
+
+
+# --------------------------------------------------------------------------- app
+def create_app(
+    settings: ServiceSettings | None = None,
+    *,
+    store: EventStore | None = None,
+    background: bool = True,
+) -> Any:
+    """Build the FastAPI app.
+
+    Parameters
+    ----------
+    settings
+        Service settings (default: from ``RECFORGE_*`` environment variables).
+    store
+        Event store to use (default: opened from ``settings.db``).
+    background
+        Start the thread that syncs other replicas' events and polls the registry.
+
+    Returns
+    -------
+    fastapi.FastAPI
+    """
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+
+    from recforge.exceptions import UnknownIdError, UnsupportedCapabilityError
+    from recforge.serving.routes import events, items, models, ops, recommend, users
+    from recforge.serving.schemas import FUTURE_SKEW_S
+
+    settings = settings or ServiceSettings()
+    FUTURE_SKEW_S["value"] = settings.max_future_skew_s
+    store = store or EventStore(settings.db, table_prefix=settings.table_prefix)
+    registry = ModelRegistry(settings.registry) if settings.registry is not None else None
+    state = ServiceState(settings=settings, store=store, registry=registry)
+    state.load_keys()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            _publish(state, load_bundle(state))
+        except (RecforgeError, OSError) as exc:
+            state.holder.last_load_error = str(exc)
+            log.error("no model loaded at startup: %s", exc)
+        if background:
+            t = threading.Thread(target=_background, args=(state,), daemon=True, name="recforge-bg")
+            t.start()
+            state.threads.append(t)
+        yield
+        state.stop.set()
+        for t in state.threads:
+            t.join(timeout=5)
+
+    app = FastAPI(
+        title="recforge",
+        version=_version(),
+        summary="Recommendations, events and model management",
+        lifespan=lifespan,
+    )
+    app.state.recforge = state
+
+    @app.exception_handler(UnknownIdError)
+    async def _unknown(request: Request, exc: UnknownIdError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc).strip("'\"")}, status_code=404)
+
+    @app.exception_handler(UnsupportedCapabilityError)
+    async def _unsupported(request: Request, exc: UnsupportedCapabilityError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=501)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # echo location and message only: inputs may be non-finite or sensitive
+        errors = [
+            {
+                "loc": list(e.get("loc", ())),
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(ConfigError)
+    async def _config(request: Request, exc: ConfigError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    for module in (recommend, events, items, users, models, ops):
+        app.include_router(module.router)
+
+    if settings.web and WEB_DIR.is_dir():
+        app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> FileResponse:
+            return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+    app.add_middleware(GuardMiddleware, state=state)  # type: ignore[arg-type]
+    return app
+
+
+def _version() -> str:
+    from recforge import __version__
+
+    return str(__version__)
+
+
+def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
+    """Run the service with uvicorn (refuses non-loopback hosts when no key exists).
+
+    Raises
+    ------
+    ConfigError
+        When listening beyond localhost without any API key.
+    """
+    import uvicorn
+
+    store = EventStore(settings.db, table_prefix=settings.table_prefix)
+    settings.check_bind(store_has_keys=bool(store.api_key_scopes()))
+    app = create_app(settings, store=store)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        timeout_keep_alive=5,
+        access_log=False,
+    )

@@ -1,0 +1,66 @@
+"""Users: search and history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from recforge.serving.deps import ModelDep, StateDep
+from recforge.serving.online import model_ids
+from recforge.serving.routes.recommend import IdPath, build_items
+from recforge.serving.schemas import UserHistoryOut
+
+router = APIRouter(tags=["users"])
+
+
+@router.get("/users", summary="Find users by id prefix")
+def search_users(
+    state: StateDep,
+    bundle: ModelDep,
+    q: Annotated[str, Query(max_length=256)] = "",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[str]:
+    """Users known to the model or seen in events whose id starts with ``q``."""
+    ids = bundle.model.users_.ids
+    found: list[str] = []
+    # bounded scan of the model's users: string prefix match, first `limit` hits
+    for u in ids[:200_000]:
+        s = str(u.item() if hasattr(u, "item") else u)
+        if s.startswith(q):
+            found.append(s)
+            if len(found) >= limit:
+                break
+    if len(found) < limit:
+        for s in state.store.search_users(q, limit):
+            if s not in found:
+                found.append(s)
+    return found[:limit]
+
+
+@router.get("/users/{user_id}/history", response_model=UserHistoryOut, summary="A user's items")
+def user_history(
+    user_id: IdPath,
+    state: StateDep,
+    bundle: ModelDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> UserHistoryOut:
+    """Newest first: events since training, then training items."""
+    model = bundle.model
+    pairs: list[tuple[str, float]] = []
+    if bundle.online is not None:
+        pairs = [(i, v) for i, v in bundle.online.recent(user_id)][::-1]
+    conv = model_ids(model.users_, [user_id])
+    code = int(model.users_.codes(conv, missing="negative")[0]) if conv else -1
+    if code >= 0:
+        row = model.seen_.indices[model.seen_.indptr[code] : model.seen_.indptr[code + 1]]
+        for i in model.items_.ids_of(row[::-1]):
+            pairs.append((str(i.item() if hasattr(i, "item") else i), 1.0))
+    seen: set[str] = set()
+    uniq = []
+    for item, v in pairs:
+        if item not in seen:
+            seen.add(item)
+            uniq.append((item, v))
+    items = build_items(state, bundle, uniq[:limit], details=True)
+    return UserHistoryOut(user=user_id, known=code >= 0, items=items)

@@ -1,0 +1,95 @@
+"""Configuration of the REST service (one ``pydantic-settings`` class, ``RECFORGE_`` env vars)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recforge.exceptions import ConfigError
+
+__all__ = ["ServiceSettings", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on the local machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of ``recforge serve``; every field can be set as ``RECFORGE_<NAME>``.
+
+    API keys are given as raw secrets (``RECFORGE_WRITE_KEYS='["k1"]'``) or as SHA-256 digests
+    prefixed with ``sha256:``; only digests are kept in memory. Keys can also live hashed in the
+    event store's ``api_keys`` table.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RECFORGE_", extra="forbid")
+
+    registry: Path | None = None
+    """Model registry directory; the active version is served and polled for changes."""
+    model_dir: Path | None = None
+    """A single saved model to serve (no hot swap)."""
+    db: str = "sqlite:///recforge-events.db"
+    """Event store URL (SQLite file or ``postgresql+psycopg://...``)."""
+    table_prefix: str = "recforge_"
+    """Prefix of the store's table names."""
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    write_keys: list[str] = Field(default_factory=list)
+    """Keys allowed to send events and update items."""
+    admin_keys: list[str] = Field(default_factory=list)
+    """Keys allowed to do everything, including promote/rollback and /metrics."""
+    metrics_public: bool = False
+    """Serve /metrics without a key (for scrapers on a private network)."""
+    max_k: int = Field(1000, ge=1, le=10000)
+    max_batch: int = Field(10000, ge=1, le=100000)
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_future_skew_s: int = Field(300, ge=0)
+    """Events stamped further in the future than this are rejected (422)."""
+    max_concurrency: int = Field(32, ge=1)
+    """Requests handled at once; more are answered 503 with Retry-After."""
+    retry_after_s: int = Field(1, ge=1)
+    poll_interval_s: float = Field(2.0, gt=0)
+    """How often the registry's active pointer is checked."""
+    sync_interval_s: float = Field(0.5, gt=0)
+    """How often events written by other replicas are read into the online state."""
+    online_history: int = Field(200, ge=1, le=10000)
+    """Most recent events per user kept for online updates."""
+    online_users: int = Field(100_000, ge=1)
+    """Users whose recent events are kept in memory (least recently active are dropped)."""
+    web: bool = True
+    """Serve the web page at ``/``."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ServiceSettings:
+        if self.registry is not None and self.model_dir is not None:
+            raise ConfigError("give either registry or model_dir, not both")
+        return self
+
+    @property
+    def has_keys(self) -> bool:
+        """Whether any key is configured in the settings."""
+        return bool(self.write_keys or self.admin_keys)
+
+    def check_bind(self, store_has_keys: bool = False) -> None:
+        """Refuse to listen beyond localhost when no API key is configured.
+
+        Raises
+        ------
+        ConfigError
+            When ``host`` is not a loopback address and no key exists.
+        """
+        if not is_loopback(self.host) and not (self.has_keys or store_has_keys):
+            raise ConfigError(
+                f"refusing to listen on {self.host!r} without an API key: set "
+                "RECFORGE_WRITE_KEYS / RECFORGE_ADMIN_KEYS (or create keys in the store), "
+                "or listen on 127.0.0.1"
+            )
