@@ -1,0 +1,415 @@
+"""SGD epochs of a LightFM-style hybrid factorisation (BPR and WARP losses, Adagrad).
+
+Model (Kula 2015, "Metadata Embeddings for User and Item Cold-start Recommendations"): an item
+is a weighted sum of feature embeddings, ``q_i = Σ_f F[i, f] E[f]`` with bias
+``b_i = Σ_f F[i, f] c[f]``; a user is an embedding ``p_u``; the score is ``p_u · q_i + b_i``.
+
+Shapes and dtypes
+-----------------
+users, items : (n,) int32 -- positive (user, item) pairs
+negatives : (n, s) int32 -- candidate negative items per pair, pre-sampled by the caller
+order : (n,) int64 -- visiting order of the pairs
+user_emb : (n_users, d) float32; user_acc : (n_users, d) float32 (Adagrad accumulators)
+f_indptr : (n_items + 1,) int64; f_indices : (nnz,) int32; f_data : (nnz,) float32 -- CSR F
+feat_emb : (n_feat, d) float32; feat_acc : (n_feat, d) float32
+feat_bias : (n_feat,) float32; bias_acc : (n_feat,) float32
+seen_indptr : (n_users + 1,) int64; seen_indices : (nnz,) int32, sorted per row -- positives
+n_catalog : number of items negatives are drawn from (WARP rank estimate)
+
+Parallelism and determinism
+---------------------------
+The pairs are cut into ``n_chunks`` contiguous slices of ``order`` processed in parallel
+without locks (Hogwild, Recht et al. 2011). Sampling is done by the caller, so every chunk's
+randomness is fixed in advance; with ``n_chunks=1`` the result is deterministic, with more
+chunks concurrent updates of shared embeddings make it vary slightly between runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+LOSS_BPR = 0
+LOSS_WARP = 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _contains(indices: np.ndarray, start: int, end: int, value: int) -> bool:
+    lo, hi = start, end
+    while lo < hi:
+        mid = (lo + hi) // 2
+        v = indices[mid]
+        if v == value:
+            return True
+        if v < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _represent(
+    item: int,
+    f_indptr: np.ndarray,
+    f_indices: np.ndarray,
+    f_data: np.ndarray,
+    feat_emb: np.ndarray,
+    feat_bias: np.ndarray,
+    out: np.ndarray,
+) -> float:
+    out[:] = 0.0
+    bias = np.float32(0.0)
+    for p in range(f_indptr[item], f_indptr[item + 1]):
+        f = f_indices[p]
+        w = f_data[p]
+        bias += w * feat_bias[f]
+        for k in range(out.shape[0]):
+            out[k] += w * feat_emb[f, k]
+    return float(bias)
+
+
+@njit(cache=True, nogil=True)
+def _update_item(
+    item: int,
+    sign: float,
+    delta: float,
+    pu: np.ndarray,
+    f_indptr: np.ndarray,
+    f_indices: np.ndarray,
+    f_data: np.ndarray,
+    feat_emb: np.ndarray,
+    feat_acc: np.ndarray,
+    feat_bias: np.ndarray,
+    bias_acc: np.ndarray,
+    lr: float,
+    reg: float,
+) -> None:
+    for p in range(f_indptr[item], f_indptr[item + 1]):
+        f = f_indices[p]
+        w = f_data[p]
+        gb = sign * delta * w - reg * feat_bias[f]
+        bias_acc[f] += gb * gb
+        feat_bias[f] += lr * gb / math.sqrt(bias_acc[f])
+        for k in range(pu.shape[0]):
+            g = sign * delta * w * pu[k] - reg * feat_emb[f, k]
+            feat_acc[f, k] += g * g
+            feat_emb[f, k] += lr * g / math.sqrt(feat_acc[f, k])
+
+
+@njit(cache=True, nogil=True)
+def _run_chunk(
+    lo: int,
+    hi: int,
+    users: np.ndarray,
+    items: np.ndarray,
+    negatives: np.ndarray,
+    order: np.ndarray,
+    user_emb: np.ndarray,
+    user_acc: np.ndarray,
+    f_indptr: np.ndarray,
+    f_indices: np.ndarray,
+    f_data: np.ndarray,
+    feat_emb: np.ndarray,
+    feat_acc: np.ndarray,
+    feat_bias: np.ndarray,
+    bias_acc: np.ndarray,
+    seen_indptr: np.ndarray,
+    seen_indices: np.ndarray,
+    lr: float,
+    reg: float,
+    loss: int,
+    n_catalog: int,
+    update_items: bool,
+) -> float:
+    d = user_emb.shape[1]
+    qi = np.empty(d, dtype=np.float32)
+    qj = np.empty(d, dtype=np.float32)
+    pu = np.empty(d, dtype=np.float32)
+    total = 0.0
+    n_neg = negatives.shape[1]
+    for pos in range(lo, hi):
+        s = order[pos]
+        u = users[s]
+        i = items[s]
+        bi = _represent(i, f_indptr, f_indices, f_data, feat_emb, feat_bias, qi)
+        xi = bi
+        for k in range(d):
+            xi += user_emb[u, k] * qi[k]
+        chosen = -1
+        delta = 0.0
+        for t in range(n_neg):
+            j = negatives[s, t]
+            if _contains(seen_indices, seen_indptr[u], seen_indptr[u + 1], j):
+                continue
+            bj = _represent(j, f_indptr, f_indices, f_data, feat_emb, feat_bias, qj)
+            xj = bj
+            for k in range(d):
+                xj += user_emb[u, k] * qj[k]
+            x = xi - xj
+            if loss == LOSS_BPR:
+                chosen = j
+                delta = 1.0 / (1.0 + math.exp(min(x, 35.0)))
+                total += math.log1p(math.exp(-max(x, -35.0)))
+                break
+            if x < 1.0:  # WARP: first violating negative, rank estimated from trials
+                chosen = j
+                delta = math.log(max(1.0, math.floor((n_catalog - 1) / (t + 1))))
+                total += delta * (1.0 - x)
+                break
+        if chosen < 0:
+            continue
+        for k in range(d):
+            pu[k] = user_emb[u, k]
+        for k in range(d):
+            g = delta * (qi[k] - qj[k]) - reg * pu[k]
+            user_acc[u, k] += g * g
+            user_emb[u, k] += lr * g / math.sqrt(user_acc[u, k])
+        if update_items:
+            _update_item(
+                i,
+                1.0,
+                delta,
+                pu,
+                f_indptr,
+                f_indices,
+                f_data,
+                feat_emb,
+                feat_acc,
+                feat_bias,
+                bias_acc,
+                lr,
+                reg,
+            )
+            _update_item(
+                chosen,
+                -1.0,
+                delta,
+                pu,
+                f_indptr,
+                f_indices,
+                f_data,
+                feat_emb,
+                feat_acc,
+                feat_bias,
+                bias_acc,
+                lr,
+                reg,
+            )
+    return total
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def hybrid_epoch(
+    users: np.ndarray,
+    items: np.ndarray,
+    negatives: np.ndarray,
+    order: np.ndarray,
+    user_emb: np.ndarray,
+    user_acc: np.ndarray,
+    f_indptr: np.ndarray,
+    f_indices: np.ndarray,
+    f_data: np.ndarray,
+    feat_emb: np.ndarray,
+    feat_acc: np.ndarray,
+    feat_bias: np.ndarray,
+    bias_acc: np.ndarray,
+    seen_indptr: np.ndarray,
+    seen_indices: np.ndarray,
+    lr: float,
+    reg: float,
+    loss: int,
+    n_catalog: int,
+    update_items: bool,
+    n_chunks: int,
+) -> float:
+    """One pass over the pairs in ``order``; updates the arrays in place, returns the loss."""
+    n = order.shape[0]
+    parts = np.zeros(n_chunks, dtype=np.float64)
+    for c in prange(n_chunks):
+        lo = (n * c) // n_chunks
+        hi = (n * (c + 1)) // n_chunks
+        parts[c] = _run_chunk(
+            lo,
+            hi,
+            users,
+            items,
+            negatives,
+            order,
+            user_emb,
+            user_acc,
+            f_indptr,
+            f_indices,
+            f_data,
+            feat_emb,
+            feat_acc,
+            feat_bias,
+            bias_acc,
+            seen_indptr,
+            seen_indices,
+            lr,
+            reg,
+            loss,
+            n_catalog,
+            update_items,
+        )
+    return float(parts.sum())
+
+
+def hybrid_epoch_reference(
+    users: np.ndarray,
+    items: np.ndarray,
+    negatives: np.ndarray,
+    order: np.ndarray,
+    user_emb: np.ndarray,
+    user_acc: np.ndarray,
+    f: tuple[np.ndarray, np.ndarray, np.ndarray],
+    feat_emb: np.ndarray,
+    feat_acc: np.ndarray,
+    feat_bias: np.ndarray,
+    bias_acc: np.ndarray,
+    seen: tuple[np.ndarray, np.ndarray],
+    lr: float,
+    reg: float,
+    loss: int,
+    n_catalog: int,
+    update_items: bool = True,
+) -> float:
+    """Slow NumPy reference of :func:`hybrid_epoch` with ``n_chunks=1`` (same arithmetic)."""
+    f_indptr, f_indices, f_data = f
+    s_indptr, s_indices = seen
+    f32 = np.float32
+
+    def rep(item: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.float32]:
+        sl = slice(f_indptr[item], f_indptr[item + 1])
+        feats, w = f_indices[sl], f_data[sl]
+        return (
+            feats,
+            w,
+            (w[:, None] * feat_emb[feats]).sum(axis=0),
+            f32((w * feat_bias[feats]).sum()),
+        )
+
+    def update(item: int, sign: float, delta: float, pu: np.ndarray) -> None:
+        feats, w, _, _ = rep(item)
+        for f, wf in zip(feats, w, strict=True):
+            gb = f32(sign * delta * wf - reg * feat_bias[f])
+            bias_acc[f] += gb * gb
+            feat_bias[f] += f32(lr * gb / np.sqrt(bias_acc[f]))
+            g = (sign * delta * wf * pu - reg * feat_emb[f]).astype(f32)
+            feat_acc[f] += g * g
+            feat_emb[f] += (lr * g / np.sqrt(feat_acc[f])).astype(f32)
+
+    total = 0.0
+    for s in order:
+        u, i = int(users[s]), int(items[s])
+        _, _, qi, bi = rep(i)
+        xi = float(bi + user_emb[u] @ qi)
+        chosen, delta, qj = -1, 0.0, np.zeros_like(qi)
+        for t, j in enumerate(negatives[s]):
+            if j in set(s_indices[s_indptr[u] : s_indptr[u + 1]].tolist()):
+                continue
+            _, _, qj, bj = rep(int(j))
+            x = xi - float(bj + user_emb[u] @ qj)
+            if loss == LOSS_BPR:
+                chosen, delta = int(j), 1.0 / (1.0 + np.exp(min(x, 35.0)))
+                total += float(np.log1p(np.exp(-max(x, -35.0))))
+                break
+            if x < 1.0:
+                chosen = int(j)
+                delta = float(np.log(max(1.0, np.floor((n_catalog - 1) / (t + 1)))))
+                total += delta * (1.0 - x)
+                break
+        if chosen < 0:
+            continue
+        pu = user_emb[u].copy()
+        g = (delta * (qi - qj) - reg * pu).astype(f32)
+        user_acc[u] += g * g
+        user_emb[u] += (lr * g / np.sqrt(user_acc[u])).astype(f32)
+        if update_items:
+            update(i, 1.0, delta, pu)
+            update(chosen, -1.0, delta, pu)
+    return total
+
+
+def run_epoch(
+    users: np.ndarray,
+    items: np.ndarray,
+    negatives: np.ndarray,
+    order: np.ndarray,
+    user_emb: np.ndarray,
+    user_acc: np.ndarray,
+    f: tuple[np.ndarray, np.ndarray, np.ndarray],
+    feat_emb: np.ndarray,
+    feat_acc: np.ndarray,
+    feat_bias: np.ndarray,
+    bias_acc: np.ndarray,
+    seen: tuple[np.ndarray, np.ndarray],
+    *,
+    lr: float,
+    reg: float,
+    loss: int,
+    n_catalog: int,
+    update_items: bool = True,
+    n_chunks: int = 1,
+) -> float:
+    """Checked wrapper of :func:`hybrid_epoch`: validates dtypes, contiguity and shapes."""
+    d = user_emb.shape[1]
+    checks = [
+        ("users", users, np.int32, 1),
+        ("items", items, np.int32, 1),
+        ("negatives", negatives, np.int32, 2),
+        ("order", order, np.int64, 1),
+        ("user_emb", user_emb, np.float32, 2),
+        ("user_acc", user_acc, np.float32, 2),
+        ("f_indptr", f[0], np.int64, 1),
+        ("f_indices", f[1], np.int32, 1),
+        ("f_data", f[2], np.float32, 1),
+        ("feat_emb", feat_emb, np.float32, 2),
+        ("feat_acc", feat_acc, np.float32, 2),
+        ("feat_bias", feat_bias, np.float32, 1),
+        ("bias_acc", bias_acc, np.float32, 1),
+        ("seen_indptr", seen[0], np.int64, 1),
+        ("seen_indices", seen[1], np.int32, 1),
+    ]
+    for name, arr, dtype, ndim in checks:
+        if arr.dtype != dtype or arr.ndim != ndim or not arr.flags.c_contiguous:
+            raise ValueError(
+                f"{name} must be a C-contiguous {ndim}-D {np.dtype(dtype).name} array, "
+                f"got {arr.ndim}-D {arr.dtype}"
+            )
+    if users.shape != items.shape or negatives.shape[0] != users.shape[0]:
+        raise ValueError("users, items and negatives must have the same number of rows")
+    if feat_emb.shape[1] != d or user_acc.shape != user_emb.shape:
+        raise ValueError("embedding widths differ")
+    if feat_acc.shape != feat_emb.shape or feat_bias.shape[0] != feat_emb.shape[0]:
+        raise ValueError("feature accumulator/bias shapes do not match feat_emb")
+    if n_chunks < 1:
+        raise ValueError(f"n_chunks must be >= 1, got {n_chunks}")
+    return float(
+        hybrid_epoch(
+            users,
+            items,
+            negatives,
+            order,
+            user_emb,
+            user_acc,
+            f[0],
+            f[1],
+            f[2],
+            feat_emb,
+            feat_acc,
+            feat_bias,
+            bias_acc,
+            seen[0],
+            seen[1],
+            float(lr),
+            float(reg),
+            int(loss),
+            int(n_catalog),
+            bool(update_items),
+            int(n_chunks),
+        )
+    )

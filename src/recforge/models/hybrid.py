@@ -1,0 +1,755 @@
+"""Hybrid models: :class:`HybridMF` (LightFM-style factorisation) and :class:`Blend` (ensemble).
+
+HybridMF
+--------
+Kula (2015), "Metadata Embeddings for User and Item Cold-start Recommendations": an item is
+represented by the sum of the embeddings of its features, ``q_i = Σ_f F[i, f] E[f]`` and
+``b_i = Σ_f F[i, f] c[f]``, where the features are the item's own identity (for items seen in
+training) plus its attribute features from :class:`~recforge.features.ItemFeatures`; each row
+of ``F`` sums to one. Users are embeddings ``p_u`` and the score is ``p_u · q_i + b_i``. Training
+is SGD with Adagrad on BPR (Rendle et al. 2009) or WARP (Weston et al. 2011) ranking losses
+(numba kernel in :mod:`recforge._kernels.hybrid`). A cold item -- attributes but no
+interactions, or one added later with :meth:`HybridMF.add_items` -- is represented by its
+attribute features alone, so it can be recommended without retraining.
+
+Blend
+-----
+A weighted sum of the normalised scores of several member models, with the weights chosen on
+a validation holdout (coordinate search on NDCG@k), plus switching rules for users with short
+histories and for items without interactions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recforge._kernels.hybrid import LOSS_BPR, LOSS_WARP, run_epoch
+from recforge.data import Dataset
+from recforge.exceptions import ConfigError, DataError, ModelFormatError
+from recforge.features import ItemFeatures
+from recforge.models.base import Param, Recommender, _py, check_state_shape
+from recforge.models.content import _csr_from_state, _csr_state
+
+__all__ = ["Blend", "HybridMF"]
+
+_BPR_TRIES = 4
+_IDENTITY = "item identity"
+
+
+def _l1_rows(x: sp.csr_array) -> sp.csr_array:
+    x = sp.csr_array(x, dtype=np.float32, copy=True)
+    sums = np.asarray(np.abs(x).sum(axis=1)).ravel().astype(np.float32)
+    inv = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
+    x.data *= np.repeat(inv, np.diff(x.indptr))
+    return x
+
+
+def _num_threads() -> int:
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+class HybridMF(Recommender):
+    """LightFM-style hybrid matrix factorisation with item metadata (BPR or WARP loss).
+
+    Parameters
+    ----------
+    factors
+        Embedding width.
+    epochs
+        Passes over the positive interactions.
+    learning_rate
+        Adagrad step size.
+    reg
+        L2 penalty on every updated embedding and bias.
+    loss
+        ``"bpr"`` or ``"warp"``.
+    max_sampled
+        WARP: negatives tried per positive before giving up.
+    features
+        Item feature declaration (:meth:`ItemFeatures.to_config`), ``None`` to guess it from
+        the attribute table, or ``[]`` for identity features only (plain BPR/WARP MF).
+        Without item attributes the model degrades to plain MF.
+    positive_threshold
+        Interactions with a value below this are not used as positives (e.g. ``3.5`` for
+        star ratings); ``None`` uses every interaction.
+    fold_in_epochs
+        SGD passes over a history in :meth:`recommend_for_history` (item side frozen).
+    n_threads
+        Hogwild chunks trained in parallel; ``None`` uses numba's thread count. ``1`` gives
+        reproducible results, more threads vary slightly from run to run.
+    rng
+        Seed of initialisation and sampling.
+
+    Attributes
+    ----------
+    user_emb_ : numpy.ndarray of float32, ``(n_users, factors)``
+    feat_emb_ : numpy.ndarray of float32, ``(n_identity + n_features, factors)``
+    feat_bias_ : numpy.ndarray of float32
+    item_feature_matrix_ : scipy.sparse.csr_array
+        ``F`` with rows summing to one; the first ``n_identity_`` columns are identities.
+    features_ : ItemFeatures or None
+    """
+
+    name = "hybridmf"
+    params: ClassVar[Mapping[str, Param]] = {
+        "factors": Param(int, low=1),
+        "epochs": Param(int, low=0),
+        "learning_rate": Param(float, low=0.0, low_open=True),
+        "reg": Param(float, low=0.0),
+        "loss": Param(str, options=("bpr", "warp")),
+        "max_sampled": Param(int, low=1),
+        "positive_threshold": Param(float, nullable=True),
+        "fold_in_epochs": Param(int, low=1),
+        "n_threads": Param(int, low=1, nullable=True),
+        "rng": Param(int, low=0),
+    }
+    supports_history = True
+    supports_similar_items = True
+    supports_explain = True
+    explain_top: ClassVar[int] = 10
+
+    def __init__(
+        self,
+        factors: int = 32,
+        epochs: int = 20,
+        learning_rate: float = 0.05,
+        reg: float = 1e-5,
+        loss: str = "warp",
+        max_sampled: int = 10,
+        features: Sequence[Mapping[str, Any]] | None = None,
+        positive_threshold: float | None = None,
+        fold_in_epochs: int = 20,
+        n_threads: int | None = None,
+        rng: int = 0,
+    ) -> None:
+        if features is not None:
+            if len(features):
+                ItemFeatures.from_config(features)
+            features = [dict(b) for b in features]
+        self.factors = factors
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.reg = reg
+        self.loss = loss
+        self.max_sampled = max_sampled
+        self.features = features
+        self.positive_threshold = positive_threshold
+        self.fold_in_epochs = fold_in_epochs
+        self.n_threads = n_threads
+        self.rng = rng
+
+    # ------------------------------------------------------------------ fitting
+    def _feature_block(self, dataset: Dataset) -> tuple[ItemFeatures | None, sp.csr_array]:
+        attrs = dataset.item_attributes
+        if self.features is not None and len(self.features) == 0:
+            return None, sp.csr_array((dataset.n_items, 0), dtype=np.float32)
+        if attrs is None or attrs.shape[1] == 0:
+            if self.features:
+                raise DataError(
+                    f"dataset {dataset.name!r} has no item attributes but HybridMF was given "
+                    "features; pass features=[] for identity-only factorisation"
+                )
+            return None, sp.csr_array((dataset.n_items, 0), dtype=np.float32)
+        builder = (
+            ItemFeatures.auto(attrs)
+            if self.features is None
+            else ItemFeatures.from_config(self.features)
+        )
+        return builder, builder.fit_dataset(dataset)
+
+    def _fit(self, dataset: Dataset) -> None:
+        self.features_, xfeat = self._feature_block(dataset)
+        keep = np.ones(dataset.n_interactions, dtype=bool)
+        if self.positive_threshold is not None:
+            keep = dataset.value >= self.positive_threshold
+        users = np.ascontiguousarray(dataset.user[keep], dtype=np.int32)
+        items = np.ascontiguousarray(dataset.item[keep], dtype=np.int32)
+        warm = np.bincount(items, minlength=dataset.n_items) > 0
+        n_items = dataset.n_items
+        ident = sp.csr_array(
+            (np.ones(int(warm.sum()), np.float32), (np.flatnonzero(warm), np.arange(warm.sum()))),
+            shape=(n_items, int(warm.sum())),
+        )
+        self.n_identity_ = int(warm.sum())
+        self.identity_items_ = np.flatnonzero(warm).astype(np.int32)
+        f = _l1_rows(sp.hstack([ident, xfeat], format="csr"))
+        f.sort_indices()
+        self.item_feature_matrix_ = f
+        n_feat = f.shape[1]
+        gen = np.random.default_rng(self.rng)
+        d = self.factors
+        self.user_emb_ = ((gen.random((dataset.n_users, d)) - 0.5) / d).astype(np.float32)
+        self.feat_emb_ = ((gen.random((n_feat, d)) - 0.5) / d).astype(np.float32)
+        self.feat_bias_ = np.zeros(n_feat, dtype=np.float32)
+        user_acc = np.ones_like(self.user_emb_)
+        feat_acc = np.ones_like(self.feat_emb_)
+        bias_acc = np.ones_like(self.feat_bias_)
+        pos = sp.csr_array(
+            (np.ones(users.size, np.float32), (users, items)), shape=(dataset.n_users, n_items)
+        )
+        pos.sum_duplicates()
+        pos.sort_indices()
+        seen = (pos.indptr.astype(np.int64), pos.indices.astype(np.int32))
+        warm_items = self.identity_items_
+        n_neg = self.max_sampled if self.loss == "warp" else _BPR_TRIES
+        loss_code = LOSS_WARP if self.loss == "warp" else LOSS_BPR
+        chunks = self.n_threads or _num_threads()
+        self.loss_history_: list[float] = []
+        fmat = (f.indptr.astype(np.int64), f.indices.astype(np.int32), f.data)
+        for _ in range(self.epochs):
+            if users.size == 0:
+                break
+            order = gen.permutation(users.size).astype(np.int64)
+            neg = warm_items[gen.integers(0, warm_items.size, (users.size, n_neg))]
+            total = run_epoch(
+                users,
+                items,
+                np.ascontiguousarray(neg, dtype=np.int32),
+                order,
+                self.user_emb_,
+                user_acc,
+                fmat,
+                self.feat_emb_,
+                feat_acc,
+                self.feat_bias_,
+                bias_acc,
+                seen,
+                lr=self.learning_rate,
+                reg=self.reg,
+                loss=loss_code,
+                n_catalog=int(warm_items.size),
+                n_chunks=chunks,
+            )
+            self.loss_history_.append(total / users.size)
+        self._refresh_items()
+
+    def _refresh_items(self) -> None:
+        f = self.item_feature_matrix_
+        self.item_repr_ = np.asarray(f @ self.feat_emb_, dtype=np.float32)
+        self.item_bias_ = np.asarray(f @ self.feat_bias_, dtype=np.float32)
+
+    # ------------------------------------------------------------------ scoring
+    def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        out = self.user_emb_[user_idx] @ self.item_repr_.T
+        out += self.item_bias_[None, :]
+        return np.asarray(out, dtype=np.float32)
+
+    def _fold_in(self, item_idx: np.ndarray) -> np.ndarray:
+        d = self.factors
+        gen = np.random.default_rng([self.rng, *item_idx[:8].tolist(), item_idx.size])
+        emb = ((gen.random((1, d)) - 0.5) / d).astype(np.float32)
+        acc = np.ones_like(emb)
+        f = self.item_feature_matrix_
+        items = np.unique(item_idx).astype(np.int32)
+        users = np.zeros(items.size, dtype=np.int32)
+        seen = (np.array([0, items.size], dtype=np.int64), items.copy())
+        pool = self.identity_items_ if self.identity_items_.size else np.arange(f.shape[0])
+        n_neg = self.max_sampled if self.loss == "warp" else _BPR_TRIES
+        loss_code = LOSS_WARP if self.loss == "warp" else LOSS_BPR
+        fmat = (f.indptr.astype(np.int64), f.indices.astype(np.int32), f.data)
+        for _ in range(self.fold_in_epochs):
+            neg = pool[gen.integers(0, pool.size, (items.size, n_neg))].astype(np.int32)
+            run_epoch(
+                users,
+                items,
+                neg,
+                gen.permutation(items.size).astype(np.int64),
+                emb,
+                acc,
+                fmat,
+                self.feat_emb_,
+                np.ones_like(self.feat_emb_),
+                self.feat_bias_,
+                np.ones_like(self.feat_bias_),
+                seen,
+                lr=self.learning_rate,
+                reg=self.reg,
+                loss=loss_code,
+                n_catalog=int(pool.size),
+                update_items=False,
+                n_chunks=1,
+            )
+        return emb[0]
+
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        if self.positive_threshold is not None:
+            good = item_idx[values >= self.positive_threshold]
+            item_idx = good if good.size else item_idx
+        p = self._fold_in(item_idx)
+        return np.asarray(self.item_repr_ @ p + self.item_bias_, dtype=np.float32)
+
+    def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
+        q = self.item_repr_
+        norms = np.linalg.norm(q, axis=1)
+        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        qn = q * inv[:, None]
+        return np.asarray(qn[item_idx] @ qn.T, dtype=np.float32)
+
+    # ------------------------------------------------------------------ explanations
+    def feature_names(self) -> list[str]:
+        """Name of every column of ``F``: identities (``"item identity"``) then features."""
+        self._check_fitted("feature_names")
+        names = [_IDENTITY] * self.n_identity_
+        if self.features_ is not None:
+            names.extend(self.features_.feature_names_)
+        return names
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
+        row = self.item_feature_matrix_[[item_idx]]
+        feats, w = row.indices, row.data
+        contrib = w * (self.feat_emb_[feats] @ self.user_emb_[user_idx] + self.feat_bias_[feats])
+        score = float(self.user_emb_[user_idx] @ self.item_repr_[item_idx])
+        score += float(self.item_bias_[item_idx])
+        names = self.feature_names()
+        order = np.argsort(-np.abs(contrib), kind="stable")[: self.explain_top]
+        return score, "features", [(names[feats[o]], float(contrib[o])) for o in order]
+
+    # ------------------------------------------------------------------ new items
+    def add_items(self, attributes: pd.DataFrame) -> HybridMF:
+        """Represent new (or updated) items by their attribute features; no retraining.
+
+        New ids are appended to ``items_``; known ids get their feature part replaced (their
+        identity embedding, if any, is kept).
+
+        Raises
+        ------
+        DataError
+            If the model was fitted without item features, or on bad attributes.
+        """
+        self._check_fitted("add_items")
+        if self.features_ is None:
+            raise DataError("HybridMF was fitted without item features; cannot add items")
+        if not isinstance(attributes, pd.DataFrame):
+            raise DataError(
+                f"add_items expects a pandas DataFrame, got {type(attributes).__name__}"
+            )
+        if not attributes.index.is_unique:
+            dup = attributes.index[attributes.index.duplicated()][0]
+            raise DataError(f"add_items: duplicate item id {_py(dup)!r}")
+        if len(attributes) == 0:
+            return self
+        x = self.features_.transform(attributes)
+        items = self.items_.extend(attributes.index.to_numpy())
+        codes = items.codes(attributes.index.to_numpy())
+        old = self.item_feature_matrix_
+        n_new, n_old, n_id = len(items), old.shape[0], self.n_identity_
+        padded = sp.csr_array(
+            (
+                old.data,
+                old.indices,
+                np.concatenate([old.indptr, np.repeat(old.indptr[-1], n_new - n_old)]),
+            ),
+            shape=(n_new, old.shape[1]),
+        )
+        # rows of the given items are rebuilt: identity flag (if trained) + new features
+        has_id = np.asarray(padded[codes][:, :n_id].sum(axis=1)).ravel() > 0
+        id_col = np.zeros(codes.size, dtype=np.int64)
+        rows_with = np.flatnonzero(has_id)
+        if rows_with.size:
+            sub = sp.csr_array(padded[codes[rows_with]][:, :n_id])
+            id_col[rows_with] = sub.indices[sub.indptr[:-1]]
+        ident = sp.csr_array(
+            (np.ones(rows_with.size, np.float32), (rows_with, id_col[rows_with])),
+            shape=(codes.size, n_id),
+        )
+        fresh = _l1_rows(sp.hstack([ident, x], format="csr"))
+        keep = np.ones(n_new, dtype=np.float32)
+        keep[codes] = 0.0
+        place = sp.csr_array(
+            (np.ones(codes.size, np.float32), (codes, np.arange(codes.size))),
+            shape=(n_new, codes.size),
+        )
+        f = sp.csr_array(sp.diags_array(keep) @ padded + place @ fresh, dtype=np.float32)
+        f.eliminate_zeros()
+        f.sort_indices()
+        self.item_feature_matrix_ = f
+        self.items_ = items
+        self._refresh_items()
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {
+            "user_emb": self.user_emb_,
+            "feat_emb": self.feat_emb_,
+            "feat_bias": self.feat_bias_,
+            "identity_items": self.identity_items_,
+        }
+        out.update(_csr_state("item_feature_matrix", self.item_feature_matrix_))
+        if self.features_ is not None:
+            out.update(self.features_.get_state(prefix="features."))
+        return out
+
+    def _get_meta(self) -> dict[str, Any]:
+        return {
+            "features": None if self.features_ is None else self.features_.to_config(),
+            "n_identity": self.n_identity_,
+        }
+
+    def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        cfg = meta.get("features")
+        if cfg is None:
+            self.features_ = None
+            n_attr = 0
+        else:
+            try:
+                self.features_ = ItemFeatures.from_config(cfg).set_state(state, "features.")
+            except (ConfigError, DataError) as exc:
+                raise ModelFormatError(f"invalid feature state ({exc})") from exc
+            n_attr = self.features_.n_features_
+        self.n_identity_ = int(meta["n_identity"])
+        n_feat = self.n_identity_ + n_attr
+        d = self.factors
+        self.user_emb_ = check_state_shape(state, "user_emb", (len(self.users_), d), np.float32)
+        self.feat_emb_ = check_state_shape(state, "feat_emb", (n_feat, d), np.float32)
+        self.feat_bias_ = check_state_shape(state, "feat_bias", (n_feat,), np.float32)
+        self.identity_items_ = check_state_shape(
+            state, "identity_items", (self.n_identity_,), np.int32
+        )
+        f = _csr_from_state(state, "item_feature_matrix")
+        if f.shape != (len(self.items_), n_feat):
+            raise ModelFormatError(
+                f"item_feature_matrix has shape {f.shape}, expected ({len(self.items_)}, {n_feat})"
+            )
+        self.item_feature_matrix_ = f
+        self._refresh_items()
+
+
+# =========================================================================== Blend
+_NORMS = ("minmax", "zscore")
+
+
+def _normalise(scores: np.ndarray, how: str) -> np.ndarray:
+    """Per-row normalisation over finite entries; -inf/NaN entries become 0."""
+    s = np.array(scores, dtype=np.float32, copy=True)
+    finite = np.isfinite(s)
+    s[~finite] = np.nan
+    with np.errstate(all="ignore"):
+        if how == "minmax":
+            lo = np.nanmin(s, axis=1, keepdims=True)
+            hi = np.nanmax(s, axis=1, keepdims=True)
+            span = hi - lo
+            out = np.where(span > 0, (s - lo) / np.where(span > 0, span, 1), 0.0)
+        else:
+            mu = np.nanmean(s, axis=1, keepdims=True)
+            sd = np.nanstd(s, axis=1, keepdims=True)
+            out = np.where(sd > 0, (s - mu) / np.where(sd > 0, sd, 1), 0.0)
+    out = np.nan_to_num(out, nan=0.0).astype(np.float32)
+    return out
+
+
+def _ndcg_at_k(scores: np.ndarray, truth: sp.csr_array, k: int) -> float:
+    """Mean NDCG@k of score rows against binary relevant-item rows (rows without truth skipped)."""
+    n = scores.shape[0]
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    top = np.take_along_axis(top, np.argsort(-top_scores, axis=1, kind="stable"), axis=1)
+    rel = np.asarray(truth[np.repeat(np.arange(n), k), top.ravel()]).reshape(n, k) > 0
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (rel * disc).sum(axis=1)
+    n_rel = np.minimum(np.diff(truth.indptr), k)
+    idcg = np.cumsum(disc)[np.maximum(n_rel - 1, 0)]
+    has = n_rel > 0
+    if not has.any():
+        return 0.0
+    return float((dcg[has] / idcg[has]).mean())
+
+
+class Blend(Recommender):
+    """Weighted ensemble of recommenders with switching rules for cold users and items.
+
+    ``score(u, i) = Σ_m w_m · norm_m(u, i)`` where ``norm_m`` is member ``m``'s score row,
+    min-max or z-normalised per user. With ``weights=None`` the weights are learned: a
+    per-user holdout of ``valid_fraction`` of the training interactions is set aside, members
+    are fitted on the rest, and a coordinate search over a weight grid maximises NDCG@``k``
+    of the validation users; members are then refitted on all the data.
+
+    Switching rules: a user with fewer than ``min_user_interactions`` training interactions is
+    scored by the ``fallback`` member alone; an item without training interactions (cold) gets
+    the normalised score of the ``cold_item_member`` (e.g. a content model).
+
+    Parameters
+    ----------
+    members
+        Member models as JSON: ``[{"model": "content", "params": {...}}, ...]`` (registered
+        short names, see :data:`recforge.models.MODELS`).
+    weights
+        Fixed weights (one per member) or ``None`` to learn them.
+    normalization
+        ``"minmax"`` or ``"zscore"``.
+    min_user_interactions
+        Users with fewer training interactions are switched to ``fallback``.
+    fallback
+        Index of the member used for short-history users (``None``: no switching).
+    cold_item_member
+        Index of the member scoring cold items (``None``: cold items keep the blended score).
+    k
+        Cut-off of the validation NDCG.
+    valid_fraction
+        Share of each user's interactions held out to learn the weights.
+    rng
+        Seed of the holdout.
+
+    Attributes
+    ----------
+    members_ : list of Recommender
+        Fitted members.
+    weights_ : numpy.ndarray of float64
+    validation_ndcg_ : float or None
+        NDCG@k of the learned weights on the holdout.
+    """
+
+    name = "blend"
+    params: ClassVar[Mapping[str, Param]] = {
+        "normalization": Param(str, options=_NORMS),
+        "min_user_interactions": Param(int, low=0),
+        "fallback": Param(int, low=0, nullable=True),
+        "cold_item_member": Param(int, low=0, nullable=True),
+        "k": Param(int, low=1),
+        "valid_fraction": Param(float, low=0.0, high=0.9, low_open=True),
+        "rng": Param(int, low=0),
+    }
+    supports_history = True
+
+    members_: list[Recommender]
+    weights_: np.ndarray
+
+    def __init__(
+        self,
+        members: Sequence[Mapping[str, Any]] = (
+            {"model": "popular", "params": {}},
+            {"model": "content", "params": {}},
+        ),
+        weights: Sequence[float] | None = None,
+        normalization: str = "minmax",
+        min_user_interactions: int = 0,
+        fallback: int | None = None,
+        cold_item_member: int | None = None,
+        k: int = 10,
+        valid_fraction: float = 0.2,
+        rng: int = 0,
+    ) -> None:
+        self.members = self._check_members(members)
+        if weights is not None:
+            if len(weights) != len(self.members):
+                raise ConfigError(
+                    f"The 'weights' parameter of Blend must have one weight per member "
+                    f"({len(self.members)}). Got {list(weights)!r} instead."
+                )
+            if not all(isinstance(w, int | float) and math.isfinite(w) for w in weights):
+                raise ConfigError(f"Blend weights must be finite numbers, got {list(weights)!r}")
+            weights = [float(w) for w in weights]
+        for name, idx in (("fallback", fallback), ("cold_item_member", cold_item_member)):
+            if isinstance(idx, int) and not isinstance(idx, bool) and idx >= len(self.members):
+                raise ConfigError(
+                    f"The {name!r} parameter of Blend must index a member "
+                    f"(0..{len(self.members) - 1}). Got {idx!r} instead."
+                )
+        self.weights = weights
+        self.normalization = normalization
+        self.min_user_interactions = min_user_interactions
+        self.fallback = fallback
+        self.cold_item_member = cold_item_member
+        self.k = k
+        self.valid_fraction = valid_fraction
+        self.rng = rng
+
+    @staticmethod
+    def _check_members(members: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        from recforge.models import model_class
+
+        if isinstance(members, str | Mapping) or not len(members):
+            raise ConfigError(
+                "The 'members' parameter of Blend must be a non-empty list of "
+                "{'model': name, 'params': {...}} dicts."
+            )
+        out = []
+        for pos, m in enumerate(members):
+            if not isinstance(m, Mapping) or "model" not in m:
+                raise ConfigError(
+                    f"Blend member {pos} must be a dict with a 'model' key, got {m!r}"
+                )
+            extra = set(m) - {"model", "params"}
+            if extra:
+                raise ConfigError(f"Blend member {pos} has unknown keys {sorted(extra)}")
+            params = dict(m.get("params") or {})
+            try:
+                cls = model_class(str(m["model"]))
+            except KeyError as exc:
+                raise ConfigError(f"Blend member {pos}: {exc.args[0]}") from exc
+            if cls is Blend:
+                raise ConfigError(f"Blend member {pos} cannot itself be a Blend")
+            cls(**params)  # validates the member's parameters
+            out.append({"model": str(m["model"]), "params": params})
+        return out
+
+    def _new_members(self) -> list[Recommender]:
+        from recforge.models import model_class
+
+        return [model_class(m["model"])(**m["params"]) for m in self.members]
+
+    # ------------------------------------------------------------------ fitting
+    def _holdout(self, dataset: Dataset) -> tuple[Dataset, sp.csr_array]:
+        gen = np.random.default_rng(self.rng)
+        n = dataset.n_interactions
+        key = gen.random(n)
+        order = np.lexsort((key, dataset.user))
+        counts = np.bincount(dataset.user, minlength=dataset.n_users)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n) - np.repeat(starts, counts)
+        n_valid = np.floor(counts * self.valid_fraction).astype(np.int64)
+        valid = rank < n_valid[dataset.user]
+        train = dataset.subset(~valid)
+        truth = sp.csr_array(
+            (np.ones(int(valid.sum()), np.float32), (dataset.user[valid], dataset.item[valid])),
+            shape=(dataset.n_users, dataset.n_items),
+        )
+        truth.sum_duplicates()
+        return train, truth
+
+    def _learn_weights(self, dataset: Dataset) -> tuple[np.ndarray, float | None]:
+        m = len(self.members)
+        if m == 1:
+            return np.ones(1), None
+        train, truth = self._holdout(dataset)
+        users = np.flatnonzero(np.diff(truth.indptr) > 0)
+        if users.size == 0 or train.n_interactions == 0:
+            return np.full(m, 1.0 / m), None
+        gen = np.random.default_rng(self.rng)
+        if users.size > 2000:
+            users = np.sort(gen.choice(users, 2000, replace=False))
+        fitted = [mm.fit(train) for mm in self._new_members()]
+        seen = train.matrix(binary=True)[users]
+        norm = []
+        for mm in fitted:
+            s = np.asarray(mm._score_users(users.astype(np.int32)), dtype=np.float32)
+            s = self._pad(s, dataset.n_items)
+            norm.append(_normalise(s, self.normalization))
+        mask = seen.toarray() > 0
+        sub_truth = truth[users]
+
+        def objective(w: np.ndarray) -> float:
+            total = sum(wi * s for wi, s in zip(w, norm, strict=True))
+            total = np.where(mask, -np.inf, total)
+            return _ndcg_at_k(total, sub_truth, self.k)
+
+        grid = np.array([0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0])
+        w = np.ones(m)
+        best = objective(w)
+        for _ in range(3):
+            improved = False
+            for j in range(m):
+                for g in grid:
+                    cand = w.copy()
+                    cand[j] = g
+                    if not cand.any():
+                        continue
+                    val = objective(cand)
+                    if val > best + 1e-9:
+                        best, w, improved = val, cand, True
+            if not improved:
+                break
+        return w / w.sum(), best
+
+    @staticmethod
+    def _pad(s: np.ndarray, n_items: int) -> np.ndarray:
+        if s.shape[1] < n_items:
+            s = np.hstack([s, np.full((s.shape[0], n_items - s.shape[1]), -np.inf, np.float32)])
+        return s
+
+    def _fit(self, dataset: Dataset) -> None:
+        if self.weights is None:
+            self.weights_, self.validation_ndcg_ = self._learn_weights(dataset)
+        else:
+            self.weights_, self.validation_ndcg_ = np.asarray(self.weights, np.float64), None
+        self.members_ = [mm.fit(dataset) for mm in self._new_members()]
+        self.user_counts_ = np.bincount(dataset.user, minlength=dataset.n_users).astype(np.int64)
+        self.cold_items_ = np.flatnonzero(self.item_popularity_ == 0).astype(np.int32)
+
+    # ------------------------------------------------------------------ scoring
+    def _combine(self, rows: list[np.ndarray]) -> np.ndarray:
+        n_items = len(self.items_)
+        norm = [_normalise(self._pad(r, n_items), self.normalization) for r in rows]
+        total = np.zeros_like(norm[0])
+        for w, s in zip(self.weights_, norm, strict=True):
+            if w:
+                total += np.float32(w) * s
+        if self.cold_item_member is not None and self.cold_items_.size:
+            total[:, self.cold_items_] = norm[self.cold_item_member][:, self.cold_items_]
+        return total
+
+    def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        rows = [np.asarray(m._score_users(user_idx), np.float32) for m in self.members_]
+        total = self._combine(rows)
+        if self.fallback is not None and self.min_user_interactions > 0:
+            short = self.user_counts_[user_idx] < self.min_user_interactions
+            if short.any():
+                fb = self._pad(rows[self.fallback], len(self.items_))
+                total[short] = _normalise(fb[short], self.normalization)
+        return total
+
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        rows = []
+        for m in self.members_:
+            if m.supports_history:
+                rows.append(np.asarray(m._score_history(item_idx, values), np.float32)[None, :])
+            else:
+                rows.append(m._popularity_scores()[None, :])
+        if self.fallback is not None and item_idx.size < self.min_user_interactions:
+            fb = self._pad(rows[self.fallback], len(self.items_))
+            return _normalise(fb, self.normalization)[0]
+        return self._combine(rows)[0]
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {
+            "weights": np.asarray(self.weights_, dtype=np.float64),
+            "user_counts": self.user_counts_,
+            "cold_items": self.cold_items_,
+        }
+        for pos, m in enumerate(self.members_):
+            for key, arr in m._get_state().items():
+                out[f"m{pos}.{key}"] = arr
+        return out
+
+    def _get_meta(self) -> dict[str, Any]:
+        return {
+            "members": [m._get_meta() for m in self.members_],
+            "validation_ndcg": self.validation_ndcg_,
+        }
+
+    def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        n = len(self.members)
+        self.weights_ = check_state_shape(state, "weights", (n,), np.float64)
+        self.user_counts_ = check_state_shape(state, "user_counts", (len(self.users_),), np.int64)
+        self.cold_items_ = check_state_shape(state, "cold_items", (None,), np.int32)
+        metas = meta.get("members")
+        if not isinstance(metas, list) or len(metas) != n:
+            raise ModelFormatError("Blend meta does not list one entry per member")
+        val = meta.get("validation_ndcg")
+        self.validation_ndcg_ = None if val is None else float(val)
+        members = self._new_members()
+        for pos, (m, mmeta) in enumerate(zip(members, metas, strict=True)):
+            prefix = f"m{pos}."
+            sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            m.users_ = self.users_
+            m.items_ = self.items_
+            m.seen_ = self.seen_
+            m.item_popularity_ = self.item_popularity_
+            try:
+                m._set_state(sub, mmeta)
+            except ModelFormatError as exc:
+                raise ModelFormatError(
+                    f"Blend member {pos} ({self.members[pos]['model']}): {exc}"
+                ) from exc
+        self.members_ = members
