@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from test_content import GENRES, toy_with_attributes
 
 from recforge._kernels.hybrid import LOSS_BPR, LOSS_WARP, hybrid_epoch_reference, run_epoch
 from recforge.data import Dataset
@@ -15,8 +16,6 @@ from recforge.exceptions import ConfigError, DataError
 from recforge.models.base import Recommender
 from recforge.models.hybrid import Blend, HybridMF, _ndcg_at_k, _normalise
 from recforge.testing import RecommenderContract, toy_dataset
-
-from test_content import GENRES, toy_with_attributes
 
 HYBRID = {"factors": 8, "epochs": 10, "n_threads": 1, "learning_rate": 0.1}
 
