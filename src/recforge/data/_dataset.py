@@ -39,9 +39,15 @@ def _where(source: str | None) -> str:
     return f"{source}: " if source else ""
 
 
+def _is_text_source(source: str) -> bool:
+    """Whether ``source`` names a delimited text file (rows are reported as line numbers)."""
+    name = Path(source).name.lower()
+    return any(f".{ext}" in name for ext in ("csv", "tsv")) or name.endswith((".dat", ".txt"))
+
+
 def _row_label(index: pd.Index, pos: int, source: str | None) -> str:
     # CSV sources report 1-based line numbers counting the header line.
-    if source and source.lower().endswith((".csv", ".tsv", ".csv.gz", ".dat")):
+    if source and _is_text_source(source):
         return f"line {pos + 2}"
     return f"row {index[pos]!r}"
 
