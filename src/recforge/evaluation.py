@@ -672,10 +672,15 @@ class _Progress:
         self._bar: Any = None
         self._task: Any = None
         if enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
             )
             self._task = self._bar.add_task("evaluating", total=total)
 
