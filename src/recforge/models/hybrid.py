@@ -429,21 +429,22 @@ _NORMS = ("minmax", "zscore")
 
 def _normalise(scores: np.ndarray, how: str) -> np.ndarray:
     """Per-row normalisation over finite entries; -inf/NaN entries become 0."""
-    s = np.array(scores, dtype=np.float32, copy=True)
+    s = np.asarray(scores, dtype=np.float64)
     finite = np.isfinite(s)
-    s[~finite] = np.nan
-    with np.errstate(all="ignore"):
-        if how == "minmax":
-            lo = np.nanmin(s, axis=1, keepdims=True)
-            hi = np.nanmax(s, axis=1, keepdims=True)
-            span = hi - lo
-            out = np.where(span > 0, (s - lo) / np.where(span > 0, span, 1), 0.0)
-        else:
-            mu = np.nanmean(s, axis=1, keepdims=True)
-            sd = np.nanstd(s, axis=1, keepdims=True)
-            out = np.where(sd > 0, (s - mu) / np.where(sd > 0, sd, 1), 0.0)
-    out = np.nan_to_num(out, nan=0.0).astype(np.float32)
-    return out
+    cnt = finite.sum(axis=1, keepdims=True)
+    vals = np.where(finite, s, 0.0)
+    if how == "minmax":
+        lo = np.where(finite, s, np.inf).min(axis=1, keepdims=True)
+        hi = np.where(finite, s, -np.inf).max(axis=1, keepdims=True)
+        span = np.where(cnt > 0, hi - lo, 0.0)
+        lo = np.where(cnt > 0, lo, 0.0)
+        out = np.where(span > 0, (vals - lo) / np.where(span > 0, span, 1.0), 0.0)
+    else:
+        mu = vals.sum(axis=1, keepdims=True) / np.maximum(cnt, 1)
+        var = (np.where(finite, s - mu, 0.0) ** 2).sum(axis=1, keepdims=True) / np.maximum(cnt, 1)
+        sd = np.sqrt(var)
+        out = np.where(sd > 0, (vals - mu) / np.where(sd > 0, sd, 1.0), 0.0)
+    return np.where(finite, out, 0.0).astype(np.float32)
 
 
 def _ndcg_at_k(scores: np.ndarray, truth: sp.csr_array, k: int) -> float:
