@@ -31,6 +31,11 @@ class Columns:
     rank = "rank"
 
 
+def _py(x: Any) -> Any:
+    """Plain Python scalar of a NumPy scalar, so messages read ``10`` not ``np.int64(10)``."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def _first_bad_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
@@ -49,7 +54,7 @@ def _row_label(index: pd.Index, pos: int, source: str | None) -> str:
     # CSV sources report 1-based line numbers counting the header line.
     if source and _is_text_source(source):
         return f"line {pos + 2}"
-    return f"row {index[pos]!r}"
+    return f"row {_py(index[pos])!r}"
 
 
 def _parse_time(col: pd.Series, name: str, source: str | None) -> np.ndarray:
@@ -71,7 +76,7 @@ def _parse_time(col: pd.Series, name: str, source: str | None) -> np.ndarray:
         if bad.any():
             pos = _first_bad_row(bad)
             raise DataError(
-                f"{_where(source)}column {name!r} has a non-finite time {vals[pos]!r} at "
+                f"{_where(source)}column {name!r} has a non-finite time {_py(vals[pos])!r} at "
                 f"{_row_label(col.index, pos, source)}"
             )
         return vals.astype(np.int64)
@@ -80,7 +85,7 @@ def _parse_time(col: pd.Series, name: str, source: str | None) -> np.ndarray:
     if bad.any():
         pos = _first_bad_row(bad)
         raise DataError(
-            f"{_where(source)}column {name!r} has an unparseable time {col.iloc[pos]!r} at "
+            f"{_where(source)}column {name!r} has an unparseable time {_py(col.iloc[pos])!r} at "
             f"{_row_label(col.index, pos, source)}"
         )
     return np.asarray(parsed.astype("int64") // 10 ** _unit_digits(parsed), dtype=np.int64)
@@ -145,8 +150,8 @@ def _attributes(
         dup = df.index[df.index.duplicated()][0]
         pos = int(np.flatnonzero(df.index == dup)[1])
         raise DataError(
-            f"{_where(source)}{what} attributes have duplicate id {dup!r} (second occurrence at "
-            f"row {pos})"
+            f"{_where(source)}{what} attributes have duplicate id {_py(dup)!r} "
+            f"(second occurrence at row {pos})"
         )
     df = df.copy()
     df.index = pd.Index(IdIndex(df.index.to_numpy()).ids, name=what)
@@ -275,7 +280,7 @@ class Dataset:
                     pos = _first_bad_row(bad)
                     raise DataError(
                         f"{_where(source)}column {value!r} has a non-numeric value "
-                        f"{col.iloc[pos]!r} at {_row_label(frame.index, pos, source)}"
+                        f"{_py(col.iloc[pos])!r} at {_row_label(frame.index, pos, source)}"
                     )
                 col = num
             vals = col.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -283,8 +288,8 @@ class Dataset:
             if bad.any():
                 pos = _first_bad_row(bad)
                 raise DataError(
-                    f"{_where(source)}column {value!r} has a non-finite value {vals[pos]!r} at "
-                    f"{_row_label(frame.index, pos, source)}"
+                    f"{_where(source)}column {value!r} has a non-finite value "
+                    f"{_py(vals[pos])!r} at {_row_label(frame.index, pos, source)}"
                 )
             vals32 = vals.astype(np.float32)
         else:

@@ -13,6 +13,10 @@ from recforge.exceptions import DataError, UnknownIdError
 __all__ = ["IdIndex"]
 
 
+def _scalar(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def _as_id_array(ids: Any) -> np.ndarray:
     """Normalise ids to an int64 array when they are integral, else an object array of str."""
     if isinstance(ids, IdIndex):
@@ -67,7 +71,7 @@ class IdIndex:
         lookup = pd.Index(arr)
         if not lookup.is_unique:
             dup = lookup[lookup.duplicated()][0]
-            raise DataError(f"IdIndex ids must be unique; {dup!r} appears more than once")
+            raise DataError(f"IdIndex ids must be unique; {_scalar(dup)!r} appears more than once")
         arr.setflags(write=False)
         self._ids = arr
         self._lookup = lookup
@@ -136,7 +140,9 @@ class IdIndex:
         codes = self._lookup.get_indexer(arr).astype(np.int32)
         if missing == "raise" and codes.size and codes.min() < 0:
             bad = arr[np.flatnonzero(codes < 0)[0]]
-            raise UnknownIdError(f"unknown {what} id {bad!r}: it was not in the training data")
+            raise UnknownIdError(
+                f"unknown {what} id {_scalar(bad)!r}: it was not in the training data"
+            )
         return codes
 
     def _coerce(self, ids: Any) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from recforge.data._dataset import Dataset, _is_text_source
+from recforge.data._dataset import Dataset, _is_text_source, _py
 from recforge.exceptions import DataError
 
 __all__ = ["read_csv", "read_parquet", "read_sql"]
@@ -115,7 +115,7 @@ def _keyed(df: pd.DataFrame, key: str | None, what: str, source: str) -> pd.Data
     if dup.any():
         pos = int(dup.nonzero()[0][0])
         raise DataError(
-            f"{source}: {what} attributes have duplicate id {ids.iloc[pos]!r} in column "
+            f"{source}: {what} attributes have duplicate id {_py(ids.iloc[pos])!r} in column "
             f"{key!r} at {_label(source, pos)}"
         )
     return df.set_index(key)
@@ -355,8 +355,10 @@ def read_sql(
     try:
         with engine.connect() as conn:
             frame = pd.read_sql_query(sa.text(query), conn, params=params)
-    except sa.exc.SQLAlchemyError as exc:
-        raise DataError(f"{source} failed: {exc.__class__.__name__}: {exc}") from exc
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) else exc
+        detail = str(getattr(cause, "orig", None) or cause).splitlines()[0]
+        raise DataError(f"{source} failed: {detail}") from exc
     finally:
         engine.dispose()
     return _build(
