@@ -13,6 +13,18 @@ from recforge.exceptions import DataError, UnknownIdError
 __all__ = ["IdIndex"]
 
 
+#: Stand-in code of a string id looked up in an integer index (matches no real id).
+_NO_INT = -(2**62)
+
+
+def _is_int_text(x: Any) -> bool:
+    try:
+        int(x)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _scalar(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
@@ -104,7 +116,7 @@ class IdIndex:
 
     def __contains__(self, item: object) -> bool:
         try:
-            return bool(self._lookup.get_indexer(_as_id_array([item]))[0] >= 0)
+            return bool(self._lookup.get_indexer(self._coerce([item]))[0] >= 0)
         except DataError:
             return False
 
@@ -154,7 +166,7 @@ class IdIndex:
             try:
                 arr = np.asarray([int(x) for x in arr], dtype=np.int64)
             except ValueError:
-                return np.asarray([-(2**62)] * len(arr), dtype=np.int64)
+                return np.asarray([_NO_INT] * len(arr), dtype=np.int64)
         elif not self.is_integer and arr.dtype.kind in "iu":
             out = np.empty(arr.shape[0], dtype=object)
             out[:] = [str(x) for x in arr.tolist()]
@@ -169,7 +181,21 @@ class IdIndex:
         return self._ids[c]
 
     def extend(self, ids: Any) -> IdIndex:
-        """New index with the ids not already present appended (existing codes unchanged)."""
+        """New index with the ids not already present appended (existing codes unchanged).
+
+        Raises
+        ------
+        DataError
+            If a non-integer string is added to an index of integer ids.
+        """
+        if len(self) == 0:
+            return IdIndex(pd.unique(_as_id_array(ids)))
+        if self.is_integer:
+            raw = _as_id_array(ids)
+            if raw.dtype == object:
+                bad = [x for x in raw.tolist() if not _is_int_text(x)]
+                if bad:
+                    raise DataError(f"cannot add id {bad[0]!r} to an index of integer ids")
         arr = self._coerce(ids)
         new = arr[self._lookup.get_indexer(arr) < 0]
         if new.size == 0:
