@@ -78,7 +78,8 @@ def _explain(bundle: ServingModel, user: Any, item: str) -> list[dict[str, Any]]
         return None
     doc = exp.to_dict()
     contrib = doc.get("similar_history") or doc.get("contributions") or []
-    return [{"id": str(c["id"]), "weight": float(c["weight"])} for c in contrib[:3]]
+    positive = [c for c in contrib if float(c["weight"]) > 0]
+    return [{"id": str(c["id"]), "weight": float(c["weight"])} for c in positive[:3]] or None
 
 
 @router.get(

@@ -1,0 +1,153 @@
+"""The real server process (uvicorn) is killed with SIGKILL while ingesting; every acknowledged
+event must be stored exactly once after restarts. (The 20-kill version is
+``benchmarks/bench_service_durability.py``.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from recforge.models.popular import MostPopular
+from recforge.registry import ModelRegistry
+from recforge.serving.store import EventStore
+from recforge.testing import toy_dataset
+
+KEY = "durability-test-key"
+SERVER = (
+    "import typer; from recforge.cli._serve import register; "
+    "app = typer.Typer(); register(app); app()"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(registry: Path, db: str, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "RECFORGE_WRITE_KEYS": f'["{KEY}"]', "OMP_NUM_THREADS": "1"}
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                SERVER,
+                "serve",
+                "--registry",
+                str(registry),
+                "--db",
+                db,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not become ready in 60 s")
+
+
+def ingest_until_killed(
+    port: int, prefix: str, acked: set[str], unacked: list[list[dict]], stop: threading.Event
+) -> None:
+    url = f"http://127.0.0.1:{port}/events/batch"
+    with httpx.Client(timeout=5, headers={"X-API-Key": KEY}) as client:
+        b = 0
+        while not stop.is_set():
+            batch = [
+                {
+                    "event_id": f"{prefix}-{b}-{i}",
+                    "user": f"u{i % 7}",
+                    "item": str(100 + i % 40),
+                    "type": "click",
+                }
+                for i in range(50)
+            ]
+            b += 1
+            try:
+                r = client.post(url, json={"events": batch})
+            except httpx.HTTPError:
+                unacked.append(batch)
+                return
+            if r.status_code == 200 and r.json()["accepted"] + r.json()["duplicates"] == 50:
+                acked.update(e["event_id"] for e in batch)
+            else:
+                unacked.append(batch)
+
+
+@pytest.mark.slow
+def test_kill_9_loses_no_acknowledged_event(tmp_path):
+    reg = ModelRegistry(tmp_path / "registry")
+    reg.publish(MostPopular().fit(toy_dataset()), promote=True)
+    db = f"sqlite:///{tmp_path / 'events.db'}"
+    EventStore(db).close()
+    port = free_port()
+    log = tmp_path / "server.log"
+    acked: set[str] = set()
+    unacked: list[list[dict]] = []
+    for cycle in range(3):
+        proc = start_server(reg.root, db, port, log)
+        if unacked:  # clients retry what was not acknowledged: idempotent by event_id
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/events/batch",
+                json={"events": [e for batch in unacked for e in batch]},
+                headers={"X-API-Key": KEY},
+                timeout=30,
+            )
+            assert r.status_code == 200
+            acked.update(e["event_id"] for batch in unacked for e in batch)
+            unacked.clear()
+        stop = threading.Event()
+        workers = [
+            threading.Thread(
+                target=ingest_until_killed, args=(port, f"c{cycle}w{w}", acked, unacked, stop)
+            )
+            for w in range(3)
+        ]
+        for t in workers:
+            t.start()
+        time.sleep(1.0 + 0.3 * cycle)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        stop.set()
+        for t in workers:
+            t.join(timeout=10)
+    store = EventStore(db)
+    ids = store.event_ids()
+    assert len(ids) == len(set(ids)), "an event was stored twice"
+    missing = acked - set(ids)
+    assert not missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:3]}"
+    assert len(acked) >= 1000
+    assert store.pragma("integrity_check") == "ok"
+    # a final restart serves the stored events (online state rebuilt from the store)
+    proc = start_server(reg.root, db, port, log)
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/users/u1/history", params={"limit": 5}, timeout=5)
+        assert r.status_code == 200
+        assert r.json()["items"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
