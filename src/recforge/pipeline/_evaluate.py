@@ -1,12 +1,13 @@
-"""Vectorised top-K evaluation used by the pipeline (tuning objective and test metrics).
+"""Top-K evaluation used by the pipeline (tuning objective and test metrics).
 
-Every test user known to the model gets one top-``max(k)`` list; hits are found with one
-sorted-key lookup over the whole batch, and per-user metrics at every cut-off are computed on
-the resulting ``(n_users, K)`` hit matrix without a Python loop over users.
+Every test user known to the model gets one top-``max(k)`` list from ``recommend`` (batched
+scoring and partial sort); all metrics at all cut-offs are then computed in one pass by
+:func:`recforge.metrics.compute_metrics`, which shares one hit matrix between them.
 """
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,22 +17,13 @@ import pandas as pd
 
 from recforge.data import Dataset
 from recforge.exceptions import ConfigError
+from recforge.metrics import BEYOND_METRICS, RANKING_METRICS, MetricContext, compute_metrics
 from recforge.models.base import Recommender
 
-__all__ = [
-    "ACCURACY_METRICS",
-    "BEYOND_METRICS",
-    "EvalOutput",
-    "bootstrap_interval",
-    "evaluate_models",
-    "user_segments",
-]
+__all__ = ["ACCURACY_METRICS", "EvalOutput", "check_metrics", "evaluate_models", "user_segments"]
 
-#: per-user ranking metrics
-ACCURACY_METRICS = ("ndcg", "recall", "precision", "map", "hit_rate", "mrr")
-#: list-level metrics beyond accuracy (coverage is catalog-level, no per-user value)
-BEYOND_METRICS = ("novelty", "popularity", "coverage")
-ALL_METRICS = ACCURACY_METRICS + BEYOND_METRICS
+#: per-user ranking metrics (the ones a search can optimise)
+ACCURACY_METRICS = tuple(RANKING_METRICS)
 
 
 def check_metrics(names: Sequence[str]) -> list[str]:
@@ -42,15 +34,14 @@ def check_metrics(names: Sequence[str]) -> list[str]:
     ConfigError
         Naming the unknown metric and the nearest known one.
     """
-    import difflib
-
+    known = [*RANKING_METRICS, *BEYOND_METRICS]
     out = []
     for name in names:
-        key = str(name).lower().replace("-", "_").replace("@", "")
-        if key not in ALL_METRICS:
-            near = difflib.get_close_matches(key, ALL_METRICS, n=1)
+        key = str(name).lower().replace("-", "_")
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ConfigError(f"unknown metric {name!r}{hint} (metrics: {', '.join(ALL_METRICS)})")
+            raise ConfigError(f"unknown metric {name!r}{hint} (metrics: {', '.join(known)})")
         out.append(key)
     return out
 
@@ -64,9 +55,9 @@ class EvalOutput:
     per_user : pandas.DataFrame
         Long format: ``model, user, metric, k, value`` (user = internal code).
     catalog : pandas.DataFrame
-        Catalog-level values: ``model, metric, k, value`` (coverage).
+        Catalog-level values (coverage, gini): ``model, metric, k, value``.
     recommended_popularity : dict
-        Model -> train popularity of every recommended item at the largest cut-off.
+        Model -> training popularity of every recommended item at the largest cut-off.
     timings : pandas.DataFrame
         ``model, recommend_s``.
     """
@@ -75,64 +66,6 @@ class EvalOutput:
     catalog: pd.DataFrame
     recommended_popularity: dict[str, np.ndarray] = field(default_factory=dict)
     timings: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def _hits(
-    rec_codes: np.ndarray, users: np.ndarray, test: Dataset, n_items: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(hits (n, K) bool, n_relevant (n,))`` of ranked item codes against test items."""
-    row_of = np.full(test.n_users, -1, dtype=np.int64)
-    row_of[users] = np.arange(users.size)
-    rows = row_of[test.user]
-    keep = rows >= 0
-    keys = np.unique(rows[keep] * n_items + test.item[keep].astype(np.int64))
-    n_rel = np.bincount(keys // n_items, minlength=users.size)
-    query = np.arange(users.size, dtype=np.int64)[:, None] * n_items + rec_codes
-    pos = np.searchsorted(keys, query)
-    pos = np.minimum(pos, max(keys.size - 1, 0))
-    hits = (keys[pos] == query) & (rec_codes >= 0) if keys.size else np.zeros_like(query, bool)
-    return hits, n_rel
-
-
-def ranking_metrics(
-    hits: np.ndarray, n_rel: np.ndarray, k: int, names: Sequence[str]
-) -> dict[str, np.ndarray]:
-    """Per-user accuracy metrics at cut-off ``k`` from a hit matrix.
-
-    Parameters
-    ----------
-    hits
-        ``(n_users, K)`` booleans, ``K >= k``: whether the item at each rank is relevant.
-    n_rel
-        Relevant (test) items per user, all positive.
-    k
-        Cut-off.
-    names
-        Metrics among :data:`ACCURACY_METRICS`.
-    """
-    h = hits[:, :k].astype(np.float64)
-    n_hit = h.sum(axis=1)
-    ranks = np.arange(1, h.shape[1] + 1, dtype=np.float64)
-    out: dict[str, np.ndarray] = {}
-    rel_k = np.minimum(n_rel, k).astype(np.float64)
-    for name in names:
-        if name == "precision":
-            out[name] = n_hit / k
-        elif name == "recall":
-            out[name] = n_hit / n_rel
-        elif name == "hit_rate":
-            out[name] = (n_hit > 0).astype(np.float64)
-        elif name == "ndcg":
-            disc = 1.0 / np.log2(ranks + 1.0)
-            ideal = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
-            out[name] = (h * disc).sum(axis=1) / ideal[rel_k.astype(np.int64)]
-        elif name == "map":
-            prec_at = np.cumsum(h, axis=1) / ranks
-            out[name] = (prec_at * h).sum(axis=1) / rel_k
-        elif name == "mrr":
-            first = np.where(h.any(axis=1), h.argmax(axis=1) + 1.0, np.inf)
-            out[name] = 1.0 / first
-    return out
 
 
 def evaluate_models(
@@ -147,19 +80,19 @@ def evaluate_models(
 ) -> EvalOutput:
     """Top-K metrics of fitted models on held-out interactions.
 
-    Test users that are unknown to training are skipped (they cannot be scored by
-    collaborative models; cold-start splits evaluate content models separately).
+    Test users without training interactions are skipped (collaborative models cannot score
+    them; cold-start splits need content models, evaluated on their own).
 
     Parameters
     ----------
     models
         Label -> fitted model (trained on ``train``; indices shared with ``test``).
     train
-        Training data (item popularity for novelty/popularity).
+        Training data (item popularity for novelty/popularity, co-occurrence for diversity).
     test
         Held-out interactions; every one counts as relevant.
     metrics
-        Names among :data:`ALL_METRICS`.
+        Names from :data:`recforge.metrics.RANKING_METRICS` and ``BEYOND_METRICS``.
     ks
         Cut-offs.
     max_users
@@ -170,23 +103,31 @@ def evaluate_models(
     Returns
     -------
     EvalOutput
+
+    Raises
+    ------
+    ConfigError
+        On unknown metrics or when no test user has training interactions.
     """
     names = check_metrics(metrics)
     ks = sorted({int(k) for k in ks})
     kmax = ks[-1]
     train_counts = train.user_counts()
     users = np.unique(test.user)
-    users = users[
-        (users < train_counts.size) & (train_counts[np.minimum(users, train_counts.size - 1)] > 0)
-    ]
+    users = users[train_counts[users] > 0]
     if users.size == 0:
         raise ConfigError("no test user has training interactions; cannot evaluate")
     if max_users is not None and users.size > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
     user_ids = train.users.ids_of(users)
+    truth = test.matrix(binary=True)[users]
     pop = train.item_counts().astype(np.float64)
-    n_train_users = max(int((train_counts > 0).sum()), 1)
-    acc = [m for m in names if m in ACCURACY_METRICS]
+    context = MetricContext(
+        n_items=test.n_items,
+        item_popularity=pop,
+        n_users_train=max(int((train_counts > 0).sum()), 1),
+        train_matrix=train.matrix(binary=True) if "diversity" in names else None,
+    )
     frames: list[pd.DataFrame] = []
     catalog_rows: list[dict[str, object]] = []
     rec_pop: dict[str, np.ndarray] = {}
@@ -199,34 +140,19 @@ def evaluate_models(
         if codes.shape[1] < kmax:
             codes = np.hstack([codes, np.full((codes.shape[0], kmax - codes.shape[1]), -1)])
         codes = np.where(codes < test.n_items, codes, -1)
-        hits, n_rel = _hits(codes, users, test, test.n_items)
         valid = codes >= 0
-        item_pop = np.where(valid, pop[np.maximum(codes, 0)], np.nan)
-        rec_pop[label] = item_pop[valid].astype(np.float32)
-        for k in ks:
-            values = ranking_metrics(hits, n_rel, k, acc)
-            v = valid[:, :k]
-            n_valid = np.maximum(v.sum(axis=1), 1)
-            if "novelty" in names:
-                info = -np.log2(np.maximum(item_pop[:, :k], 1.0) / n_train_users)
-                values["novelty"] = np.where(v, info, 0.0).sum(axis=1) / n_valid
-            if "popularity" in names:
-                values["popularity"] = np.where(v, item_pop[:, :k], 0.0).sum(axis=1) / n_valid
-            for metric, arr in values.items():
+        rec_pop[label] = pop[codes[valid]].astype(np.float32)
+        results = compute_metrics(codes, truth, ks, names, context)
+        for (metric, k), value in results.items():
+            if np.ndim(value) == 0:
+                catalog_rows.append(
+                    {"model": label, "metric": metric, "k": k, "value": float(value)}
+                )
+            else:
                 frames.append(
                     pd.DataFrame(
-                        {"model": label, "user": users, "metric": metric, "k": k, "value": arr}
+                        {"model": label, "user": users, "metric": metric, "k": k, "value": value}
                     )
-                )
-            if "coverage" in names:
-                distinct = np.unique(codes[:, :k][v]).size
-                catalog_rows.append(
-                    {
-                        "model": label,
-                        "metric": "coverage",
-                        "k": k,
-                        "value": distinct / max(train.n_items, 1),
-                    }
                 )
     per_user = (
         pd.concat(frames, ignore_index=True)
@@ -235,28 +161,6 @@ def evaluate_models(
     )
     catalog = pd.DataFrame(catalog_rows, columns=["model", "metric", "k", "value"])
     return EvalOutput(per_user, catalog, rec_pop, pd.DataFrame(timings))
-
-
-def bootstrap_interval(
-    values: np.ndarray, *, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean.
-
-    Resamples are drawn in blocks so memory stays bounded for many users.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if values.size < 2 or n_boot <= 0:
-        m = float(values.mean()) if values.size else float("nan")
-        return m, m
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    block = max(1, 2_000_000 // values.size)
-    for start in range(0, n_boot, block):
-        stop = min(n_boot, start + block)
-        idx = rng.integers(0, values.size, size=(stop - start, values.size))
-        means[start:stop] = values[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
 
 
 def user_segments(train: Dataset, users: np.ndarray) -> np.ndarray:

@@ -2,53 +2,24 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from recforge.pipeline._evaluate import bootstrap_interval
+from recforge.metrics.significance import (
+    bootstrap_ci,
+    holm_correction,
+    paired_t_test,
+    wilcoxon_test,
+)
 
-__all__ = ["holm", "paired_tests", "summarise"]
-
-
-def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1).
-
-    Examples
-    --------
-    >>> holm([0.01, 0.04, 0.03]).round(2).tolist()
-    [0.03, 0.06, 0.06]
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    m = p.size
-    if m == 0:
-        return p
-    order = np.argsort(p, kind="stable")
-    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out = np.empty(m)
-    out[order] = np.minimum(adj, 1.0)
-    return out
+__all__ = ["paired_tests", "summarise"]
 
 
-def _test(kind: str, a: np.ndarray, b: np.ndarray) -> float:
-    from scipy import stats
-
-    diff = a - b
-    if diff.size < 2 or np.allclose(diff, 0.0):
-        return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        if kind == "t-test":
-            if np.allclose(diff, diff[0]):  # zero variance: the difference is exact
-                return 0.0
-            res = stats.ttest_rel(a, b)
-        else:
-            res = stats.wilcoxon(a, b, zero_method="zsplit")
-    p = float(res.pvalue)
-    return p if np.isfinite(p) else 1.0
+def _p_value(kind: str, a: np.ndarray, b: np.ndarray) -> float:
+    res = paired_t_test(a, b) if kind == "t-test" else wilcoxon_test(a, b)
+    return float(res.pvalue) if np.isfinite(res.pvalue) else 1.0
 
 
 def paired_tests(
@@ -101,11 +72,11 @@ def paired_tests(
                     "mean": float(means[model]),
                     "best_mean": float(means[best]),
                     "diff": float(means[best] - means[model]),
-                    "p_value": _test(test, a, b),
+                    "p_value": _p_value(test, a, b),
                 }
             )
         p = np.array([r["p_value"] for r in block])
-        adj = holm(p) if correction == "holm" else p
+        adj = holm_correction(p) if correction == "holm" else p
         for r, pa in zip(block, adj, strict=True):
             r["p_adjusted"] = float(pa)
             r["significant"] = bool(pa < alpha)
@@ -138,13 +109,16 @@ def summarise(
     for group, frame in groups:
         for (model, metric, k), part in frame.groupby(["model", "metric", "k"], sort=False):
             vals = part["value"].to_numpy()
-            lo, hi = bootstrap_interval(vals, n_boot=n_boot, alpha=alpha, seed=seed)
+            if n_boot > 0 and vals.size > 1:
+                lo, hi = bootstrap_ci(vals, confidence=1 - alpha, n_resamples=n_boot, rng=seed)
+            else:
+                lo = hi = float(np.nanmean(vals)) if vals.size else float("nan")
             rows.append(
                 {
                     "model": str(model),
                     "metric": str(metric),
                     "k": int(k),  # type: ignore[call-overload]
-                    "value": float(vals.mean()),
+                    "value": float(np.nanmean(vals)) if vals.size else float("nan"),
                     "ci_low": lo,
                     "ci_high": hi,
                     "n_users": int(vals.size),

@@ -597,12 +597,19 @@ def _fit_one(
     params = dict(mc.fixed)
     if mc.tuned:
         tdir = out / "tuning" / label
-        total = cfg.tuning.n_trials
-        task = bar.add(f"tune {label}", total)
+        tuning = cfg.tuning
+        if mc.n_trials is not None or mc.budget is not None:
+            tuning = tuning.model_copy(
+                update={
+                    "n_trials": mc.n_trials if mc.n_trials is not None else tuning.n_trials,
+                    "timeout": mc.budget if mc.budget is not None else tuning.timeout,
+                }
+            )
+        task = bar.add(f"tune {label}", tuning.n_trials)
         log.info("%s: tuning %s", label, sorted(mc.space))
         result = tune(
             mc,
-            cfg.tuning,
+            tuning,
             train,
             valid,
             seed=cfg.seed,
@@ -619,7 +626,8 @@ def _fit_one(
             "n_pruned": int((result.trials["state"] == "PRUNED").sum()),
             "wall_s": result.wall_s,
             "overhead_per_trial_s": result.overhead_per_trial_s,
-            "metric": f"{cfg.tuning.metric}@{cfg.tuning.k}",
+            "metric": f"{tuning.metric}@{tuning.k}",
+            "budget": {"n_trials": tuning.n_trials, "timeout_s": tuning.timeout},
         }
     task = bar.add(f"fit {label}", 2)
     model = make_model(mc.model, params, cfg.seed)

@@ -59,43 +59,44 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "shrink": {"type": "float", "low": 0.0, "high": 100.0},
     },
     "rp3beta": {
-        "alpha": {"type": "float", "low": 0.2, "high": 2.0},
+        "alpha": {"type": "float", "low": 0.2, "high": 1.5},
         "beta": {"type": "float", "low": 0.0, "high": 1.0},
         "n_neighbors": {"type": "int", "low": 20, "high": 500, "log": True},
     },
     "svd": {
-        "embedding_size": {"type": "int", "low": 8, "high": 128, "log": True},
-        "learning_rate": {"type": "float", "low": 0.002, "high": 0.05, "log": True},
-        "reg": {"type": "float", "low": 0.001, "high": 0.2, "log": True},
+        "factors": {"type": "int", "low": 10, "high": 200, "log": True},
         "epochs": {"type": "int", "low": 10, "high": 60},
+        "learning_rate": {"type": "float", "low": 0.002, "high": 0.03, "log": True},
+        "reg": {"type": "float", "low": 0.005, "high": 0.2, "log": True},
     },
     "svdpp": {
-        "embedding_size": {"type": "int", "low": 8, "high": 64, "log": True},
-        "learning_rate": {"type": "float", "low": 0.002, "high": 0.03, "log": True},
-        "reg": {"type": "float", "low": 0.001, "high": 0.2, "log": True},
+        "factors": {"type": "int", "low": 5, "high": 50, "log": True},
+        "epochs": {"type": "int", "low": 10, "high": 40},
+        "learning_rate": {"type": "float", "low": 0.002, "high": 0.02, "log": True},
+        "reg": {"type": "float", "low": 0.005, "high": 0.2, "log": True},
     },
     "als": {
-        "embedding_size": {"type": "int", "low": 16, "high": 256, "log": True},
+        "factors": {"type": "int", "low": 16, "high": 256, "log": True},
+        "iterations": {"type": "int", "low": 5, "high": 30},
         "reg": {"type": "float", "low": 0.001, "high": 10.0, "log": True},
         "alpha": {"type": "float", "low": 1.0, "high": 100.0, "log": True},
-        "epochs": {"type": "int", "low": 5, "high": 30},
     },
     "bpr": {
-        "embedding_size": {"type": "int", "low": 16, "high": 256, "log": True},
-        "learning_rate": {"type": "float", "low": 0.001, "high": 0.1, "log": True},
-        "reg": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
-        "epochs": {"type": "int", "low": 20, "high": 200, "log": True},
+        "factors": {"type": "int", "low": 16, "high": 256, "log": True},
+        "epochs": {"type": "int", "low": 10, "high": 100, "log": True},
+        "learning_rate": {"type": "float", "low": 0.005, "high": 0.2, "log": True},
+        "reg": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
     },
     "ease": {"reg": {"type": "float", "low": 10.0, "high": 5000.0, "log": True}},
     "slim": {
-        "l1_reg": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
-        "l2_reg": {"type": "float", "low": 1e-3, "high": 10.0, "log": True},
+        "reg": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
+        "l1_ratio": {"type": "float", "low": 0.01, "high": 0.9, "log": True},
     },
-    "content": {"n_neighbors": {"type": "int", "low": 10, "high": 300, "log": True}},
     "hybridmf": {
-        "embedding_size": {"type": "int", "low": 16, "high": 128, "log": True},
-        "reg": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
-        "epochs": {"type": "int", "low": 10, "high": 100, "log": True},
+        "factors": {"type": "int", "low": 16, "high": 128, "log": True},
+        "epochs": {"type": "int", "low": 5, "high": 60, "log": True},
+        "learning_rate": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
+        "reg": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
     },
 }
 
@@ -289,6 +290,7 @@ def tune(
     )
     spaces = {name: sp.to_dict() for name, sp in model_cfg.space.items()}
     t_study = time.perf_counter()
+    deadline = None if tuning.timeout is None else t_study + tuning.timeout
     lock = threading.Lock()
 
     def objective(trial: _optuna.Trial) -> float:
@@ -302,7 +304,7 @@ def tune(
             model = make_model(model_cfg.model, params, seed)
             t0 = time.perf_counter()
             if tuning.pruning and fold == 0 and _accepts_callback(model):
-                step_eval = [0.0]
+                step_eval = [0.0, 0.0]  # evaluation seconds, callback calls
 
                 def callback(
                     iteration: int,
@@ -312,6 +314,19 @@ def tune(
                     va: Dataset = va,
                     step_eval: list[float] = step_eval,
                 ) -> None:
+                    step_eval[1] += 1
+                    calls = int(step_eval[1])
+                    if (
+                        deadline is not None
+                        and time.perf_counter() > deadline
+                        and any(
+                            t.state == _optuna.trial.TrialState.COMPLETE
+                            for t in study.get_trials(deepcopy=False)
+                        )
+                    ):
+                        raise _optuna.TrialPruned("the time budget ran out")
+                    if calls & (calls - 1):  # report after iterations 1, 2, 4, 8, ... only
+                        return
                     te = time.perf_counter()
                     value = validation_score(
                         fitted, tr, va, metric, tuning.k, max_users=max_eval_users

@@ -1,0 +1,257 @@
+"""``recforge auto DATA --budget 15m``: pick a split and model families, tune, report the winner.
+
+The decisions are rules a person could check, and every one is written down (printed, stored
+in ``metrics.json`` and shown in the report):
+
+* **Split**: a per-user temporal split (each user's newest 20 % is the test set) when the data
+  has timestamps, else a per-user random split; 10 % of the rest validates the search.
+* **Families**: a popularity baseline always; item neighbourhoods (ItemKNN), the graph walk
+  RP3beta and implicit ALS always; EASE when the catalog is small enough for its dense
+  ``items x items`` inverse; BPR for implicit feedback; SVD for explicit ratings; the
+  content model when item attributes are given.
+* **Budget**: about 15 % is held back for the final fits and the test evaluation; the rest is
+  shared among the tuned families in proportion to a weight reflecting how much each gains
+  from tuning and how long one of its trials takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recforge.data import Dataset
+from recforge.exceptions import ConfigError
+from recforge.models import available_models
+from recforge.pipeline.config import RunConfig, guess_columns, validate_config
+from recforge.pipeline.runner import RunResult, run_config
+
+__all__ = ["AutoPlan", "auto", "plan"]
+
+#: Relative share of the tuning budget per family (cost of a trial x value of tuning).
+FAMILY_WEIGHTS: dict[str, float] = {
+    "itemknn": 1.0,
+    "rp3beta": 1.0,
+    "ease": 0.6,
+    "als": 1.6,
+    "bpr": 1.4,
+    "svd": 1.0,
+    "content": 0.5,
+}
+#: Largest catalog for EASE (dense float32 Gram matrix and its inverse, O(items^3) solve),
+#: and the smaller limit that applies to budgets under :data:`EASE_LARGE_BUDGET_S`.
+EASE_MAX_ITEMS = 12_000
+EASE_MAX_ITEMS_SMALL_BUDGET = 4_000
+EASE_LARGE_BUDGET_S = 600.0
+#: Fixed parameters of families in auto mode (speed settings).
+FIXED: dict[str, dict[str, Any]] = {"ease": {"precision": "float32"}}
+#: Share of the budget kept for final fits and evaluation.
+RESERVE = 0.15
+
+
+@dataclass
+class AutoPlan:
+    """What :func:`auto` will do, and why.
+
+    Attributes
+    ----------
+    split : dict
+        Split specification for :func:`recforge.split.split_by_name`.
+    families : list of str
+        Models to compare (short names); ``popular`` is not tuned.
+    budgets : dict
+        Tuning seconds per tuned family.
+    decisions : list of str
+        One sentence per decision.
+    """
+
+    split: dict[str, Any]
+    families: list[str]
+    budgets: dict[str, float]
+    decisions: list[str]
+
+
+def plan(ds: Dataset, budget_s: float) -> AutoPlan:
+    """Choose the split, the families and the budget split for a dataset.
+
+    Parameters
+    ----------
+    ds
+        The interactions.
+    budget_s
+        Total wall-time budget in seconds.
+    """
+    decisions: list[str] = []
+    if ds.has_time:
+        split: dict[str, Any] = {"method": "temporal", "per_user_last": 0.2, "valid_size": 0.1}
+        decisions.append(
+            "Split: the data has timestamps, so each user's newest 20% of items form the test "
+            "set (and the newest 10% of the rest validates the search): models are judged on "
+            "predicting the future, as in production."
+        )
+    else:
+        split = {"method": "user_random", "test_size": 0.2, "valid_size": 0.1}
+        decisions.append(
+            "Split: no timestamps, so 20% of each user's items, drawn at random, form the test "
+            "set and 10% of the rest validates the search."
+        )
+    available = set(available_models())
+    explicit = not ds.is_implicit
+    families = ["popular", "itemknn", "rp3beta", "als"]
+    why = [
+        "popular (the baseline every model must beat)",
+        "itemknn and rp3beta (neighbourhood and graph models: strong on sparse data)",
+        "als (implicit matrix factorisation)",
+    ]
+    ease_limit = EASE_MAX_ITEMS if budget_s >= EASE_LARGE_BUDGET_S else EASE_MAX_ITEMS_SMALL_BUDGET
+    if ds.n_items <= ease_limit:
+        families.append("ease")
+        why.append(f"ease (the catalog has {ds.n_items:,} items, small enough for its dense solve)")
+    else:
+        decisions.append(
+            f"EASE skipped: {ds.n_items:,} items exceed {ease_limit:,} for a "
+            f"{budget_s:.0f} s budget (each fit solves a dense items x items system)."
+        )
+    if explicit:
+        families.append("svd")
+        why.append("svd (the data has explicit ratings)")
+    else:
+        families.append("bpr")
+        why.append("bpr (pairwise ranking loss for implicit feedback)")
+    if ds.item_attributes is not None and len(ds.item_attributes.columns):
+        families.append("content")
+        why.append("content (item attributes are available)")
+    missing = [f for f in families if f not in available]
+    families = [f for f in families if f in available]
+    decisions.append(
+        f"Feedback: {'explicit ratings' if explicit else 'implicit'}; "
+        f"{ds.n_users:,} users, {ds.n_items:,} items, {ds.n_interactions:,} interactions. "
+        "Families: " + "; ".join(w for w in why if w.split(" ")[0] in families) + "."
+    )
+    if missing:
+        decisions.append(f"Not installed, skipped: {', '.join(missing)}.")
+    tuned = [f for f in families if f != "popular"]
+    pool = budget_s * (1.0 - RESERVE)
+    total_w = sum(FAMILY_WEIGHTS.get(f, 1.0) for f in tuned) or 1.0
+    budgets = {f: pool * FAMILY_WEIGHTS.get(f, 1.0) / total_w for f in tuned}
+    decisions.append(
+        f"Budget: {budget_s:.0f} s in all, {RESERVE:.0%} kept for final fits and evaluation; "
+        "tuning time per family: " + ", ".join(f"{f} {s:.0f} s" for f, s in budgets.items()) + "."
+    )
+    return AutoPlan(split, families, budgets, decisions)
+
+
+def _read(
+    path: Path, columns: dict[str, str | None] | None
+) -> tuple[Dataset, dict[str, Any], list[str]]:
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        sample = pd.read_parquet(path).head(20_000)
+    else:
+        sample = pd.read_csv(path, nrows=20_000)
+    guessed, notes = guess_columns(sample)
+    if columns:
+        guessed.update({k: v for k, v in columns.items() if v is not None})
+    kw = {k: guessed[k] for k in ("user", "item", "value", "time")}
+    source = {
+        "source": "parquet" if suffix in (".parquet", ".pq") else "csv",
+        "path": str(path.resolve()),
+        "columns": kw,
+    }
+    if suffix in (".parquet", ".pq"):
+        return Dataset.from_parquet(path, **kw), source, notes
+    return Dataset.from_csv(path, **kw), source, notes
+
+
+def auto(
+    data: str | Path | Dataset,
+    budget_s: float,
+    *,
+    output: str | Path = "runs/auto",
+    seed: int = 42,
+    columns: dict[str, str | None] | None = None,
+    metric: str = "ndcg",
+    k: int = 10,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Pick, tune and compare models for a dataset within a wall-time budget.
+
+    Parameters
+    ----------
+    data
+        CSV/Parquet interaction file (columns are guessed, see
+        :func:`recforge.pipeline.config.guess_columns`) or a :class:`Dataset`.
+    budget_s
+        Wall-time budget in seconds for the whole search.
+    output
+        Run directory.
+    seed
+        Seed of the split, the samplers and the models.
+    columns
+        Override guessed columns (``{"user": "uid", ...}``).
+    metric, k
+        Metric to optimise and compare on.
+    progress
+        Show progress bars.
+    echo
+        Receives each decision as it is made (e.g. ``print``).
+
+    Returns
+    -------
+    RunResult
+        Whose ``reason`` explains the winner, preceded by the decisions taken.
+    """
+    if budget_s <= 0:
+        raise ConfigError(f"budget must be positive, got {budget_s!r} seconds")
+    say = echo or (lambda _text: None)
+    notes: list[str] = []
+    if isinstance(data, Dataset):
+        ds = data
+        # an in-memory dataset: recorded by name; the run directory keeps its fingerprint
+        source: dict[str, Any] = {"source": "builtin", "name": ds.name}
+    else:
+        path = Path(data)
+        if not path.is_file():
+            raise ConfigError(f"data file not found: {path}")
+        ds, source, notes = _read(path, columns)
+        say("Columns: " + "; ".join(notes))
+    the_plan = plan(ds, budget_s)
+    for line in the_plan.decisions:
+        say(line)
+    models: dict[str, Any] = {}
+    for fam in the_plan.families:
+        if fam == "popular":
+            models[fam] = {}
+        else:
+            models[fam] = {
+                **FIXED.get(fam, {}),
+                "search": "default",
+                "budget": max(1.0, the_plan.budgets[fam]),
+                "n_trials": 200,
+            }
+    raw = {
+        "name": f"auto · {ds.name}",
+        "seed": seed,
+        "data": source,
+        "split": the_plan.split,
+        "models": models,
+        "tuning": {"n_trials": 200, "metric": metric, "k": k, "pruning": True},
+        "evaluation": {"k": sorted({5, k, 20}), "bootstrap": 1000},
+        "output": {"dir": str(output)},
+    }
+    cfg: RunConfig = validate_config(raw, source="recforge auto", check_files=False)
+    result = run_config(
+        cfg,
+        run_dir=output,
+        progress=progress,
+        dataset=ds,
+        extra_notes={
+            "decisions": [*(["Columns: " + "; ".join(notes)] if notes else []), *the_plan.decisions]
+        },
+    )
+    say(f"Winner: {result.reason}")
+    return result
