@@ -67,6 +67,9 @@ def _register_commands() -> None:
 
     for module in (_data, _evaluate, _demo, _serve):
         module.register(app)
+    from recforge.cli import _pipeline  # init, run, tune, auto, report
+
+    _pipeline.register(app)
 
 
 _register_commands()
