@@ -48,6 +48,7 @@ __all__ = [
     "DatasetInfo",
     "cache_dir",
     "fetch",
+    "file_digest",
     "list_datasets",
     "load",
 ]
