@@ -192,25 +192,41 @@ class _Pairs:
 
 
 def _pairs(ds: Dataset) -> _Pairs:
+    """Distinct pairs in order of first appearance (hash-based: linear time, no sort)."""
     key = ds.user.astype(np.int64) * max(ds.n_items, 1) + ds.item.astype(np.int64)
-    uniq, first_pos, inverse = np.unique(key, return_index=True, return_inverse=True)
+    codes, uniques = pd.factorize(key, sort=False)
+    inverse = np.asarray(codes, dtype=np.int64)
+    n_pairs = int(uniques.shape[0])
+    # codes are handed out 0, 1, 2, ... in order of first appearance
+    if inverse.size:
+        running_max = np.maximum.accumulate(inverse)
+        is_new = np.empty(inverse.size, dtype=bool)
+        is_new[0] = True
+        np.greater(inverse[1:], running_max[:-1], out=is_new[1:])
+        first_pos = np.flatnonzero(is_new).astype(np.int64)
+    else:
+        first_pos = np.zeros(0, dtype=np.int64)
     first_time = None
     if ds.time is not None:
-        first_time = np.full(uniq.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+        first_time = np.full(n_pairs, np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(first_time, inverse, ds.time)
     return _Pairs(
-        user=uniq // max(ds.n_items, 1),
-        inverse=inverse.reshape(-1),
+        user=ds.user[first_pos].astype(np.int64),
+        inverse=inverse,
         first_time=first_time,
-        first_pos=first_pos.astype(np.int64),
+        first_pos=first_pos,
     )
 
 
 def _rank_within_user(pair_user: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Rank (0-based, ascending ``order_key``) of each pair within its user, and user sizes."""
-    order = np.lexsort((order_key, pair_user))
+    """Rank (0-based, ascending ``order_key``) of each pair within its user, and user sizes.
+
+    ``order_key`` is a permutation of ``0 .. n-1`` (a total order of the pairs), so one sort
+    of the combined key ``user * n + order_key`` orders pairs by user, then by the key.
+    """
+    n = pair_user.shape[0]
+    order = np.argsort(pair_user.astype(np.int64) * max(n, 1) + order_key)
     sorted_user = pair_user[order]
-    n = sorted_user.shape[0]
     starts = np.flatnonzero(np.r_[True, sorted_user[1:] != sorted_user[:-1]]) if n else np.array([])
     sizes_sorted = np.diff(np.r_[starts, n]).astype(np.int64)
     group_start = np.repeat(starts, sizes_sorted)
@@ -243,11 +259,11 @@ def _random_pairs(n_pairs: int, fraction: float, gen: np.random.Generator) -> np
 
 
 def _time_order_key(ds: Dataset, pairs: _Pairs) -> np.ndarray:
-    """Sort key of pairs by first time, ties broken by first position (stable)."""
+    """Rank of each pair by first time, ties broken by first appearance (a permutation)."""
     if pairs.first_time is None:
-        return pairs.first_pos
-    # lexsort on a combined key: time first, then position
-    order = np.lexsort((pairs.first_pos, pairs.first_time))
+        return np.arange(pairs.n, dtype=np.int64)
+    # pairs are numbered in order of first appearance, so a stable sort breaks ties by it
+    order = np.argsort(pairs.first_time, kind="stable")
     key = np.empty(pairs.n, dtype=np.int64)
     key[order] = np.arange(pairs.n)
     return key
@@ -338,7 +354,7 @@ def random_split(
     def rule(fraction: float) -> Callable[[Dataset, _Pairs], np.ndarray]:
         def pick(d: Dataset, pairs: _Pairs) -> np.ndarray:
             if per_user:
-                return _tail_per_user(pairs.user, gen.random(pairs.n), fraction)
+                return _tail_per_user(pairs.user, gen.permutation(pairs.n), fraction)
             return _random_pairs(pairs.n, fraction, gen)
 
         return pick
@@ -592,7 +608,7 @@ def kfold(
         fold = np.empty(pairs.n, dtype=np.int64)
         fold[gen.permutation(pairs.n)] = np.arange(pairs.n) % n_folds
     else:
-        rank, size = _rank_within_user(pairs.user, gen.random(pairs.n))
+        rank, size = _rank_within_user(pairs.user, gen.permutation(pairs.n))
         # a random offset per user spreads users' first pairs over the folds
         offset = gen.integers(0, n_folds, size=int(pairs.user.max()) + 1)
         fold = (rank + offset[pairs.user]) % n_folds
@@ -666,12 +682,12 @@ def cold_start_split(
             ent = p.user if entity == "user" else d.item[p.first_pos].astype(np.int64)
             if known:
                 key = _time_order_key(d, p) if d.time is not None else gen.permutation(p.n)
-                rank, size = _rank_within_user(ent, key)
+                rank, _ = _rank_within_user(ent, key)
             else:
                 rank = np.zeros(p.n, dtype=np.int64)
-                size = np.bincount(ent)[ent]
-            eligible = np.unique(ent[size > known])
-            n_entities = int(np.unique(ent).size)
+            pair_counts = np.bincount(ent)
+            eligible = np.flatnonzero(pair_counts > known)
+            n_entities = int(np.count_nonzero(pair_counts))
             # without known interactions, at least one entity must stay in train
             cap = eligible.size if known else min(eligible.size, n_entities - 1)
             n_out = min(max(round(fraction * eligible.size), 1), cap)
