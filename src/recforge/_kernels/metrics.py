@@ -102,15 +102,28 @@ def hit_gains_reference(
 def ideal_dcg(indptr: np.ndarray, data: np.ndarray, k: int, out_idcg: np.ndarray) -> None:
     """Ideal DCG of each CSR row at every cutoff ``1..k``: sorted gains, log2 discount."""
     n = indptr.shape[0] - 1
+    disc = np.empty(k, dtype=np.float64)
+    for j in range(k):
+        disc[j] = 1.0 / np.log2(j + 2.0)
     for u in prange(n):
-        lo = indptr[u]
-        hi = indptr[u + 1]
-        g = np.sort(data[lo:hi])[::-1]
+        buf = out_idcg[u]  # first the k largest gains, descending (insertion), no allocation
+        size = 0
+        for p in range(indptr[u], indptr[u + 1]):
+            g = data[p]
+            if size == k and g <= buf[k - 1]:
+                continue
+            pos = size if size < k else k - 1
+            while pos > 0 and buf[pos - 1] < g:
+                buf[pos] = buf[pos - 1]
+                pos -= 1
+            buf[pos] = g
+            if size < k:
+                size += 1
         acc = 0.0
         for j in range(k):
-            if j < g.shape[0]:
-                acc += g[j] / np.log2(j + 2.0)
-            out_idcg[u, j] = acc
+            if j < size:
+                acc += buf[j] * disc[j]
+            buf[j] = acc
 
 
 def ideal_dcg_reference(indptr: np.ndarray, data: np.ndarray, k: int) -> np.ndarray:

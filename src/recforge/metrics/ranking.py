@@ -143,8 +143,10 @@ class RankingState:
         """Average precision@k per user; see the module docstring for ``normalizer``."""
         k = self._cut(k)
         h = self.hits[:, :k]
-        prec_at = np.cumsum(h, axis=1, dtype=np.float64) / np.arange(1, k + 1, dtype=np.float64)
-        total = np.where(h, prec_at, 0.0).sum(axis=1)
+        # sum over relevant ranks r of hits@r / r
+        total = (np.cumsum(h, axis=1, dtype=np.float64) * h) @ (
+            1.0 / np.arange(1, k + 1, dtype=np.float64)
+        )
         if normalizer == "min":
             denom = np.minimum(self.n_relevant, k)
         elif normalizer == "relevant":
