@@ -292,17 +292,26 @@ def _rank_known(
 ) -> np.ndarray:
     """Top-``k`` item codes of known users, full catalogue, train items excluded.
 
-    ``on_scores(start, codes, scores)`` sees every dense score block before selection.
+    ``on_scores(start, codes, scores)`` sees every dense score block before selection. Models
+    that override :meth:`~recforge.models.Recommender.recommend` are ranked through it.
     """
     out = np.full((users.size, k), -1, dtype=np.int32)
     seen = model.seen_
     block = max(1, int(model.score_block_size))
+    # a model that customises ``recommend`` (re-ranking, business rules) is evaluated through it
+    custom = type(model).recommend is not Recommender.recommend
     for start in range(0, users.size, block):
         codes = users[start : start + block]
-        scores = np.array(model._score_users(codes), dtype=np.float32)
-        if on_scores is not None:
-            on_scores(start, codes, scores)
-        idx, _ = topk(scores, k, codes, (seen.indptr, seen.indices))
+        scores = np.zeros((0, 0), dtype=np.float32)
+        if not custom or on_scores is not None:
+            scores = np.array(model._score_users(codes), dtype=np.float32)
+            if on_scores is not None:
+                on_scores(start, codes, scores)
+        if custom:
+            recs = model.recommend(model.users_.ids_of(codes), k=k)
+            idx = np.asarray(recs.item_codes, dtype=np.int32)
+        else:
+            idx, _ = topk(scores, k, codes, (seen.indptr, seen.indices))
         out[start : start + block, : idx.shape[1]] = idx
         tick(codes.size)
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 from recforge.data import Dataset
 from recforge.evaluation import DEFAULT_METRICS, EvaluationResult, evaluate
 from recforge.exceptions import ConfigError, DataError
+from recforge.models.base import Recommendations
 from recforge.models.bias import BiasedBaseline
 from recforge.models.popular import MostPopular, Random
 from recforge.split import Split, random_split
@@ -64,6 +66,19 @@ class SpyPopular(MostPopular):
     def fit(self, dataset: Dataset) -> SpyPopular:
         self.fitted_on.append(dataset)
         return super().fit(dataset)
+
+
+class ReversedPopular(MostPopular):
+    """MostPopular whose ``recommend`` re-ranks its list worst-first (a custom re-ranker)."""
+
+    def recommend(self, users: Any, k: int = 10, **kwargs: Any) -> Recommendations:
+        recs = super().recommend(users, k=self.n_items_catalog, **kwargs)
+        order = np.argsort(-np.where(recs.item_codes >= 0, np.arange(recs.k), -1), axis=1)
+        codes = np.take_along_axis(recs.item_codes, order, axis=1)[:, :k]
+        items = np.take_along_axis(recs.items, order, axis=1)[:, :k]
+        scores = np.take_along_axis(recs.scores, order, axis=1)[:, :k]
+        lengths = np.minimum(recs.lengths, k)
+        return Recommendations(recs.users, items, scores, lengths, codes, recs.reasons)
 
 
 # --------------------------------------------------------------------------- values
@@ -139,6 +154,14 @@ def test_auc_in_unit_interval(hand_split: Split) -> None:
     # a: eligible {3, 4, 5}, scores 1, 1, 0; relevant {3, 5}: pairs (3,4)=.5, (5,4)=0 -> .25
     # b: eligible {2, 4, 5}, scores 2, 1, 0; relevant {2, 4}: (2,5)=1, (4,5)=1 -> 1
     assert auc == pytest.approx((0.25 + 1.0) / 2)
+
+
+def test_custom_recommend_is_honoured(hand_split: Split) -> None:
+    result = evaluate(ReversedPopular(), hand_split, metrics=["precision"], k=2, n_bootstrap=0)
+    # a: eligible by popularity [3, 4, 5] reversed -> [5, 4]: hit 5; b: [2, 4, 5] -> [5, 4]: hit 4
+    assert value(result, "popular", "precision", 2, "known") == pytest.approx(0.5)
+    per = result.per_user[result.per_user["group"] == "known"]
+    assert dict(zip(per["user"], per["value"], strict=True)) == {"a": 0.5, "b": 0.5}
 
 
 # --------------------------------------------------------------------------- protocol
