@@ -47,6 +47,35 @@ class MetricContext:
     train_matrix: sp.csr_array | None = None
     expected: np.ndarray | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.n_items, bool) or not isinstance(self.n_items, int | np.integer):
+            raise ConfigError(f"MetricContext.n_items must be an int. Got {self.n_items!r}.")
+        if self.n_items < 1:
+            raise ConfigError(f"MetricContext.n_items must be >= 1. Got {self.n_items}.")
+        pop = np.asarray(self.item_popularity, dtype=np.float64)
+        if pop.shape != (self.n_items,):
+            raise DataError(
+                f"MetricContext.item_popularity must have one count per item "
+                f"(shape ({self.n_items},)), got shape {pop.shape}"
+            )
+        self.item_popularity = pop
+        if self.n_users_train < 0:
+            raise ConfigError(
+                f"MetricContext.n_users_train must be >= 0. Got {self.n_users_train}."
+            )
+        for name in ("item_features", "train_matrix"):
+            mat = getattr(self, name)
+            if mat is None:
+                continue
+            if not sp.issparse(mat):
+                raise DataError(f"MetricContext.{name} must be a scipy.sparse matrix")
+            axis = 0 if name == "item_features" else 1
+            if mat.shape[axis] != self.n_items:
+                raise DataError(
+                    f"MetricContext.{name} has shape {mat.shape}; axis {axis} must have "
+                    f"n_items={self.n_items} entries"
+                )
+
     def most_popular(self, k: int) -> np.ndarray:
         """Codes of the ``k`` most popular training items (ties towards the lower code)."""
         pop = np.asarray(self.item_popularity, dtype=np.float64)

@@ -144,3 +144,21 @@ def test_docstring_examples(module: str) -> None:
     mod = importlib.import_module(f"recforge.metrics.{module}")
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
+
+
+def test_context_is_validated() -> None:
+    pop = np.ones(4)
+    with pytest.raises(DataError, match=r"item_popularity must have one count per item"):
+        MetricContext(n_items=5, item_popularity=pop, n_users_train=3)
+    with pytest.raises(ConfigError, match="n_items must be >= 1"):
+        MetricContext(n_items=0, item_popularity=np.ones(0), n_users_train=3)
+    with pytest.raises(ConfigError, match="n_users_train"):
+        MetricContext(n_items=4, item_popularity=pop, n_users_train=-1)
+    with pytest.raises(DataError, match="item_features has shape"):
+        MetricContext(
+            n_items=4, item_popularity=pop, n_users_train=3, item_features=sp.csr_array((3, 2))
+        )
+    with pytest.raises(DataError, match=r"train_matrix must be a scipy\.sparse"):
+        MetricContext(n_items=4, item_popularity=pop, n_users_train=3, train_matrix=np.ones(4))
+    ctx = MetricContext(n_items=4, item_popularity=[1, 2, 3, 4], n_users_train=3)
+    assert ctx.item_popularity.dtype == np.float64
