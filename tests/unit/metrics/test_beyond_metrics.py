@@ -123,3 +123,43 @@ def test_shared_input_checks() -> None:
         novelty(RECS, POP, 0, 2)
     with pytest.raises(ConfigError, match="'k' cutoff"):
         average_popularity(RECS, POP, 0)
+
+
+@st.composite
+def _lists(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    n_users = draw(st.integers(1, 5))
+    n_items = draw(st.integers(1, 9))
+    length = draw(st.integers(1, 6))
+    cell = st.integers(-1, n_items - 1)
+    row = st.lists(cell, min_size=length, max_size=length)
+    recs = np.array(draw(st.lists(row, min_size=n_users, max_size=n_users)), dtype=np.int32)
+    rel = st.lists(st.booleans(), min_size=n_items, max_size=n_items)
+    truth = np.array(draw(st.lists(rel, min_size=n_users, max_size=n_users)), dtype=np.float64)
+    feat_row = st.lists(st.integers(0, 2), min_size=3, max_size=3)
+    feats = np.array(draw(st.lists(feat_row, min_size=n_items, max_size=n_items)), float)
+    return recs, truth, feats, draw(st.integers(1, 7))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_lists())
+def test_beyond_invariants(case: tuple[np.ndarray, np.ndarray, np.ndarray, int]) -> None:
+    recs, truth, feats, k = case
+    n_items = truth.shape[1]
+    cov = catalog_coverage(recs, n_items, k)
+    assert 0.0 <= cov <= 1.0
+    gini = gini_index(recs, n_items, k)
+    assert np.isnan(gini) or 0.0 <= gini <= 1.0 - 1.0 / n_items + 1e-12
+    pop = np.arange(n_items, dtype=np.float64)
+    nov = novelty(recs, pop, max(n_items, 1), k)
+    valid = (recs[:, :k] >= 0).any(axis=1)
+    assert (nov[valid] >= 0).all()
+    assert np.isnan(nov[~valid]).all()
+    ild = intra_list_diversity(recs, k, item_features=sp.csr_array(feats))
+    defined = ~np.isnan(ild)
+    assert ((ild[defined] >= -1e-12) & (ild[defined] <= 1 + 1e-12)).all()
+    np.testing.assert_array_equal(defined, (recs[:, :k] >= 0).sum(axis=1) >= 2)
+    ser = serendipity(recs, sp.csr_array(truth), k, np.zeros(n_items, dtype=bool) | (pop < 2))
+    prec = precision(recs, sp.csr_array(truth), k)
+    both = ~np.isnan(prec)
+    np.testing.assert_array_equal(np.isnan(ser), ~both)
+    assert (ser[both] <= prec[both] + 1e-12).all()
