@@ -69,7 +69,7 @@ def _parse_time(col: pd.Series, name: str, source: str | None) -> np.ndarray:
         ts = pd.to_datetime(col, utc=True)
         return np.asarray(ts.astype("int64") // 10 ** _unit_digits(ts), dtype=np.int64)
     if pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        return col.to_numpy(dtype=np.int64)
+        return np.array(col.to_numpy(), dtype=np.int64)  # a copy: the dataset owns it
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         vals = col.to_numpy(dtype=np.float64)
         bad = ~np.isfinite(vals)
@@ -106,12 +106,45 @@ def _check_ids(col: pd.Series, name: str, source: str | None) -> None:
         )
 
 
+#: Integer id columns at least this long with a value range at most
+#: ``_DENSE_SPAN_FACTOR * n + _DENSE_SPAN_SLACK`` are factorized with a lookup table.
+_DENSE_MIN_ROWS = 100_000
+_DENSE_SPAN_FACTOR = 4
+_DENSE_SPAN_SLACK = 1 << 20
+
+
+def _factorize_dense_ints(col: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(codes int32, ids int64)`` of a long integer column with a compact range, else None."""
+    n = len(col)
+    if n < _DENSE_MIN_ROWS or not (
+        pd.api.types.is_integer_dtype(col.dtype) and isinstance(col.dtype, np.dtype)
+    ):
+        return None
+    values = col.to_numpy()
+    if values.dtype == np.uint64 and values.max() > np.iinfo(np.int64).max:
+        return None
+    values = values.astype(np.int64, copy=False)
+    lo, hi = int(values.min()), int(values.max())
+    span = hi - lo + 1
+    if span > _DENSE_SPAN_FACTOR * n + _DENSE_SPAN_SLACK:
+        return None
+    from recforge._kernels.factorize import factorize_dense
+
+    codes = np.empty(n, dtype=np.int32)
+    uniques = np.empty(span, dtype=np.int64)
+    k = factorize_dense(values, lo, span, codes, uniques)
+    return codes, uniques[:k].copy()
+
+
 def _factorize_ids(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Distinct normalised ids of a column (first-appearance order) and the code of each row.
 
     Factorizes the column itself (fast for Arrow strings and integers) and normalises only
     the distinct values, so no per-row Python runs.
     """
+    dense = _factorize_dense_ints(col)
+    if dense is not None:
+        return dense[1], dense[0]
     codes, uniques = pd.factorize(col, sort=False)
     norm = _as_id_array(np.asarray(uniques))
     if not pd.Index(norm).is_unique:
@@ -283,15 +316,20 @@ class Dataset:
                         f"{_py(col.iloc[pos])!r} at {_row_label(frame.index, pos, source)}"
                     )
                 col = num
-            vals = col.to_numpy(dtype=np.float64, na_value=np.nan)
-            bad = ~np.isfinite(vals)
+            if isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
+                vals = col.to_numpy()
+            else:
+                vals = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            with np.errstate(over="ignore", invalid="ignore"):
+                vals32 = vals.astype(np.float32)  # a copy: the dataset owns its arrays
+            # checked after the cast, so float64 values beyond float32's range count as well
+            bad = ~np.isfinite(vals32)
             if bad.any():
                 pos = _first_bad_row(bad)
                 raise DataError(
                     f"{_where(source)}column {value!r} has a non-finite value "
                     f"{_py(vals[pos])!r} at {_row_label(frame.index, pos, source)}"
                 )
-            vals32 = vals.astype(np.float32)
         else:
             vals32 = np.ones(len(frame), dtype=np.float32)
 
