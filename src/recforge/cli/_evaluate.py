@@ -109,7 +109,14 @@ def evaluate_cmd(
     ] = 0.2,
     metric: Annotated[
         list[str] | None,
-        typer.Option("--metric", help="Metric name (repeatable); default: the standard set."),
+        typer.Option(
+            "--metric",
+            help=(
+                "Metric (repeatable): precision, recall, ndcg, ndcg_graded, map, mrr, hit_rate, "
+                "auc, coverage, gini, novelty, diversity, serendipity, popularity, rmse, mae. "
+                "Default: precision, recall, ndcg, map, mrr, hit_rate, coverage, novelty."
+            ),
+        ),
     ] = None,
     k: Annotated[list[int] | None, typer.Option("--k", help="Cutoff (repeatable).")] = None,
     threshold: Annotated[

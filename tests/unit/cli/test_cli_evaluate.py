@@ -141,3 +141,15 @@ def test_evaluate_usage_errors(runner: CliRunner, ratings_csv: Path) -> None:
     bad_split = runner.invoke(app, ["evaluate", "-d", str(ratings_csv), "-m", "popular", "-s", "x"])
     assert bad_split.exit_code == 2
     assert "--split" in bad_split.output
+
+
+def test_metric_help_lists_every_metric(runner: CliRunner) -> None:
+    from recforge.evaluation import DEFAULT_METRICS, RATING_METRICS, SCORE_METRICS
+    from recforge.metrics import BEYOND_METRICS, RANKING_METRICS
+
+    result = runner.invoke(app, ["evaluate", "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for name in [*RANKING_METRICS, *BEYOND_METRICS, *RATING_METRICS, *SCORE_METRICS]:
+        assert name in text
+    assert "Default: " + ", ".join(DEFAULT_METRICS) in text
