@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -210,11 +211,11 @@ def test_prefitted_models(hand_split: Split) -> None:
         evaluate(other, hand_split, fit=False)
 
 
-def test_json_round_trip(hand_split: Split, tmp_path: pytest.TempPathFactory) -> None:
+def test_json_round_trip(hand_split: Split, tmp_path: Path) -> None:
     result = evaluate(BiasedBaseline(), hand_split, metrics=["ndcg", "rmse"], k=2)
-    path = tmp_path / "r.json"  # type: ignore[operator]
+    path = tmp_path / "r.json"
     text = result.to_json(str(path), per_user=True)
-    data = json.loads(path.read_text())  # type: ignore[attr-defined]
+    data = json.loads(path.read_text())
     assert json.loads(text) == data
     assert data["split"] == "hand"
     assert data["ks"] == [2]
@@ -255,3 +256,36 @@ def test_bad_models_and_split(hand_split: Split) -> None:
         result.table(k=5)
     with pytest.raises(ConfigError, match="group"):
         result.table(group="warm")
+
+
+# --------------------------------------------------------------------------- real data
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_movielens_100k_personalised_beats_baselines(ml100k_dir: Path) -> None:
+    from recforge.models.knn import ItemKNN
+    from recforge.split import temporal_split
+
+    ds = Dataset.from_csv(
+        ml100k_dir / "ratings.csv",
+        user="user_id",
+        item="item_id",
+        value="rating",
+        time="timestamp",
+    )
+    split = temporal_split(ds, per_user_last=0.2)
+    result = evaluate(
+        {"popular": MostPopular(), "random": Random(), "itemknn": ItemKNN(n_neighbors=50)},
+        split,
+        metrics=["ndcg", "recall", "coverage"],
+        k=10,
+        n_bootstrap=200,
+    )
+    table = result.table(k=10)
+    assert result.settings["n_cold_users"] == 0
+    assert result.settings["n_test_users"] == 943
+    assert table.loc["itemknn", "ndcg@10"] > table.loc["popular", "ndcg@10"]
+    assert table.loc["popular", "ndcg@10"] > 5 * table.loc["random", "ndcg@10"]
+    assert table.loc["random", "coverage@10"] > table.loc["popular", "coverage@10"]
+    known = result.summary[result.summary["metric"] == "ndcg"]
+    assert (known["ci_low"] < known["value"]).all()
+    assert (known["value"] < known["ci_high"]).all()
