@@ -106,6 +106,9 @@ def _check_ids(col: pd.Series, name: str, source: str | None) -> None:
         )
 
 
+#: Interactions from which :meth:`Dataset.matrix` builds the CSR with the numba kernel.
+_FAST_CSR_MIN_NNZ = 100_000
+
 #: Integer id columns at least this long with a value range at most
 #: ``_DENSE_SPAN_FACTOR * n + _DENSE_SPAN_SLACK`` are factorized with a lookup table.
 _DENSE_MIN_ROWS = 100_000
@@ -429,11 +432,18 @@ class Dataset:
         cached = self._cache.get(key)
         if cached is None:
             data = np.ones_like(self.value, dtype=dtype) if binary else self.value.astype(dtype)
-            m = sp.csr_array(
-                (data, (self.user, self.item)), shape=(self.n_users, self.n_items), dtype=dtype
-            )
-            m.sum_duplicates()
-            m.sort_indices()
+            shape = (self.n_users, self.n_items)
+            if data.shape[0] >= _FAST_CSR_MIN_NNZ and data.dtype in (np.float32, np.float64):
+                from recforge._kernels.csr import coo_to_csr
+
+                indptr, indices, vals = coo_to_csr(
+                    self.user, self.item, data, self.n_users, self.n_items
+                )
+                m = sp.csr_array((vals, indices, indptr), shape=shape, dtype=dtype)
+            else:
+                m = sp.csr_array((data, (self.user, self.item)), shape=shape, dtype=dtype)
+                m.sum_duplicates()
+                m.sort_indices()
             if binary:
                 m.data[:] = 1
             m.indptr = m.indptr.astype(np.int64)

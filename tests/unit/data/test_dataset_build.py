@@ -74,3 +74,40 @@ def test_float64_values_beyond_float32_are_rejected() -> None:
     frame = pd.DataFrame({"user": [1, 2], "item": [3, 4], "v": [1.0, 1e300]})
     with pytest.raises(ValueError, match="column 'v' has a non-finite value 1e\\+300 at row 1"):
         Dataset.from_frame(frame, value="v")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_csr_kernel_matches_scipy(dtype: type) -> None:
+    from recforge._kernels.csr import coo_to_csr, coo_to_csr_reference
+
+    rng = np.random.default_rng(4)
+    rows = rng.integers(0, 40, 3000).astype(np.int32)
+    cols = rng.integers(0, 25, 3000).astype(np.int32)  # many duplicate pairs
+    vals = rng.standard_normal(3000).astype(dtype)
+    vals[:5] = 0.0  # explicit zeros are kept by both
+    got = coo_to_csr(rows, cols, vals, 45, 30)  # trailing empty rows and columns
+    ref = coo_to_csr_reference(rows, cols, vals, 45, 30)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-5, atol=1e-5)
+    assert got[2].dtype == dtype
+
+
+def test_large_matrix_uses_kernel_and_matches_small_path() -> None:
+    from recforge.data._dataset import _FAST_CSR_MIN_NNZ
+
+    rng = np.random.default_rng(2)
+    n = _FAST_CSR_MIN_NNZ + 7
+    frame = pd.DataFrame(
+        {"user": rng.integers(0, 900, n), "item": rng.integers(0, 700, n), "v": rng.random(n)}
+    )
+    ds = Dataset.from_frame(frame, value="v")
+    m = ds.matrix()
+    small = ds.subset(np.arange(n - 10))  # below the threshold: scipy path
+    ref = small.matrix()
+    extra = ds.subset(np.arange(n - 10, n)).matrix()
+    np.testing.assert_allclose((m - extra).toarray(), ref.toarray(), atol=1e-5)
+    assert m.has_sorted_indices
+    binary = ds.matrix(binary=True)
+    assert set(np.unique(binary.data).tolist()) == {1.0}
+    assert binary.nnz == len(set(zip(frame["user"], frame["item"], strict=True)))
