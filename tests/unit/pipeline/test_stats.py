@@ -1,4 +1,4 @@
-"""Paired tests against the best model and the tidy summary, on per-user values with known answers."""
+"""Paired tests against the best model and the tidy summary, on values with known answers."""
 
 from __future__ import annotations
 

@@ -1,0 +1,87 @@
+"""AutoRec: rule-based plan (split, families, budget) and an end-to-end run within budget."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recforge.data import Dataset
+from recforge.pipeline.auto import RESERVE, auto, plan
+from recforge.testing import toy_dataset
+
+
+def _without_time(ds: Dataset) -> Dataset:
+    return ds.with_interactions(ds.user, ds.item, ds.value, None)
+
+
+def test_plan_explicit_with_time() -> None:
+    ds = toy_dataset(explicit=True)
+    p = plan(ds, 600)
+    assert p.split["method"] == "temporal"
+    assert "svd" in p.families
+    assert "bpr" not in p.families
+    assert "ease" in p.families
+    assert p.families[0] == "popular"
+    assert "popular" not in p.budgets
+    assert sum(p.budgets.values()) == pytest.approx(600 * (1 - RESERVE))
+    assert p.budgets["als"] > p.budgets["itemknn"]  # weighted shares
+    assert any("timestamps" in d for d in p.decisions)
+
+
+def test_plan_implicit_without_time() -> None:
+    ds = _without_time(toy_dataset(explicit=False))
+    p = plan(ds, 60)
+    assert p.split["method"] == "user_random"
+    assert "bpr" in p.families
+    assert "svd" not in p.families
+    assert any("implicit" in d for d in p.decisions)
+
+
+def test_plan_skips_ease_for_large_catalogs_on_small_budgets() -> None:
+    n = 6000
+    frame = pd.DataFrame({"user": np.arange(n) % 50, "item": np.arange(n) % 5000})
+    ds = Dataset.from_frame(frame)
+    assert ds.n_items == 5000
+    assert "ease" not in plan(ds, 60).families
+    assert any("EASE skipped" in d for d in plan(ds, 60).decisions)
+    assert "ease" in plan(ds, 3600).families
+
+
+def test_auto_end_to_end_within_budget(tmp_path: Path) -> None:
+    ds = toy_dataset(explicit=True)
+    messages: list[str] = []
+    budget = 8.0
+    t0 = time.perf_counter()
+    result = auto(ds, budget, output=tmp_path / "auto", progress=False, echo=messages.append)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < budget + 25.0  # last trial per family and the final fits may overrun
+    doc = json.loads((tmp_path / "auto" / "metrics.json").read_text())
+    decisions = doc["notes"]["decisions"]
+    assert any(d.startswith("Split:") for d in decisions)
+    assert any(d.startswith("Budget:") for d in decisions)
+    assert messages[-1].startswith("Winner: ")
+    assert result.best in messages[-1]
+    for fam, info in doc["models"].items():
+        if fam != "popular":
+            assert info["tuning"]["n_complete"] >= 1
+            assert info["tuning"]["wall_s"] < info["tuning"]["budget"]["timeout_s"] + 10
+    html = (tmp_path / "auto" / "report.html").read_text(encoding="utf-8")
+    assert "Split:" in html
+    assert np.isfinite(doc["models"][result.best]["test_score"])
+
+
+def test_auto_reads_a_file_and_guesses_columns(tmp_path: Path) -> None:
+    frame = toy_dataset(n_users=30, n_items=20).to_frame()
+    frame = frame.rename(columns={"user": "user_id", "item": "item_id", "value": "rating"})
+    path = tmp_path / "ratings.csv"
+    frame.to_csv(path, index=False)
+    messages: list[str] = []
+    auto(path, 4.0, output=tmp_path / "run", progress=False, echo=messages.append)
+    assert "user: column 'user_id' (by its name)" in messages[0]
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["data"]["columns"]["value"] == "rating"
