@@ -118,7 +118,7 @@ def _leaderboard(
     top = top if np.isfinite(top) and top > 0 else float(main["value"].max() or 1.0)
     head = (
         f"<tr><th>Model</th><th>{_esc(metric)}@{k} <span class='ci'>95% CI</span></th><th></th>"
-        + "".join(f"<th>{_esc(c)}@{k}</th>" for c in cols)
+        + "".join(f"<th>{_esc(c)}</th>" for c in cols)
         + "<th>fit</th><th class='l'>vs best</th></tr>"
     )
     body = []
@@ -145,11 +145,11 @@ def _leaderboard(
                 p = float(tests["p_adjusted"].max())
                 mark = (
                     "<span class='mark worse' title='worse, all tests significant'>"
-                    f"▼ p={p:.1g}</span>"
+                    f"▼ p={p:.2g}</span>"
                 )
             elif len(tests):
                 p = float(tests["p_adjusted"].min())
-                mark = f"<span class='mark tie' title='tie: not significant'>≈ p={p:.1g}</span>"
+                mark = f"<span class='mark tie' title='tie: not significant'>≈ p={p:.2g}</span>"
             else:
                 mark = "–"
         fit_s = models.get(model, {}).get("fit_s")
@@ -157,7 +157,7 @@ def _leaderboard(
         body.append(
             f"<tr{cls}><td><span class='rank'>{rank}</span>{_esc(model)}</td>"
             f"<td>{_fmt(val)}<span class='ci'>[{_fmt(lo)}, {_fmt(hi)}]</span></td>"
-            f"<td style='width:110px'>{bar}</td>{''.join(others)}<td>{_seconds(fit_s)}</td>"
+            f"<td style='width:90px'>{bar}</td>{''.join(others)}<td>{_seconds(fit_s)}</td>"
             f"<td class='l'>{mark}</td></tr>"
         )
     return f"<table class='leaderboard'><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
@@ -338,7 +338,7 @@ def render_report(run_dir: str | Path) -> str:
         best_ci=ci_text,
         reason=_esc(doc.get("reason", "")),
         leaderboard=_leaderboard(summary, sig, models, order, metric, k, best),
-        leaderboard_note=_esc(f"ranked by {metric}@{k} on the test users"),
+        leaderboard_note=_esc(f"ranked by {metric}@{k} on the test users; every column at K={k}"),
         marks_note=(
             f"★ best · ▼ significantly worse than the best (all paired tests, Holm-corrected, "
             f"α={float(doc.get('alpha', 0.05)):g}) · ≈ not distinguishable from the best. "
