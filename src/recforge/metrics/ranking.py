@@ -90,6 +90,7 @@ class RankingState:
         self.grades = np.empty((r.shape[0], self.k_max), dtype=np.float64)
         _k.hit_gains(r, self.k_max, indptr, indices, data, self.grades)
         self.hits = self.grades > 0
+        self._hits_t = np.ascontiguousarray(self.hits.T)
         self.n_relevant = np.diff(indptr)
         self._no_truth = self.n_relevant == 0
         self._idcg: dict[str, np.ndarray] = {}
@@ -142,11 +143,14 @@ class RankingState:
     ) -> np.ndarray:
         """Average precision@k per user; see the module docstring for ``normalizer``."""
         k = self._cut(k)
-        h = self.hits[:, :k]
-        # sum over relevant ranks r of hits@r / r
-        total = (np.cumsum(h, axis=1, dtype=np.float64) * h) @ (
-            1.0 / np.arange(1, k + 1, dtype=np.float64)
-        )
+        # sum over relevant ranks r of hits@r / r, one rank at a time (numpy's cumsum along
+        # short rows is slow; k is small, the work per step is vectorised over users)
+        hits_t = self._hits_t[:k]
+        running = np.zeros(hits_t.shape[1], dtype=np.float64)
+        total = np.zeros(hits_t.shape[1], dtype=np.float64)
+        for r in range(k):
+            running += hits_t[r]
+            total += np.where(hits_t[r], running / (r + 1.0), 0.0)
         if normalizer == "min":
             denom = np.minimum(self.n_relevant, k)
         elif normalizer == "relevant":
