@@ -2,14 +2,16 @@
 
 Model (Kula 2015, "Metadata Embeddings for User and Item Cold-start Recommendations"): an item
 is a weighted sum of feature embeddings, ``q_i = Σ_f F[i, f] E[f]`` with bias
-``b_i = Σ_f F[i, f] c[f]``; a user is an embedding ``p_u``; the score is ``p_u · q_i + b_i``.
+``b_i = Σ_f F[i, f] c[f]``; a user likewise, ``p_u = Σ_g G[u, g] U[g]``; the score is
+``p_u · q_i + b_i``.
 
 Shapes and dtypes
 -----------------
 users, items : (n,) int32 -- positive (user, item) pairs
 negatives : (n, s) int32 -- candidate negative items per pair, pre-sampled by the caller
 order : (n,) int64 -- visiting order of the pairs
-user_emb : (n_users, d) float32; user_acc : (n_users, d) float32 (Adagrad accumulators)
+g_indptr : (n_users + 1,) int64; g_indices : (nnz,) int32; g_data : (nnz,) float32 -- CSR G
+user_emb : (n_user_feat, d) float32; user_acc : same shape (Adagrad accumulators)
 f_indptr : (n_items + 1,) int64; f_indices : (nnz,) int32; f_data : (nnz,) float32 -- CSR F
 feat_emb : (n_feat, d) float32; feat_acc : (n_feat, d) float32
 feat_bias : (n_feat,) float32; bias_acc : (n_feat,) float32
@@ -107,6 +109,9 @@ def _run_chunk(
     items: np.ndarray,
     negatives: np.ndarray,
     order: np.ndarray,
+    g_indptr: np.ndarray,
+    g_indices: np.ndarray,
+    g_data: np.ndarray,
     user_emb: np.ndarray,
     user_acc: np.ndarray,
     f_indptr: np.ndarray,
@@ -134,10 +139,14 @@ def _run_chunk(
         s = order[pos]
         u = users[s]
         i = items[s]
+        pu[:] = 0.0
+        for p in range(g_indptr[u], g_indptr[u + 1]):
+            for k in range(d):
+                pu[k] += g_data[p] * user_emb[g_indices[p], k]
         bi = _represent(i, f_indptr, f_indices, f_data, feat_emb, feat_bias, qi)
         xi = bi
         for k in range(d):
-            xi += user_emb[u, k] * qi[k]
+            xi += pu[k] * qi[k]
         chosen = -1
         delta = 0.0
         for t in range(n_neg):
@@ -147,7 +156,7 @@ def _run_chunk(
             bj = _represent(j, f_indptr, f_indices, f_data, feat_emb, feat_bias, qj)
             xj = bj
             for k in range(d):
-                xj += user_emb[u, k] * qj[k]
+                xj += pu[k] * qj[k]
             x = xi - xj
             if loss == LOSS_BPR:
                 chosen = j
@@ -161,12 +170,13 @@ def _run_chunk(
                 break
         if chosen < 0:
             continue
-        for k in range(d):
-            pu[k] = user_emb[u, k]
-        for k in range(d):
-            g = delta * (qi[k] - qj[k]) - reg * pu[k]
-            user_acc[u, k] += g * g
-            user_emb[u, k] += lr * g / math.sqrt(user_acc[u, k])
+        for p in range(g_indptr[u], g_indptr[u + 1]):
+            f = g_indices[p]
+            w = g_data[p]
+            for k in range(d):
+                g = delta * w * (qi[k] - qj[k]) - reg * user_emb[f, k]
+                user_acc[f, k] += g * g
+                user_emb[f, k] += lr * g / math.sqrt(user_acc[f, k])
         if update_items:
             _update_item(
                 i,
@@ -207,6 +217,9 @@ def hybrid_epoch(
     items: np.ndarray,
     negatives: np.ndarray,
     order: np.ndarray,
+    g_indptr: np.ndarray,
+    g_indices: np.ndarray,
+    g_data: np.ndarray,
     user_emb: np.ndarray,
     user_acc: np.ndarray,
     f_indptr: np.ndarray,
@@ -238,6 +251,9 @@ def hybrid_epoch(
             items,
             negatives,
             order,
+            g_indptr,
+            g_indices,
+            g_data,
             user_emb,
             user_acc,
             f_indptr,
@@ -263,6 +279,7 @@ def hybrid_epoch_reference(
     items: np.ndarray,
     negatives: np.ndarray,
     order: np.ndarray,
+    g: tuple[np.ndarray, np.ndarray, np.ndarray],
     user_emb: np.ndarray,
     user_acc: np.ndarray,
     f: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -278,41 +295,41 @@ def hybrid_epoch_reference(
     update_items: bool = True,
 ) -> float:
     """Slow NumPy reference of :func:`hybrid_epoch` with ``n_chunks=1`` (same arithmetic)."""
-    f_indptr, f_indices, f_data = f
     s_indptr, s_indices = seen
     f32 = np.float32
 
-    def rep(item: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.float32]:
-        sl = slice(f_indptr[item], f_indptr[item + 1])
-        feats, w = f_indices[sl], f_data[sl]
-        return (
-            feats,
-            w,
-            (w[:, None] * feat_emb[feats]).sum(axis=0),
-            f32((w * feat_bias[feats]).sum()),
-        )
+    def rows(csr: tuple[np.ndarray, np.ndarray, np.ndarray], r: int) -> tuple[np.ndarray, ...]:
+        sl = slice(csr[0][r], csr[0][r + 1])
+        return csr[1][sl], csr[2][sl]
+
+    def rep(item: int) -> tuple[np.ndarray, np.float32]:
+        feats, w = rows(f, item)
+        return (w[:, None] * feat_emb[feats]).sum(axis=0), f32((w * feat_bias[feats]).sum())
 
     def update(item: int, sign: float, delta: float, pu: np.ndarray) -> None:
-        feats, w, _, _ = rep(item)
-        for f, wf in zip(feats, w, strict=True):
-            gb = f32(sign * delta * wf - reg * feat_bias[f])
-            bias_acc[f] += gb * gb
-            feat_bias[f] += f32(lr * gb / np.sqrt(bias_acc[f]))
-            g = (sign * delta * wf * pu - reg * feat_emb[f]).astype(f32)
-            feat_acc[f] += g * g
-            feat_emb[f] += (lr * g / np.sqrt(feat_acc[f])).astype(f32)
+        feats, w = rows(f, item)
+        for ft, wf in zip(feats, w, strict=True):
+            gb = f32(sign * delta * wf - reg * feat_bias[ft])
+            bias_acc[ft] += gb * gb
+            feat_bias[ft] += f32(lr * gb / np.sqrt(bias_acc[ft]))
+            grad = (sign * delta * wf * pu - reg * feat_emb[ft]).astype(f32)
+            feat_acc[ft] += grad * grad
+            feat_emb[ft] += (lr * grad / np.sqrt(feat_acc[ft])).astype(f32)
 
     total = 0.0
     for s in order:
         u, i = int(users[s]), int(items[s])
-        _, _, qi, bi = rep(i)
-        xi = float(bi + user_emb[u] @ qi)
+        ufeats, uw = rows(g, u)
+        pu = (uw[:, None] * user_emb[ufeats]).sum(axis=0).astype(f32)
+        qi, bi = rep(i)
+        xi = float(bi + pu @ qi)
         chosen, delta, qj = -1, 0.0, np.zeros_like(qi)
+        positives = set(s_indices[s_indptr[u] : s_indptr[u + 1]].tolist())
         for t, j in enumerate(negatives[s]):
-            if j in set(s_indices[s_indptr[u] : s_indptr[u + 1]].tolist()):
+            if int(j) in positives:
                 continue
-            _, _, qj, bj = rep(int(j))
-            x = xi - float(bj + user_emb[u] @ qj)
+            qj, bj = rep(int(j))
+            x = xi - float(bj + pu @ qj)
             if loss == LOSS_BPR:
                 chosen, delta = int(j), 1.0 / (1.0 + np.exp(min(x, 35.0)))
                 total += float(np.log1p(np.exp(-max(x, -35.0))))
@@ -324,10 +341,10 @@ def hybrid_epoch_reference(
                 break
         if chosen < 0:
             continue
-        pu = user_emb[u].copy()
-        g = (delta * (qi - qj) - reg * pu).astype(f32)
-        user_acc[u] += g * g
-        user_emb[u] += (lr * g / np.sqrt(user_acc[u])).astype(f32)
+        for ft, w in zip(ufeats, uw, strict=True):
+            grad = (delta * w * (qi - qj) - reg * user_emb[ft]).astype(f32)
+            user_acc[ft] += grad * grad
+            user_emb[ft] += (lr * grad / np.sqrt(user_acc[ft])).astype(f32)
         if update_items:
             update(i, 1.0, delta, pu)
             update(chosen, -1.0, delta, pu)
@@ -339,6 +356,7 @@ def run_epoch(
     items: np.ndarray,
     negatives: np.ndarray,
     order: np.ndarray,
+    g: tuple[np.ndarray, np.ndarray, np.ndarray],
     user_emb: np.ndarray,
     user_acc: np.ndarray,
     f: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -362,6 +380,9 @@ def run_epoch(
         ("items", items, np.int32, 1),
         ("negatives", negatives, np.int32, 2),
         ("order", order, np.int64, 1),
+        ("g_indptr", g[0], np.int64, 1),
+        ("g_indices", g[1], np.int32, 1),
+        ("g_data", g[2], np.float32, 1),
         ("user_emb", user_emb, np.float32, 2),
         ("user_acc", user_acc, np.float32, 2),
         ("f_indptr", f[0], np.int64, 1),
@@ -386,6 +407,10 @@ def run_epoch(
         raise ValueError("embedding widths differ")
     if feat_acc.shape != feat_emb.shape or feat_bias.shape[0] != feat_emb.shape[0]:
         raise ValueError("feature accumulator/bias shapes do not match feat_emb")
+    if g[1].size and (g[1].min() < 0 or g[1].max() >= user_emb.shape[0]):
+        raise ValueError("user feature indices out of range of user_emb")
+    if f[1].size and (f[1].min() < 0 or f[1].max() >= feat_emb.shape[0]):
+        raise ValueError("item feature indices out of range of feat_emb")
     if n_chunks < 1:
         raise ValueError(f"n_chunks must be >= 1, got {n_chunks}")
     return float(
@@ -394,6 +419,9 @@ def run_epoch(
             items,
             negatives,
             order,
+            g[0],
+            g[1],
+            g[2],
             user_emb,
             user_acc,
             f[0],

@@ -77,6 +77,10 @@ class HybridMF(Recommender):
         Item feature declaration (:meth:`ItemFeatures.to_config`), ``None`` to guess it from
         the attribute table, or ``[]`` for identity features only (plain BPR/WARP MF).
         Without item attributes the model degrades to plain MF.
+    user_features
+        Declaration of user attribute features (same format, applied to the dataset's
+        ``user_attributes``, e.g. age bins, gender, occupation); ``None``: identities only.
+        Users without training interactions are then represented by their attributes.
     positive_threshold
         Interactions with a value below this are not used as positives (e.g. ``3.5`` for
         star ratings); ``None`` uses every interaction.
@@ -90,7 +94,11 @@ class HybridMF(Recommender):
 
     Attributes
     ----------
-    user_emb_ : numpy.ndarray of float32, ``(n_users, factors)``
+    user_feat_emb_ : numpy.ndarray of float32, ``(n_user_identity + n_user_features, factors)``
+        Embeddings of the user identities (users with training positives) and user features.
+    user_feature_matrix_ : scipy.sparse.csr_array
+        ``G`` (users x user features), rows summing to one; a user's representation is
+        ``G[u] @ user_feat_emb_`` (:attr:`user_repr_`).
     feat_emb_ : numpy.ndarray of float32, ``(n_identity + n_features, factors)``
     feat_bias_ : numpy.ndarray of float32
     item_feature_matrix_ : scipy.sparse.csr_array
@@ -125,6 +133,7 @@ class HybridMF(Recommender):
         loss: str = "warp",
         max_sampled: int = 10,
         features: Sequence[Mapping[str, Any]] | None = None,
+        user_features: Sequence[Mapping[str, Any]] | None = None,
         positive_threshold: float | None = None,
         fold_in_epochs: int = 20,
         n_threads: int | None = None,
@@ -134,6 +143,10 @@ class HybridMF(Recommender):
             if len(features):
                 ItemFeatures.from_config(features)
             features = [dict(b) for b in features]
+        if user_features is not None:
+            if len(user_features):
+                ItemFeatures.from_config(user_features)
+            user_features = [dict(b) for b in user_features]
         self.factors = factors
         self.epochs = epochs
         self.learning_rate = learning_rate
@@ -141,6 +154,7 @@ class HybridMF(Recommender):
         self.loss = loss
         self.max_sampled = max_sampled
         self.features = features
+        self.user_features = user_features
         self.positive_threshold = positive_threshold
         self.fold_in_epochs = fold_in_epochs
         self.n_threads = n_threads
@@ -165,8 +179,21 @@ class HybridMF(Recommender):
         )
         return builder, builder.fit_dataset(dataset)
 
+    def _user_block(self, dataset: Dataset) -> tuple[ItemFeatures | None, sp.csr_array]:
+        if not self.user_features:
+            return None, sp.csr_array((dataset.n_users, 0), dtype=np.float32)
+        attrs = dataset.user_attributes
+        if attrs is None or attrs.shape[1] == 0:
+            raise DataError(
+                f"dataset {dataset.name!r} has no user attributes but HybridMF was given "
+                "user_features"
+            )
+        builder = ItemFeatures.from_config(self.user_features).fit(attrs)
+        return builder, builder.transform_index(attrs, dataset.users)
+
     def _fit(self, dataset: Dataset) -> None:
         self.features_, xfeat = self._feature_block(dataset)
+        self.user_features_, ufeat = self._user_block(dataset)
         keep = np.ones(dataset.n_interactions, dtype=bool)
         if self.positive_threshold is not None:
             keep = dataset.value >= self.positive_threshold
@@ -183,13 +210,23 @@ class HybridMF(Recommender):
         f = _l1_rows(sp.hstack([ident, xfeat], format="csr"))
         f.sort_indices()
         self.item_feature_matrix_ = f
+        warm_u = np.bincount(users, minlength=dataset.n_users) > 0
+        n_uid = int(warm_u.sum())
+        uident = sp.csr_array(
+            (np.ones(n_uid, np.float32), (np.flatnonzero(warm_u), np.arange(n_uid))),
+            shape=(dataset.n_users, n_uid),
+        )
+        self.n_user_identity_ = n_uid
+        g = _l1_rows(sp.hstack([uident, ufeat], format="csr"))
+        g.sort_indices()
+        self.user_feature_matrix_ = g
         n_feat = f.shape[1]
         gen = np.random.default_rng(self.rng)
         d = self.factors
-        self.user_emb_ = ((gen.random((dataset.n_users, d)) - 0.5) / d).astype(np.float32)
+        self.user_feat_emb_ = ((gen.random((g.shape[1], d)) - 0.5) / d).astype(np.float32)
         self.feat_emb_ = ((gen.random((n_feat, d)) - 0.5) / d).astype(np.float32)
         self.feat_bias_ = np.zeros(n_feat, dtype=np.float32)
-        user_acc = np.ones_like(self.user_emb_)
+        user_acc = np.ones_like(self.user_feat_emb_)
         feat_acc = np.ones_like(self.feat_emb_)
         bias_acc = np.ones_like(self.feat_bias_)
         pos = sp.csr_array(
@@ -204,6 +241,7 @@ class HybridMF(Recommender):
         chunks = self.n_threads or _num_threads()
         self.loss_history_: list[float] = []
         fmat = (f.indptr.astype(np.int64), f.indices.astype(np.int32), f.data)
+        gmat = (g.indptr.astype(np.int64), g.indices.astype(np.int32), g.data)
         for _ in range(self.epochs):
             if users.size == 0:
                 break
@@ -214,7 +252,8 @@ class HybridMF(Recommender):
                 items,
                 np.ascontiguousarray(neg, dtype=np.int32),
                 order,
-                self.user_emb_,
+                gmat,
+                self.user_feat_emb_,
                 user_acc,
                 fmat,
                 self.feat_emb_,
@@ -230,6 +269,11 @@ class HybridMF(Recommender):
             )
             self.loss_history_.append(total / users.size)
         self._refresh_items()
+        self._refresh_users()
+
+    def _refresh_users(self) -> None:
+        g = self.user_feature_matrix_
+        self.user_repr_ = np.asarray(g @ self.user_feat_emb_, dtype=np.float32)
 
     def _refresh_items(self) -> None:
         f = self.item_feature_matrix_
@@ -238,7 +282,7 @@ class HybridMF(Recommender):
 
     # ------------------------------------------------------------------ scoring
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        out = self.user_emb_[user_idx] @ self.item_repr_.T
+        out = self.user_repr_[user_idx] @ self.item_repr_.T
         out += self.item_bias_[None, :]
         return np.asarray(out, dtype=np.float32)
 
@@ -255,6 +299,11 @@ class HybridMF(Recommender):
         n_neg = self.max_sampled if self.loss == "warp" else _BPR_TRIES
         loss_code = LOSS_WARP if self.loss == "warp" else LOSS_BPR
         fmat = (f.indptr.astype(np.int64), f.indices.astype(np.int32), f.data)
+        gmat = (
+            np.array([0, 1], dtype=np.int64),
+            np.zeros(1, dtype=np.int32),
+            np.ones(1, dtype=np.float32),
+        )
         for _ in range(self.fold_in_epochs):
             neg = pool[gen.integers(0, pool.size, (items.size, n_neg))].astype(np.int32)
             run_epoch(
@@ -262,6 +311,7 @@ class HybridMF(Recommender):
                 items,
                 neg,
                 gen.permutation(items.size).astype(np.int64),
+                gmat,
                 emb,
                 acc,
                 fmat,
@@ -305,8 +355,9 @@ class HybridMF(Recommender):
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
         row = self.item_feature_matrix_[[item_idx]]
         feats, w = row.indices, row.data
-        contrib = w * (self.feat_emb_[feats] @ self.user_emb_[user_idx] + self.feat_bias_[feats])
-        score = float(self.user_emb_[user_idx] @ self.item_repr_[item_idx])
+        pu = self.user_repr_[user_idx]
+        contrib = w * (self.feat_emb_[feats] @ pu + self.feat_bias_[feats])
+        score = float(pu @ self.item_repr_[item_idx])
         score += float(self.item_bias_[item_idx])
         names = self.feature_names()
         order = np.argsort(-np.abs(contrib), kind="stable")[: self.explain_top]
@@ -378,12 +429,15 @@ class HybridMF(Recommender):
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {
-            "user_emb": self.user_emb_,
+            "user_feat_emb": self.user_feat_emb_,
             "feat_emb": self.feat_emb_,
             "feat_bias": self.feat_bias_,
             "identity_items": self.identity_items_,
         }
         out.update(_csr_state("item_feature_matrix", self.item_feature_matrix_))
+        out.update(_csr_state("user_feature_matrix", self.user_feature_matrix_))
+        if self.user_features_ is not None:
+            out.update(self.user_features_.get_state(prefix="user_features."))
         if self.features_ is not None:
             out.update(self.features_.get_state(prefix="features."))
         return out
@@ -392,6 +446,10 @@ class HybridMF(Recommender):
         return {
             "features": None if self.features_ is None else self.features_.to_config(),
             "n_identity": self.n_identity_,
+            "user_features": None
+            if self.user_features_ is None
+            else self.user_features_.to_config(),
+            "n_user_identity": self.n_user_identity_,
         }
 
     def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
@@ -408,7 +466,27 @@ class HybridMF(Recommender):
         self.n_identity_ = int(meta["n_identity"])
         n_feat = self.n_identity_ + n_attr
         d = self.factors
-        self.user_emb_ = check_state_shape(state, "user_emb", (len(self.users_), d), np.float32)
+        ucfg = meta.get("user_features")
+        n_uattr = 0
+        self.user_features_ = None
+        if ucfg is not None:
+            try:
+                self.user_features_ = ItemFeatures.from_config(ucfg).set_state(
+                    state, "user_features."
+                )
+            except (ConfigError, DataError) as exc:
+                raise ModelFormatError(f"invalid user feature state ({exc})") from exc
+            n_uattr = self.user_features_.n_features_
+        self.n_user_identity_ = int(meta["n_user_identity"])
+        n_ucols = self.n_user_identity_ + n_uattr
+        self.user_feat_emb_ = check_state_shape(state, "user_feat_emb", (n_ucols, d), np.float32)
+        gm = _csr_from_state(state, "user_feature_matrix")
+        if gm.shape != (len(self.users_), n_ucols):
+            raise ModelFormatError(
+                f"user_feature_matrix has shape {gm.shape}, "
+                f"expected ({len(self.users_)}, {n_ucols})"
+            )
+        self.user_feature_matrix_ = gm
         self.feat_emb_ = check_state_shape(state, "feat_emb", (n_feat, d), np.float32)
         self.feat_bias_ = check_state_shape(state, "feat_bias", (n_feat,), np.float32)
         self.identity_items_ = check_state_shape(
@@ -421,6 +499,7 @@ class HybridMF(Recommender):
             )
         self.item_feature_matrix_ = f
         self._refresh_items()
+        self._refresh_users()
 
 
 # =========================================================================== Blend

@@ -75,10 +75,13 @@ class TestBlend(RecommenderContract):
 # ---------------------------------------------------------------------------- kernel
 def _kernel_inputs(seed: int) -> dict[str, object]:
     rng = np.random.default_rng(seed)
-    n_users, n_items, n_feat, d = 6, 9, 12, 4
+    n_users, n_items, n_feat, n_ufeat, d = 6, 9, 12, 8, 4
     f = sp.random(n_items, n_feat, density=0.3, random_state=seed, dtype=np.float32, format="csr")
     f = sp.csr_array(f + sp.eye(n_items, n_feat, dtype=np.float32, format="csr"))
     f.sort_indices()
+    g = sp.random(n_users, n_ufeat, density=0.3, random_state=seed + 2, dtype=np.float32)
+    g = sp.csr_array(g + sp.eye(n_users, n_ufeat, dtype=np.float32), dtype=np.float32)
+    g.sort_indices()
     seen = sp.csr_array(sp.random(n_users, n_items, density=0.4, random_state=seed + 1) > 0)
     seen = sp.csr_array(seen, dtype=np.float32)
     seen.sort_indices()
@@ -88,8 +91,9 @@ def _kernel_inputs(seed: int) -> dict[str, object]:
         "items": items,
         "negatives": rng.integers(0, n_items, (users.size, 5)).astype(np.int32),
         "order": rng.permutation(users.size).astype(np.int64),
-        "user_emb": rng.normal(0, 0.3, (n_users, d)).astype(np.float32),
-        "user_acc": np.ones((n_users, d), np.float32),
+        "g": (g.indptr.astype(np.int64), g.indices.astype(np.int32), g.data.astype(np.float32)),
+        "user_emb": rng.normal(0, 0.3, (n_ufeat, d)).astype(np.float32),
+        "user_acc": np.ones((n_ufeat, d), np.float32),
         "f": (f.indptr.astype(np.int64), f.indices.astype(np.int32), f.data.astype(np.float32)),
         "feat_emb": rng.normal(0, 0.3, (n_feat, d)).astype(np.float32),
         "feat_acc": np.ones((n_feat, d), np.float32),
@@ -124,6 +128,10 @@ def test_kernel_rejects_bad_dtype() -> None:
     a["user_emb"] = np.asarray(a["user_emb"], dtype=np.float64)
     with pytest.raises(ValueError, match="user_emb must be a C-contiguous 2-D float32"):
         run_epoch(**a, lr=0.1, reg=0.0, loss=LOSS_BPR, n_catalog=9)  # type: ignore[arg-type]
+    b = _kernel_inputs(0)
+    b["g"] = (b["g"][0], b["g"][1] + 50, b["g"][2])  # type: ignore[index]
+    with pytest.raises(ValueError, match="user feature indices out of range"):
+        run_epoch(**b, lr=0.1, reg=0.0, loss=LOSS_BPR, n_catalog=9)  # type: ignore[arg-type]
 
 
 def test_kernel_parallel_chunks_train() -> None:
@@ -209,6 +217,48 @@ def test_history_fold_in_follows_cluster() -> None:
     assert sum(100 <= i < 120 for i in recs.items[0].tolist()) >= 4
     again = m.recommend_for_history([100, 101, 102, 105, 110], k=5)
     np.testing.assert_array_equal(recs.items, again.items)
+
+
+def _with_user_attributes() -> tuple[Dataset, list[str]]:
+    """Toy data plus a user attribute ``side`` (the taste cluster) and two users without
+    interactions, one per cluster."""
+    ds = toy_with_attributes(explicit=False)
+    users = ds.users.ids.tolist()
+    new = ["new_even", "new_odd"]
+    side = ["even" if int(u[1:]) % 2 == 0 else "odd" for u in users] + ["even", "odd"]
+    uattrs = pd.DataFrame({"side": side}, index=users + new)
+    out = Dataset.from_frame(
+        ds.to_frame(), time="time", item_attributes=ds.item_attributes, user_attributes=uattrs
+    )
+    return out, new
+
+
+def test_user_features_represent_users_without_interactions(tmp_path: Path) -> None:
+    ds, new = _with_user_attributes()
+    ufeats = [{"kind": "categories", "column": "side", "sep": None}]
+    m = HybridMF(
+        factors=8,
+        epochs=20,
+        features=GENRES,
+        user_features=ufeats,
+        n_threads=1,
+        loss="bpr",
+        learning_rate=0.2,
+    ).fit(ds)
+    assert m.user_feature_matrix_.shape == (ds.n_users, m.n_user_identity_ + 2)
+    even = m.recommend([new[0]], k=5).items[0].tolist()
+    odd = m.recommend([new[1]], k=5).items[0].tolist()
+    assert sum(100 <= i < 120 for i in even) >= 4
+    assert sum(120 <= i < 140 for i in odd) >= 4
+    m.save(tmp_path / "u")
+    loaded = Recommender.load(tmp_path / "u")
+    np.testing.assert_allclose(loaded.score(new), m.score(new), atol=1e-5)
+    # without user features those users have an empty representation: item biases only
+    plain = HybridMF(factors=8, epochs=5, features=GENRES, n_threads=1).fit(ds)
+    s = plain.score(new)
+    np.testing.assert_allclose(s[0], s[1])
+    with pytest.raises(DataError, match="no user attributes"):
+        HybridMF(epochs=1, user_features=ufeats).fit(toy_dataset())
 
 
 def test_hybrid_errors() -> None:
