@@ -20,6 +20,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
+#: fast-math flags: reassociation lets LLVM vectorise the dot products
+_FAST = {"reassoc", "contract", "nsz", "arcp"}
+
 __all__ = [
     "als_loss",
     "als_loss_reference",
@@ -29,7 +32,7 @@ __all__ = [
 ]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _cholesky_solve(A: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """Solve ``A x = b`` for symmetric positive definite ``A`` (overwritten by its factor)."""
     f = A.shape[0]
@@ -62,17 +65,18 @@ def _cholesky_solve(A: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         out[i] = b[i]
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _gram_matvec(G: np.ndarray, v: np.ndarray, reg: float, out: np.ndarray) -> None:
+@njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
+def _gram_matvec32(G: np.ndarray, v: np.ndarray, reg: np.float32, out: np.ndarray) -> None:
     f = v.shape[0]
     for a in range(f):
         s = reg * v[a]
+        g = G[a]
         for k in range(f):
-            s += G[a, k] * v[k]
+            s += g[k] * v[k]
         out[a] = s
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
 def als_update_cholesky(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -108,7 +112,7 @@ def als_update_cholesky(
             X[u, k] = x[k]
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
 def als_update_cg(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -123,52 +127,53 @@ def als_update_cg(
 
     Warm-started from the current ``X`` (Takács et al. 2011; the approach of ``implicit``):
     a few steps per sweep are enough because successive sweeps change the factors little.
+    Vectors are float32 (``YtY`` is cast once); dot products accumulate in float32.
     """
     n = indptr.shape[0] - 1
     f = Y.shape[1]
+    G = YtY.astype(np.float32)
+    reg32 = np.float32(reg)
+    one = np.float32(1.0)
     for u in prange(n):
-        x = np.empty(f, dtype=np.float64)
-        for k in range(f):
-            x[k] = X[u, k]
+        x = X[u].copy()
+        r = np.empty(f, dtype=np.float32)
         # r = b - A x
-        r = np.empty(f, dtype=np.float64)
-        _gram_matvec(YtY, x, reg, r)
+        _gram_matvec32(G, x, reg32, r)
         for k in range(f):
             r[k] = -r[k]
         for p in range(indptr[u], indptr[u + 1]):
-            i = indices[p]
-            c = float(conf[p])
-            yx = 0.0
+            yi = Y[indices[p]]
+            c = conf[p]
+            yx = np.float32(0.0)
             for k in range(f):
-                yx += Y[i, k] * x[k]
-            w = 1.0 + c - c * yx
+                yx += yi[k] * x[k]
+            w = one + c - c * yx
             for k in range(f):
-                r[k] += w * Y[i, k]
+                r[k] += w * yi[k]
         pdir = r.copy()
-        rs_old = 0.0
+        rs_old = np.float32(0.0)
         for k in range(f):
             rs_old += r[k] * r[k]
         if rs_old < 1e-20:
             continue
-        Ap = np.empty(f, dtype=np.float64)
+        Ap = np.empty(f, dtype=np.float32)
         for _ in range(cg_steps):
-            _gram_matvec(YtY, pdir, reg, Ap)
+            _gram_matvec32(G, pdir, reg32, Ap)
             for p in range(indptr[u], indptr[u + 1]):
-                i = indices[p]
-                c = float(conf[p])
-                yp = 0.0
+                yi = Y[indices[p]]
+                yp = np.float32(0.0)
                 for k in range(f):
-                    yp += Y[i, k] * pdir[k]
-                w = c * yp
+                    yp += yi[k] * pdir[k]
+                w = conf[p] * yp
                 for k in range(f):
-                    Ap[k] += w * Y[i, k]
-            pap = 0.0
+                    Ap[k] += w * yi[k]
+            pap = np.float32(0.0)
             for k in range(f):
                 pap += pdir[k] * Ap[k]
             if pap <= 0.0:
                 break
             step = rs_old / pap
-            rs_new = 0.0
+            rs_new = np.float32(0.0)
             for k in range(f):
                 x[k] += step * pdir[k]
                 r[k] -= step * Ap[k]
@@ -179,8 +184,7 @@ def als_update_cg(
             for k in range(f):
                 pdir[k] = r[k] + beta * pdir[k]
             rs_old = rs_new
-        for k in range(f):
-            X[u, k] = x[k]
+        X[u] = x
 
 
 def als_solve_reference(

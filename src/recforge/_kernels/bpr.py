@@ -43,6 +43,9 @@ _S27 = np.uint64(27)
 _S11 = np.uint64(11)
 _TWO53 = 1.0 / 9007199254740992.0
 _MAX_TRIES = 16
+_F32 = np.float32
+#: fast-math flags: reassociation lets LLVM vectorise the float32 dot products
+_FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -104,7 +107,7 @@ def sample_items(cdf: np.ndarray, n_items: int, n: int, states: np.ndarray) -> n
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
 def bpr_epoch(
     row_of: np.ndarray,
     indptr: np.ndarray,
@@ -132,40 +135,55 @@ def bpr_epoch(
     f = P.shape[1]
     step = (n_samples + n_blocks - 1) // n_blocks
     stats = np.zeros((n_blocks, 3), dtype=np.float64)
+    lr = _F32(learning_rate)
+    rg = _F32(reg)
     for b in prange(n_blocks):
         todo = min(step, max(0, n_samples - b * step))
+        # block-local generator state and counters: no false sharing between threads
+        st = np.empty(1, dtype=np.uint64)
+        st[0] = states[b]
+        used = 0.0
+        correct = 0.0
+        skipped = 0.0
         for _ in range(todo):
-            p = _randint(states, b, nnz)
+            p = _randint(st, 0, nnz)
             u = row_of[p]
             i = indices[p]
             lo = indptr[u]
             hi = indptr[u + 1]
             j = np.int64(-1)
             for _t in range(_MAX_TRIES):
-                c = _sample_item(states, b, cdf, n_items)
+                c = _sample_item(st, 0, cdf, n_items)
                 if not _contains(indices, lo, hi, c):
                     j = c
                     break
             if j < 0:
-                stats[b, 2] += 1.0
+                skipped += 1.0
                 continue
-            x = float(bias[i]) - float(bias[j])
+            pu = P[u]
+            qi = Q[i]
+            qj = Q[j]
+            x = bias[i] - bias[j]
             for k in range(f):
-                x += float(P[u, k]) * (float(Q[i, k]) - float(Q[j, k]))
+                x += pu[k] * (qi[k] - qj[k])
             if x > 0.0:
-                stats[b, 1] += 1.0
-            stats[b, 0] += 1.0
+                correct += 1.0
+            used += 1.0
             # σ(-x) = d ln σ(x) / dx
-            z = 1.0 / (1.0 + math.exp(x)) if x > -30.0 else 1.0
-            bias[i] += learning_rate * (z - reg * bias[i])
-            bias[j] += learning_rate * (-z - reg * bias[j])
+            z = _F32(1.0 / (1.0 + math.exp(x))) if x > -30.0 else _F32(1.0)
+            bias[i] += lr * (z - rg * bias[i])
+            bias[j] += lr * (-z - rg * bias[j])
             for k in range(f):
-                pu = float(P[u, k])
-                qi = float(Q[i, k])
-                qj = float(Q[j, k])
-                P[u, k] = pu + learning_rate * (z * (qi - qj) - reg * pu)
-                Q[i, k] = qi + learning_rate * (z * pu - reg * qi)
-                Q[j, k] = qj + learning_rate * (-z * pu - reg * qj)
+                a = pu[k]
+                bi_ = qi[k]
+                bj_ = qj[k]
+                pu[k] = a + lr * (z * (bi_ - bj_) - rg * a)
+                qi[k] = bi_ + lr * (z * a - rg * bi_)
+                qj[k] = bj_ + lr * (-z * a - rg * bj_)
+        states[b] = st[0]
+        stats[b, 0] = used
+        stats[b, 1] = correct
+        stats[b, 2] = skipped
     out = np.zeros(3, dtype=np.float64)
     for b in range(n_blocks):
         for col in range(3):
@@ -225,18 +243,18 @@ def bpr_step_reference(
     learning_rate: float,
     reg: float,
 ) -> None:
-    """Slow NumPy reference of one BPR update (in place), for comparison with the kernel."""
-    pu = P[u].astype(np.float64)
-    qi = Q[i].astype(np.float64)
-    qj = Q[j].astype(np.float64)
-    x = float(bias[i]) - float(bias[j]) + float(pu @ (qi - qj))
-    z = 1.0 / (1.0 + np.exp(x)) if x > -30.0 else 1.0
-    bi, bj = float(bias[i]), float(bias[j])
-    bias[i] = bi + learning_rate * (z - reg * bi)
-    bias[j] = bj + learning_rate * (-z - reg * bj)
-    P[u] = pu + learning_rate * (z * (qi - qj) - reg * pu)
-    Q[i] = qi + learning_rate * (z * pu - reg * qi)
-    Q[j] = qj + learning_rate * (-z * pu - reg * qj)
+    """Slow NumPy reference of one BPR update (in place, float32 like the kernel)."""
+    f32 = np.float32
+    lr, rg = f32(learning_rate), f32(reg)
+    pu, qi, qj = P[u].copy(), Q[i].copy(), Q[j].copy()
+    x = float(bias[i] - bias[j] + f32(pu @ (qi - qj)))
+    z = f32(1.0 / (1.0 + np.exp(x))) if x > -30.0 else f32(1.0)
+    bi, bj = bias[i], bias[j]
+    bias[i] = bi + lr * (z - rg * bi)
+    bias[j] = bj + lr * (-z - rg * bj)
+    P[u] = pu + lr * (z * (qi - qj) - rg * pu)
+    Q[i] = qi + lr * (z * pu - rg * qi)
+    Q[j] = qj + lr * (-z * pu - rg * qj)
 
 
 def negative_cdf(item_counts: np.ndarray, beta: float) -> np.ndarray:

@@ -25,6 +25,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+_F32 = np.float32
+#: fast-math flags: reassociation lets LLVM vectorise the float32 dot products
+_FAST = {"reassoc", "contract", "nsz", "arcp"}
+
 __all__ = [
     "svd_epoch",
     "svd_epoch_hogwild",
@@ -36,41 +40,45 @@ __all__ = [
 ]
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
 def _svd_step(
     u: int,
     i: int,
-    r: float,
-    mu: float,
+    r: np.float32,
+    mu: np.float32,
     bu: np.ndarray,
     bi: np.ndarray,
     P: np.ndarray,
     Q: np.ndarray,
-    lr_bu: float,
-    lr_bi: float,
-    lr_p: float,
-    lr_q: float,
-    reg_bu: float,
-    reg_bi: float,
-    reg_p: float,
-    reg_q: float,
+    lr_bu: np.float32,
+    lr_bi: np.float32,
+    lr_p: np.float32,
+    lr_q: np.float32,
+    reg_bu: np.float32,
+    reg_bi: np.float32,
+    reg_p: np.float32,
+    reg_q: np.float32,
 ) -> float:
+    # float32 throughout; the dot product is reassociated (SIMD), so results match the
+    # reference to rounding, not bit for bit
     f = P.shape[1]
-    dot = 0.0
+    pu = P[u]
+    qi = Q[i]
+    dot = np.float32(0.0)
     for k in range(f):
-        dot += float(P[u, k]) * float(Q[i, k])
+        dot += pu[k] * qi[k]
     err = r - (mu + bu[u] + bi[i] + dot)
     bu[u] += lr_bu * (err - reg_bu * bu[u])
     bi[i] += lr_bi * (err - reg_bi * bi[i])
     for k in range(f):
-        puf = float(P[u, k])
-        qif = float(Q[i, k])
-        P[u, k] = puf + lr_p * (err * qif - reg_p * puf)
-        Q[i, k] = qif + lr_q * (err * puf - reg_q * qif)
-    return err * err
+        puf = pu[k]
+        qif = qi[k]
+        pu[k] = puf + lr_p * (err * qif - reg_p * puf)
+        qi[k] = qif + lr_q * (err * puf - reg_q * qif)
+    return float(err) * float(err)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def svd_epoch(
     user: np.ndarray,
     item: np.ndarray,
@@ -95,13 +103,14 @@ def svd_epoch(
     for t in range(order.shape[0]):
         n = order[t]
         sse += _svd_step(
-            user[n], item[n], value[n], mu, bu, bi, P, Q,
-            lr_bu, lr_bi, lr_p, lr_q, reg_bu, reg_bi, reg_p, reg_q,
+            user[n], item[n], value[n], _F32(mu), bu, bi, P, Q,
+            _F32(lr_bu), _F32(lr_bi), _F32(lr_p), _F32(lr_q),
+            _F32(reg_bu), _F32(reg_bi), _F32(reg_p), _F32(reg_q),
         )  # fmt: skip
     return sse
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
 def svd_epoch_hogwild(
     user: np.ndarray,
     item: np.ndarray,
@@ -133,8 +142,9 @@ def svd_epoch_hogwild(
         for t in range(lo, hi):
             n = order[t]
             s += _svd_step(
-                user[n], item[n], value[n], mu, bu, bi, P, Q,
-                lr_bu, lr_bi, lr_p, lr_q, reg_bu, reg_bi, reg_p, reg_q,
+                user[n], item[n], value[n], _F32(mu), bu, bi, P, Q,
+                _F32(lr_bu), _F32(lr_bi), _F32(lr_p), _F32(lr_q),
+                _F32(reg_bu), _F32(reg_bi), _F32(reg_p), _F32(reg_q),
             )  # fmt: skip
         partial[b] = s
     return partial.sum()
@@ -159,23 +169,27 @@ def svd_epoch_reference(
     reg_p: float,
     reg_q: float,
 ) -> float:
-    """Slow NumPy reference of :func:`svd_epoch` (same order, same updates, in place)."""
+    """Slow NumPy reference of :func:`svd_epoch` (same order, same float32 updates, in place)."""
+    f32 = np.float32
+    mu32 = f32(mu)
+    a_bu, a_bi, a_p, a_q = f32(lr_bu), f32(lr_bi), f32(lr_p), f32(lr_q)
+    g_bu, g_bi, g_p, g_q = f32(reg_bu), f32(reg_bi), f32(reg_p), f32(reg_q)
     sse = 0.0
     for n in order:
-        u, i, r = int(user[n]), int(item[n]), float(value[n])
-        pu = P[u].astype(np.float64)
-        qi = Q[i].astype(np.float64)
-        err = r - (mu + float(bu[u]) + float(bi[i]) + float(pu @ qi))
-        bu[u] = float(bu[u]) + lr_bu * (err - reg_bu * float(bu[u]))
-        bi[i] = float(bi[i]) + lr_bi * (err - reg_bi * float(bi[i]))
-        P[u] = pu + lr_p * (err * qi - reg_p * pu)
-        Q[i] = qi + lr_q * (err * pu - reg_q * qi)
-        sse += err * err
+        u, i = int(user[n]), int(item[n])
+        pu = P[u].copy()
+        qi = Q[i].copy()
+        err = f32(value[n]) - (mu32 + bu[u] + bi[i] + f32(pu @ qi))
+        bu[u] = bu[u] + a_bu * (err - g_bu * bu[u])
+        bi[i] = bi[i] + a_bi * (err - g_bi * bi[i])
+        P[u] = pu + a_p * (err * qi - g_p * pu)
+        Q[i] = qi + a_q * (err * pu - g_q * qi)
+        sse += float(err) * float(err)
     return sse
 
 
 # --------------------------------------------------------------------------- SVD++
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
 def _svdpp_user(
     u: int,
     indptr: np.ndarray,
@@ -202,45 +216,51 @@ def _svdpp_user(
     n_u = hi - lo
     if n_u == 0:
         return 0.0
-    norm = 1.0 / math.sqrt(n_u)
+    norm = _F32(1.0 / math.sqrt(n_u))
+    m32 = _F32(mu)
+    a_b, a_f, a_y = _F32(lr_b), _F32(lr_f), _F32(lr_y)
+    g_b, g_f = _F32(reg_b), _F32(reg_f)
+    pu = P[u]
     # implicit term z = |N(u)|^-1/2 Σ y_j, cached for all of the user's ratings
     for k in range(f):
         z[k] = 0.0
         gz[k] = 0.0
     for p in range(lo, hi):
-        j = indices[p]
+        yj = Y[indices[p]]
         for k in range(f):
-            z[k] += Y[j, k]
+            z[k] += yj[k]
     for k in range(f):
         z[k] *= norm
     sse = 0.0
     for p in range(lo, hi):
         i = indices[p]
-        dot = 0.0
+        qi = Q[i]
+        dot = _F32(0.0)
         for k in range(f):
-            dot += float(Q[i, k]) * (float(P[u, k]) + z[k])
-        err = values[p] - (mu + bu[u] + bi[i] + dot)
-        sse += err * err
-        bu[u] += lr_b * (err - reg_b * bu[u])
-        bi[i] += lr_b * (err - reg_b * bi[i])
+            dot += qi[k] * (pu[k] + z[k])
+        err = values[p] - (m32 + bu[u] + bi[i] + dot)
+        sse += float(err) * float(err)
+        bu[u] += a_b * (err - g_b * bu[u])
+        bi[i] += a_b * (err - g_b * bi[i])
         for k in range(f):
-            puf = float(P[u, k])
-            qif = float(Q[i, k])
-            P[u, k] = puf + lr_f * (err * qif - reg_f * puf)
-            Q[i, k] = qif + lr_f * (err * (puf + z[k]) - reg_f * qif)
+            puf = pu[k]
+            qif = qi[k]
+            pu[k] = puf + a_f * (err * qif - g_f * puf)
+            qi[k] = qif + a_f * (err * (puf + z[k]) - g_f * qif)
             gz[k] += err * qif
     # one update of every y_j of N(u) with the gradient accumulated over the user's ratings
     # (equivalent to n_u per-rating updates with z held fixed)
-    shrink = lr_y * reg_y * n_u
+    shrink = _F32(lr_y * reg_y * n_u)
+    for k in range(f):
+        gz[k] *= a_y * norm
     for p in range(lo, hi):
-        j = indices[p]
+        yj = Y[indices[p]]
         for k in range(f):
-            yjk = float(Y[j, k])
-            Y[j, k] = yjk + (lr_y * gz[k] * norm - shrink * yjk)
+            yj[k] = yj[k] + (gz[k] - shrink * yj[k])
     return sse
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def svdpp_epoch(
     user_order: np.ndarray,
     indptr: np.ndarray,
@@ -267,8 +287,8 @@ def svdpp_epoch(
     end: ``y_j += lr_y (g / sqrt|N(u)| - |N(u)| reg_y y_j)``.
     """
     f = P.shape[1]
-    z = np.empty(f, dtype=np.float64)
-    gz = np.empty(f, dtype=np.float64)
+    z = np.empty(f, dtype=np.float32)
+    gz = np.empty(f, dtype=np.float32)
     sse = 0.0
     for t in range(user_order.shape[0]):
         sse += _svdpp_user(
@@ -278,7 +298,7 @@ def svdpp_epoch(
     return sse
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
 def svdpp_epoch_hogwild(
     user_order: np.ndarray,
     indptr: np.ndarray,
@@ -304,8 +324,8 @@ def svdpp_epoch_hogwild(
     step = (n + n_blocks - 1) // n_blocks
     partial = np.zeros(n_blocks, dtype=np.float64)
     for b in prange(n_blocks):
-        z = np.empty(f, dtype=np.float64)
-        gz = np.empty(f, dtype=np.float64)
+        z = np.empty(f, dtype=np.float32)
+        gz = np.empty(f, dtype=np.float32)
         s = 0.0
         for t in range(b * step, min(n, (b + 1) * step)):
             s += _svdpp_user(
@@ -356,28 +376,32 @@ def svdpp_epoch_reference(
     reg_f: float,
     reg_y: float,
 ) -> float:
-    """Slow NumPy reference of :func:`svdpp_epoch` (same order, same updates, in place)."""
+    """Slow NumPy reference of :func:`svdpp_epoch` (same order, same float32 updates)."""
+    f32 = np.float32
+    mu32 = f32(mu)
+    a_b, a_f, a_y, g_b, g_f = f32(lr_b), f32(lr_f), f32(lr_y), f32(reg_b), f32(reg_f)
     sse = 0.0
     for u in user_order:
         lo, hi = int(indptr[u]), int(indptr[u + 1])
         if hi == lo:
             continue
         items = indices[lo:hi]
-        norm = 1.0 / np.sqrt(hi - lo)
-        z = Y[items].astype(np.float64).sum(axis=0) * norm
+        norm = f32(1.0 / np.sqrt(hi - lo))
+        z = Y[items].sum(axis=0, dtype=np.float32) * norm
         gz = np.zeros_like(z)
         for p in range(lo, hi):
             i = int(indices[p])
-            pu = P[u].astype(np.float64)
-            qi = Q[i].astype(np.float64)
-            err = float(values[p]) - (mu + float(bu[u]) + float(bi[i]) + float(qi @ (pu + z)))
-            sse += err * err
-            bu[u] = float(bu[u]) + lr_b * (err - reg_b * float(bu[u]))
-            bi[i] = float(bi[i]) + lr_b * (err - reg_b * float(bi[i]))
-            P[u] = pu + lr_f * (err * qi - reg_f * pu)
-            Q[i] = qi + lr_f * (err * (pu + z) - reg_f * qi)
+            pu = P[u].copy()
+            qi = Q[i].copy()
+            err = f32(values[p]) - (mu32 + bu[u] + bi[i] + f32(qi @ (pu + z)))
+            sse += float(err) * float(err)
+            bu[u] = bu[u] + a_b * (err - g_b * bu[u])
+            bi[i] = bi[i] + a_b * (err - g_b * bi[i])
+            P[u] = pu + a_f * (err * qi - g_f * pu)
+            Q[i] = qi + a_f * (err * (pu + z) - g_f * qi)
             gz += err * qi
+        step = gz * (a_y * norm)
+        shrink = f32(lr_y * reg_y * (hi - lo))
         for j in items:
-            yj = Y[j].astype(np.float64)
-            Y[j] = yj + (lr_y * gz * norm - lr_y * reg_y * (hi - lo) * yj)
+            Y[j] = Y[j] + (step - shrink * Y[j])
     return sse
