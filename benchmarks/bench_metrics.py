@@ -15,7 +15,9 @@ Metrics: precision, recall, nDCG (binary), nDCG (graded), MAP, MRR, hit rate at 
   structures and ``evaluate`` are timed separately.
 
 Both run with the same numba thread count (``NUMBA_NUM_THREADS``); JIT compilation is warmed
-up on tiny data before timing. Each timing is the median of ``--repeats`` runs (default 3).
+up on tiny data before timing. Each timing is the median of ``--repeats`` runs (default 3),
+reported as wall-clock and as process CPU time (summed over threads; steadier than wall time on
+a shared machine).
 The per-user values of both libraries are compared on the subsample (max abs difference).
 
 Run from the repository root::
@@ -72,14 +74,18 @@ def make_data(n_users: int, n_items: int, k: int, seed: int) -> tuple[np.ndarray
     return recs, truth
 
 
-def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    times = []
+def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
+    """Median wall-clock and median process CPU seconds (all threads) of ``repeats`` calls."""
+    walls = []
+    cpus = []
     out = None
     for _ in range(repeats):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus), out
 
 
 def recforge_run(recs: np.ndarray, truth: sp.csr_array, k: int) -> dict[tuple[str, int], Any]:
@@ -160,10 +166,10 @@ def main() -> None:
     recforge_run(w_recs, w_truth, k)
     ranx_evaluate(*ranx_inputs(w_recs, w_truth), k)
 
-    t_rf_full, _ = median_time(lambda: recforge_run(recs, truth, k), args.repeats)
-    t_rf_sub, rf_sub = median_time(lambda: recforge_run(recs_s, truth_s, k), args.repeats)
-    t_conv, inputs = median_time(lambda: ranx_inputs(recs_s, truth_s), args.repeats)
-    t_eval, rx = median_time(lambda: ranx_evaluate(*inputs, k), args.repeats)
+    t_rf_full, c_rf_full, _ = median_time(lambda: recforge_run(recs, truth, k), args.repeats)
+    t_rf_sub, c_rf_sub, rf_sub = median_time(lambda: recforge_run(recs_s, truth_s, k), args.repeats)
+    t_conv, c_conv, inputs = median_time(lambda: ranx_inputs(recs_s, truth_s), args.repeats)
+    t_eval, c_eval, rx = median_time(lambda: ranx_evaluate(*inputs, k), args.repeats)
 
     # agreement on the subsample (MAP: ranx normalises by |R|, recforge by min(k, |R|))
     n_rel = np.diff(truth_s.indptr)
@@ -181,25 +187,42 @@ def main() -> None:
     )
 
     scale = args.users / sub
-    print()
-    print("| step | users | median s | ranx / recforge |")
-    print("|---|---:|---:|---:|")
-    print(f"| recforge compute_metrics (7 metrics) | {args.users:,} | {t_rf_full:.3f} | |")
-    print(f"| recforge compute_metrics (7 metrics) | {sub:,} | {t_rf_sub:.3f} | |")
-    print(f"| ranx evaluate only | {sub:,} | {t_eval:.3f} | {t_eval / t_rf_sub:.1f}x |")
-    print(
-        f"| ranx dict->Qrels/Run + evaluate | {sub:,} | {t_conv + t_eval:.3f} | "
-        f"{(t_conv + t_eval) / t_rf_sub:.1f}x |"
-    )
+    rows = [
+        ("recforge compute_metrics (7 metrics)", args.users, t_rf_full, c_rf_full, None),
+        ("recforge compute_metrics (7 metrics)", sub, t_rf_sub, c_rf_sub, None),
+        ("ranx evaluate only", sub, t_eval, c_eval, (t_rf_sub, c_rf_sub)),
+        (
+            "ranx dict->Qrels/Run + evaluate",
+            sub,
+            t_conv + t_eval,
+            c_conv + c_eval,
+            (t_rf_sub, c_rf_sub),
+        ),
+    ]
     if scale > 1:
-        print(
-            f"| ranx evaluate only, extrapolated x{scale:g} | {args.users:,} | "
-            f"{t_eval * scale:.2f} | {t_eval * scale / t_rf_full:.1f}x |"
-        )
-        print(
-            f"| ranx conversion + evaluate, extrapolated x{scale:g} | {args.users:,} | "
-            f"{(t_conv + t_eval) * scale:.2f} | {(t_conv + t_eval) * scale / t_rf_full:.1f}x |"
-        )
+        rows += [
+            (
+                f"ranx evaluate only, extrapolated x{scale:g}",
+                args.users,
+                t_eval * scale,
+                c_eval * scale,
+                (t_rf_full, c_rf_full),
+            ),
+            (
+                f"ranx conversion + evaluate, extrapolated x{scale:g}",
+                args.users,
+                (t_conv + t_eval) * scale,
+                (c_conv + c_eval) * scale,
+                (t_rf_full, c_rf_full),
+            ),
+        ]
+    print()
+    print("| step | users | median wall s | median CPU s | ranx / recforge (wall, CPU) |")
+    print("|---|---:|---:|---:|---:|")
+    for label, users, wall, cpu, base in rows:
+        ratio = f"{wall / base[0]:.1f}x, {cpu / base[1]:.1f}x" if base else ""
+        print(f"| {label} | {users:,} | {wall:.3f} | {cpu:.3f} | {ratio} |")
+    print(f"\nload average after the run: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":
