@@ -162,3 +162,31 @@ def test_callback_stops_early() -> None:
     m = SVD(factors=3, epochs=10, rng=0).fit(train, callback=cb)
     assert seen == [0, 1, 2]
     assert len(m.train_rmse_) == 3
+
+
+def test_svd_kernel_reproduces_surprise_svd() -> None:
+    """Same initial factors and rating order as Surprise's SVD give the same model."""
+    surprise = pytest.importorskip("surprise")
+    from recforge._kernels.sgd import svd_epoch
+
+    train, _ = _low_rank(8)
+    frame = train.to_frame()[["user", "item", "value"]]
+    trainset = surprise.Dataset.load_from_df(
+        frame, surprise.Reader(rating_scale=(0, 10))
+    ).build_full_trainset()
+    algo = surprise.SVD(n_factors=5, n_epochs=3, random_state=0).fit(trainset)
+    rs = np.random.RandomState(0)
+    P = rs.normal(0, 0.1, (trainset.n_users, 5)).astype(np.float32)
+    Q = rs.normal(0, 0.1, (trainset.n_items, 5)).astype(np.float32)
+    bu = np.zeros(trainset.n_users, np.float32)
+    bi = np.zeros(trainset.n_items, np.float32)
+    triples = np.array(list(trainset.all_ratings()))
+    u, i = triples[:, 0].astype(np.int32), triples[:, 1].astype(np.int32)
+    r = triples[:, 2].astype(np.float32)
+    order = np.arange(u.size, dtype=np.int64)
+    for _ in range(3):
+        svd_epoch(u, i, r, order, trainset.global_mean, bu, bi, P, Q, *([0.005] * 4), *([0.02] * 4))
+    np.testing.assert_allclose(P, algo.pu, atol=1e-5)
+    np.testing.assert_allclose(Q, algo.qi, atol=1e-5)
+    np.testing.assert_allclose(bu, algo.bu, atol=1e-5)
+    np.testing.assert_allclose(bi, algo.bi, atol=1e-5)
