@@ -166,7 +166,10 @@ def read_csv(
     name
         Name of the dataset; defaults to the file name.
     **pandas_kw
-        Passed to :func:`pandas.read_csv` (e.g. ``encoding``, ``header``, ``names``).
+        Passed to :func:`pandas.read_csv` (e.g. ``encoding``, ``quotechar``). Id columns are
+        read as pandas infers them, so ``"007"`` becomes the integer 7; pass
+        ``dtype={"user": str}`` to keep such ids as strings. Line numbers in errors assume
+        the header is line 1 and no lines are skipped.
 
     Returns
     -------

@@ -188,6 +188,20 @@ class TestReadParquet:
         same = Dataset.from_parquet(p, user="u", item="i", value="r", time="when")
         assert same.fingerprint() == ds.fingerprint()
 
+    def test_partitioned_directory(self, tmp_path: Path) -> None:
+        d = tmp_path / "events"
+        d.mkdir()
+        pd.DataFrame({"user": [1, 2], "item": [5, 5]}).to_parquet(d / "part-0.parquet")
+        pd.DataFrame({"user": [3], "item": [6]}).to_parquet(d / "part-1.parquet")
+        ds = read_parquet(d)
+        assert ds.n_interactions == 3
+        assert sorted(ds.items.ids.tolist()) == [5, 6]
+
+    def test_leading_zero_ids_kept_as_strings(self, tmp_path: Path) -> None:
+        p = write(tmp_path, "z.csv", "user,item\n007,1\n7,1\n")
+        assert read_csv(p).n_users == 1
+        assert read_csv(p, dtype={"user": str}).users.ids.tolist() == ["007", "7"]
+
     def test_missing_column(self, tmp_path: Path) -> None:
         p = tmp_path / "r.parquet"
         pd.DataFrame({"user": [1], "thing": [2]}).to_parquet(p)
