@@ -384,6 +384,15 @@ def _version() -> str:
     return str(__version__)
 
 
+def _single_blas_thread() -> None:
+    """One BLAS thread per serving process: requests are small, and threads oversubscribe."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        return
+    threadpool_limits(1, user_api="blas")
+
+
 def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
     """Run the service with uvicorn (refuses non-loopback hosts when no key exists).
 
@@ -394,6 +403,7 @@ def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
     """
     import uvicorn
 
+    _single_blas_thread()
     store = EventStore(settings.db, table_prefix=settings.table_prefix)
     settings.check_bind(store_has_keys=bool(store.api_key_scopes()))
     app = create_app(settings, store=store)

@@ -1,0 +1,177 @@
+"""Crash test of event ingestion: kill -9 the real server many times while clients ingest.
+
+    .venv/bin/python benchmarks/bench_service_durability.py [--kills 20] [--db URL]
+
+Each cycle starts ``recforge serve`` (uvicorn), lets 4 clients post 50-event batches with
+unique event ids, SIGKILLs the server after a random 0.5-2.5 s, and retries every batch that
+was not acknowledged after the restart (as a real client would). At the end every acknowledged
+event id must be stored exactly once, and SQLite's ``integrity_check`` must say ``ok``.
+Jepsen-style accounting: acknowledged = a 200 response whose counts cover the whole batch.
+This covers process crashes; power loss needs a file system that drops un-fsynced writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+KEY = "durability-bench-key"
+SERVER = (
+    "import typer; from recforge.cli._serve import register; "
+    "app = typer.Typer(); register(app); app()"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(registry: Path, db: str, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "RECFORGE_WRITE_KEYS": f'["{KEY}"]', "OMP_NUM_THREADS": "1"}
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                SERVER,
+                "serve",
+                "--registry",
+                str(registry),
+                "--db",
+                db,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(log.read_text()[-2000:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--db", default=None, help="store URL (default: a fresh SQLite file)")
+    args = ap.parse_args()
+
+    from recforge.models.popular import MostPopular
+    from recforge.registry import ModelRegistry
+    from recforge.serving.store import EventStore
+    from recforge.testing import toy_dataset
+
+    tmp = Path(tempfile.mkdtemp(prefix="recforge-durability-"))
+    reg = ModelRegistry(tmp / "registry")
+    reg.publish(MostPopular().fit(toy_dataset()), promote=True)
+    db = args.db or f"sqlite:///{tmp / 'events.db'}"
+    EventStore(db).close()
+    port = free_port()
+    acked: set[str] = set()
+    pending: list[list[dict]] = []
+    lock = threading.Lock()
+    rnd = random.Random(0)
+    t_start = time.perf_counter()
+    for cycle in range(args.kills):
+        proc = start(reg.root, db, port, tmp / "server.log")
+        with lock:
+            retry, pending[:] = list(pending), []
+        for batch in retry:
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/events/batch",
+                json={"events": batch},
+                headers={"X-API-Key": KEY},
+                timeout=30,
+            )
+            r.raise_for_status()
+            acked.update(e["event_id"] for e in batch)
+        stop = threading.Event()
+
+        def client(w: int, cycle: int = cycle, stop: threading.Event = stop) -> None:
+            with httpx.Client(timeout=5, headers={"X-API-Key": KEY}) as c:
+                b = 0
+                while not stop.is_set():
+                    batch = [
+                        {
+                            "event_id": f"k{cycle}-w{w}-b{b}-{i}",
+                            "user": f"u{i % 9}",
+                            "item": str(100 + i % 40),
+                        }
+                        for i in range(50)
+                    ]
+                    b += 1
+                    try:
+                        r = c.post(f"http://127.0.0.1:{port}/events/batch", json={"events": batch})
+                        body = r.json() if r.status_code == 200 else None
+                    except (httpx.HTTPError, ValueError):
+                        body = None
+                    if body and body["accepted"] + body["duplicates"] == len(batch):
+                        with lock:
+                            acked.update(e["event_id"] for e in batch)
+                    else:
+                        with lock:
+                            pending.append(batch)
+                        if body is None:
+                            return
+
+        threads = [threading.Thread(target=client, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(rnd.uniform(0.5, 2.5))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        stop.set()
+        for t in threads:
+            t.join()
+        print(
+            f"kill {cycle + 1:>2}/{args.kills}: {len(acked):>7} acknowledged so far, {len(pending)} batches to retry"
+        )
+    proc = start(reg.root, db, port, tmp / "server.log")
+    for batch in pending:
+        httpx.post(
+            f"http://127.0.0.1:{port}/events/batch",
+            json={"events": batch},
+            headers={"X-API-Key": KEY},
+            timeout=30,
+        ).raise_for_status()
+        acked.update(e["event_id"] for e in batch)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    store = EventStore(db)
+    ids = store.event_ids()
+    lost = acked - set(ids)
+    dup = len(ids) - len(set(ids))
+    integrity = store.pragma("integrity_check") if store.dialect == "sqlite" else "n/a"
+    print(
+        f"{args.kills} kills in {time.perf_counter() - t_start:.0f} s: acknowledged {len(acked)}, "
+        f"stored {len(ids)}, lost {len(lost)}, duplicates {dup}, integrity_check {integrity}"
+    )
+    sys.exit(0 if not lost and not dup and integrity in ("ok", "n/a") else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,356 @@
+"""Open-loop load test of the REST service on loopback (never run by pytest).
+
+    .venv/bin/python benchmarks/bench_service_load.py [--duration 8] [--runs 3]
+
+What it does, all against a real ``recforge serve`` process (uvicorn, one worker):
+
+1. Fits ALS(factors=64) and MostPopular on MovieLens latest-small (../shared/data, or the
+   shipped copy), publishes them in two registries and starts one server per model.
+2. Constant-rate open-loop load from a separate process (asyncio + httpx): request ``i`` is
+   due at ``t0 + i / rate`` whether or not earlier ones finished, and its latency is measured
+   from that intended send time (no coordinated omission). 300 req/s of recommendations and
+   of similar items, ``--runs`` times each; medians of p50/p99 are reported with the ratio to
+   the popularity baseline served the same way.
+3. Batch ingestion rate (4 clients posting 1,000-event batches).
+4. Capacity probe: the highest rate whose p99 <= 25 ms with 0 errors.
+5. Overload at 1,500 req/s: share of 200 vs 503, Retry-After present, p99 of admitted requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "bench-key"
+SERVER = (
+    "import typer; from recforge.cli._serve import register; "
+    "app = typer.Typer(); register(app); app()"
+)
+
+
+def load_data() -> Any:
+    from recforge.data import Dataset
+
+    shared = ROOT.parent / "shared" / "data" / "ml-latest-small"
+    if (shared / "ratings.csv").is_file():
+        import pandas as pd
+
+        ratings = pd.read_csv(shared / "ratings.csv")
+        movies = pd.read_csv(shared / "movies.csv").set_index("movieId")
+        return Dataset.from_frame(
+            ratings,
+            user="userId",
+            item="movieId",
+            value="rating",
+            time="timestamp",
+            item_attributes=movies[["title", "genres"]],
+        )
+    from recforge.data import datasets
+
+    return datasets.load("movielens-small")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(
+    registry: Path, db: str, log: Path, max_concurrency: int
+) -> tuple[subprocess.Popen, int]:
+    import httpx
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "RECFORGE_WRITE_KEYS": f'["{KEY}"]',
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "NUMBA_NUM_THREADS": "1",
+    }
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                SERVER,
+                "serve",
+                "--registry",
+                str(registry),
+                "--db",
+                db,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--max-concurrency",
+                str(max_concurrency),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+
+
+# --------------------------------------------------------------------------- load generator
+class _Conn:
+    """One keep-alive HTTP/1.1 connection over asyncio streams (far cheaper than httpx)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def get(self, host: str, path: str) -> tuple[int, bool]:
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        retry = False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "retry-after":
+                retry = True
+        if length:
+            await self.reader.readexactly(length)
+        return status, retry
+
+
+async def _open_loop(
+    base: str, paths: list[str], rate: float, duration: float
+) -> list[tuple[int, float, bool]]:
+    host, port = base.removeprefix("http://").split(":")
+    loop = asyncio.get_running_loop()
+    out: list[tuple[int, float, bool]] = []
+    idle: list[_Conn] = []
+
+    async def one(path: str, intended: float) -> None:
+        conn = idle.pop() if idle else None
+        try:
+            if conn is None:
+                conn = _Conn(*await asyncio.open_connection(host, int(port)))
+            status, retry = await asyncio.wait_for(conn.get(host, path), timeout=10)
+            out.append((status, loop.time() - intended, retry))
+            idle.append(conn)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            out.append((-1, loop.time() - intended, False))
+            if conn is not None:
+                conn.writer.close()
+
+    for _ in range(16):  # warm connections
+        await one(paths[0], loop.time())
+    out.clear()
+    n = int(rate * duration)
+    t0 = loop.time() + 0.1
+    tasks = []
+    for i in range(n):
+        intended = t0 + i / rate
+        delay = intended - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(paths[i % len(paths)], intended)))
+    await asyncio.gather(*tasks)
+    for c in idle:
+        c.writer.close()
+    return out
+
+
+def _loadgen_proc(base: str, paths: list[str], rate: float, duration: float, q: Any) -> None:
+    q.put(asyncio.run(_open_loop(base, paths, rate, duration)))
+
+
+def open_loop(base: str, paths: list[str], rate: float, duration: float) -> dict[str, Any]:
+    """Run the load generator in a separate process; summarise latencies in ms."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_loadgen_proc, args=(base, paths, rate, duration, q))
+    p.start()
+    res = q.get(timeout=duration + 120)
+    p.join()
+    status = np.array([r[0] for r in res])
+    lat = np.array([r[1] for r in res]) * 1000
+    ok = status == 200
+    shed = (status == 503) | (status == 429)
+    return {
+        "offered_rps": rate,
+        "n": len(res),
+        "ok": int(ok.sum()),
+        "shed": int(shed.sum()),
+        "shed_with_retry_after": int(sum(1 for r in res if r[0] in (503, 429) and r[2])),
+        "errors": int((~ok & ~shed).sum()),
+        "p50_ms": float(np.percentile(lat[ok], 50)) if ok.any() else float("nan"),
+        "p99_ms": float(np.percentile(lat[ok], 99)) if ok.any() else float("nan"),
+        "shed_p99_ms": float(np.percentile(lat[shed], 99)) if shed.any() else float("nan"),
+    }
+
+
+def ingest_rate(base: str, seconds: float, clients: int = 4, batch: int = 1000) -> float:
+    import httpx
+
+    async def run() -> int:
+        accepted = 0
+        stop = time.monotonic() + seconds
+
+        async def worker(w: int) -> None:
+            nonlocal accepted
+            async with httpx.AsyncClient(
+                base_url=base, timeout=30, headers={"X-API-Key": KEY}
+            ) as c:
+                b = 0
+                while time.monotonic() < stop:
+                    events = [
+                        {
+                            "event_id": f"bench-{w}-{b}-{i}",
+                            "user": str(1 + i % 600),
+                            "item": str(1 + (i * 7) % 9000),
+                            "type": "view",
+                        }
+                        for i in range(batch)
+                    ]
+                    r = await c.post("/events/batch", json={"events": events})
+                    accepted += r.json()["accepted"]
+                    b += 1
+
+        await asyncio.gather(*(worker(w) for w in range(clients)))
+        return accepted
+
+    t0 = time.perf_counter()
+    n = asyncio.run(run())
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--duration", type=float, default=8.0, help="seconds per load phase")
+    ap.add_argument("--runs", type=int, default=3, help="repetitions of the 300 req/s phases")
+    ap.add_argument("--max-concurrency", type=int, default=32)
+    args = ap.parse_args()
+
+    from recforge.models.als import ALS
+    from recforge.models.popular import MostPopular
+    from recforge.registry import ModelRegistry
+    from recforge.serving.store import EventStore
+
+    ds = load_data()
+    tmp = Path(tempfile.mkdtemp(prefix="recforge-bench-"))
+    t = time.perf_counter()
+    als = ALS(factors=64, rng=0).fit(ds)
+    print(
+        f"data: {ds.n_users} users, {ds.n_items} items, {ds.n_interactions} ratings; ALS fit {time.perf_counter() - t:.1f} s"
+    )
+    servers = {}
+    procs = []
+    for name, model in (("als64", als), ("popular", MostPopular().fit(ds))):
+        reg = ModelRegistry(tmp / name)
+        reg.publish(model, promote=True)
+        db = f"sqlite:///{tmp / (name + '.db')}"
+        store = EventStore(db)
+        attrs = ds.item_attributes
+        store.upsert_items(
+            {str(i): {"title": str(r.title), "genres": str(r.genres)} for i, r in attrs.iterrows()}
+        )
+        store.close()
+        proc, port = start_server(reg.root, db, tmp / f"{name}.log", args.max_concurrency)
+        procs.append(proc)
+        servers[name] = f"http://127.0.0.1:{port}"
+    rng = np.random.default_rng(0)
+    users = [str(u) for u in rng.choice(ds.users.ids, 2000)]
+    items = [str(i) for i in rng.choice(ds.items.ids[np.argsort(-ds.item_counts())[:3000]], 2000)]
+    rec_paths = [f"/recommendations/{u}?k=10" for u in users]
+    sim_paths = [f"/items/{i}/similar?k=10" for i in items]
+    results: dict[str, Any] = {"duration_s": args.duration, "runs": args.runs}
+    try:
+        for label, server, paths in (
+            ("als64 recommendations", "als64", rec_paths),
+            ("als64 similar items", "als64", sim_paths),
+            ("popular recommendations", "popular", rec_paths),
+        ):
+            runs = [open_loop(servers[server], paths, 300, args.duration) for _ in range(args.runs)]
+            results[label] = {
+                "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+                "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+                "errors": sum(r["errors"] + r["shed"] for r in runs),
+                "requests": sum(r["n"] for r in runs),
+            }
+            print(
+                f"{label:<26} 300 req/s: p50 {results[label]['p50_ms']:.2f} ms  p99 {results[label]['p99_ms']:.2f} ms  "
+                f"errors {results[label]['errors']}/{results[label]['requests']}"
+            )
+        base = results["popular recommendations"]
+        for label in ("als64 recommendations", "als64 similar items"):
+            print(
+                f"ratio {label} / popular: p50 x{results[label]['p50_ms'] / base['p50_ms']:.2f}, "
+                f"p99 x{results[label]['p99_ms'] / base['p99_ms']:.2f}"
+            )
+        rate = ingest_rate(servers["als64"], args.duration)
+        results["ingest_events_per_s"] = rate
+        print(
+            f"batch ingestion (4 clients x 1000-event batches, SQLite WAL+FULL): {rate:,.0f} events/s"
+        )
+        best = 0
+        probe = []
+        for r in (300, 450, 600, 800, 1000, 1200):
+            s = open_loop(servers["als64"], rec_paths, r, max(3.0, args.duration / 2))
+            probe.append(s)
+            ok = s["p99_ms"] <= 25 and s["errors"] == 0 and s["shed"] == 0
+            print(
+                f"  probe {r:>5} req/s: p99 {s['p99_ms']:.1f} ms, shed {s['shed']}, errors {s['errors']} -> {'ok' if ok else 'over'}"
+            )
+            if not ok:
+                break
+            best = r
+        results["capacity_rps_p99_le_25ms"] = best
+        print(f"highest rate with p99 <= 25 ms and 0 errors: {best} req/s")
+        s = open_loop(servers["als64"], rec_paths, 1500, args.duration)
+        results["overload_1500"] = s
+        print(
+            f"overload 1500 req/s: ok {s['ok']}, shed (503/429) {s['shed']} of which with Retry-After "
+            f"{s['shed_with_retry_after']}, errors {s['errors']}, admitted p99 {s['p99_ms']:.1f} ms, "
+            f"shed p99 {s['shed_p99_ms']:.1f} ms"
+        )
+        alive = all(p.poll() is None for p in procs)
+        results["servers_alive_after"] = alive
+        print(f"servers alive after overload: {alive}")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    (tmp / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"results: {tmp / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
