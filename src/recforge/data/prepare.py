@@ -10,12 +10,14 @@ input is never changed, and the :class:`PrepareReport` says what was removed and
 
 Users and items that *lose* all their interactions in a filtering step are dropped from the id
 indices (and attribute tables), so models do not score entities with no data left; entities that
-had no interactions to begin with (known from attribute tables only) are kept.
+had no interactions to begin with (known from attribute tables only) are kept. A filtering step
+that removes every interaction warns with :class:`~recforge.exceptions.DataWarning`.
 """
 
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,7 +27,7 @@ import numpy as np
 from recforge.data import weighting
 from recforge.data._dataset import Dataset
 from recforge.data._idindex import IdIndex
-from recforge.exceptions import ConfigError, DataError
+from recforge.exceptions import ConfigError, DataError, DataWarning
 
 __all__ = [
     "STEPS",
@@ -151,6 +153,15 @@ def _keep_rows(ds: Dataset, keep: np.ndarray) -> tuple[Dataset, int, int]:
     return out, int((~keep_u).sum()), int((~keep_i).sum())
 
 
+def _warn_if_emptied(before: Dataset, after: Dataset, step: str) -> None:
+    if before.n_interactions and not after.n_interactions:
+        warnings.warn(
+            f"{step} removed all {before.n_interactions} interactions of {before.name!r}",
+            DataWarning,
+            stacklevel=3,
+        )
+
+
 def _pair_keys(ds: Dataset) -> np.ndarray:
     return ds.user.astype(np.int64) * max(ds.n_items, 1) + ds.item.astype(np.int64)
 
@@ -260,6 +271,7 @@ def filter_min_counts(
     bad_i = (ic[ds.item] < min_item) & ~bad_u
     keep = ~(bad_u | bad_i)
     out, du, di = _keep_rows(ds, keep)
+    _warn_if_emptied(ds, out, "filter_min_counts")
     removed = {}
     if bad_u.any():
         removed[f"user has fewer than {min_user} interactions"] = int(bad_u.sum())
@@ -328,6 +340,7 @@ def k_core(
         keep &= ~(bad_u | bad_i)
         rounds += 1
     out, du, di = _keep_rows(ds, keep)
+    _warn_if_emptied(ds, out, "k_core")
     removed = {}
     if n_user_rows:
         removed[f"user below {ku} interactions"] = n_user_rows
@@ -374,6 +387,7 @@ def to_implicit(ds: Dataset, threshold: float | None = None) -> tuple[Dataset, P
     else:
         keep = np.ones(ds.n_interactions, dtype=bool)
     out, du, di = _keep_rows(ds, keep)
+    _warn_if_emptied(ds, out, "to_implicit")
     changed = int(np.count_nonzero(out.value != 1.0))
     out = out.with_interactions(
         out.user, out.item, np.ones(out.n_interactions, dtype=np.float32), out.time
