@@ -90,6 +90,7 @@ def summarise(
     catalog: pd.DataFrame,
     segments: pd.Series | None = None,
     *,
+    segment_metric: tuple[str, int] | None = None,
     n_boot: int = 1000,
     alpha: float = 0.05,
     seed: int = 0,
@@ -97,15 +98,19 @@ def summarise(
     """Tidy summary ``model, metric, k, value, ci_low, ci_high, n_users, group``.
 
     Per-user metrics get a bootstrap CI of the mean over users for ``group == "all"`` and
-    for each user segment (``segments`` maps user code -> label); catalog-level metrics
-    have no interval.
+    for each user segment (``segments`` maps user code -> label; only ``segment_metric``
+    ``(metric, k)`` when given); catalog-level metrics have no interval.
     """
     rows = []
     groups: list[tuple[str, pd.DataFrame]] = [("all", per_user)]
     if segments is not None and len(per_user):
-        labels = segments.reindex(per_user["user"].to_numpy()).to_numpy()
+        chosen = per_user
+        if segment_metric is not None:
+            seg_metric, seg_k = segment_metric
+            chosen = per_user[(per_user["metric"] == seg_metric) & (per_user["k"] == seg_k)]
+        labels = segments.reindex(chosen["user"].to_numpy()).to_numpy()
         for seg in ("cold", "regular", "heavy"):
-            groups.append((seg, per_user[labels == seg]))
+            groups.append((seg, chosen[labels == seg]))
     for group, frame in groups:
         for (model, metric, k), part in frame.groupby(["model", "metric", "k"], sort=False):
             vals = part["value"].to_numpy()

@@ -499,7 +499,14 @@ def _run(
     catalog = pd.concat(catalog_frames, ignore_index=True)
     users = np.unique(per_user["user"].to_numpy())
     segments = pd.Series(user_segments(full_train, users), index=users)
-    summary = summarise(per_user, catalog, segments, n_boot=cfg.evaluation.bootstrap, seed=cfg.seed)
+    summary = summarise(
+        per_user,
+        catalog,
+        segments,
+        segment_metric=(metric, k_main),
+        n_boot=cfg.evaluation.bootstrap,
+        seed=cfg.seed,
+    )
     best, sig = paired_tests(
         per_user,
         metric=metric,
