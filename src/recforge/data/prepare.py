@@ -289,6 +289,10 @@ def filter_min_counts(
     return out, report
 
 
+def _first_given(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
+
+
 def k_core(
     ds: Dataset,
     k_user: int | None = None,
@@ -307,7 +311,9 @@ def k_core(
     ds
         Input dataset.
     k_user, k_item
-        Minimum interactions per user / item; each defaults to ``k``.
+        Minimum interactions per user / item. One not given defaults to ``k``, or else to
+        the other (``k_core(ds, 5)`` is the symmetric 5-core; pass ``k_item=0`` to filter
+        users only).
     k
         Shorthand for both.
 
@@ -322,8 +328,8 @@ def k_core(
     """
     if k is None and k_user is None and k_item is None:
         raise ConfigError("k_core needs 'k' or 'k_user'/'k_item' (minimum interactions)")
-    ku = _check_int("k_user", "k_core", k_user if k_user is not None else (k or 0))
-    ki = _check_int("k_item", "k_core", k_item if k_item is not None else (k or 0))
+    ku = _check_int("k_user", "k_core", _first_given(k_user, k, k_item))
+    ki = _check_int("k_item", "k_core", _first_given(k_item, k, k_user))
     keep = np.ones(ds.n_interactions, dtype=bool)
     user, item = ds.user, ds.item
     n_user_rows = n_item_rows = 0

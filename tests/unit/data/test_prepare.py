@@ -130,6 +130,9 @@ class TestFilters:
         out2, report2 = k_core(chain, k_user=2, k_item=2)
         assert frame_of(out2) == frame_of(filter_min_counts(chain, 2, 2)[0])
         assert report2.params == {"k_user": 2, "k_item": 2}
+        assert k_core(chain, 2)[1].params == {"k_user": 2, "k_item": 2}  # symmetric
+        assert k_core(chain, 2, k_item=0)[1].params == {"k_user": 2, "k_item": 0}
+        assert k_core(chain, k=3, k_item=1)[1].params == {"k_user": 3, "k_item": 1}
 
     def test_k_core_needs_k(self, chain: Dataset) -> None:
         with pytest.raises(ConfigError, match="k_core needs 'k'"):
