@@ -1,8 +1,8 @@
 """Ranking metrics at scale: recforge's ``compute_metrics`` vs ranx, same random lists and truth.
 
 Synthetic data (seeded): ``--users`` users (default 1M), top-``--k`` lists (default 10) of
-distinct item codes over ``--items`` items, and 1..20 relevant items per user with grades 1..5,
-about a third of them planted in the user's list so there are hits at every rank.
+distinct item codes over ``--items`` items, and per user 1..15 random relevant items plus about
+``0.3 * k`` planted in the user's list (so there are hits at every rank), with grades 1..5.
 
 Metrics: precision, recall, nDCG (binary), nDCG (graded), MAP, MRR, hit rate at K.
 
