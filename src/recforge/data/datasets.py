@@ -442,7 +442,7 @@ def _member(zf: zipfile.ZipFile, suffix: str, archive: Path) -> str:
 
 def _read_dat(f: IO[bytes], names: list[str], encoding: str) -> pd.DataFrame:
     """Read a '::'-separated MovieLens .dat file (fields must not contain newlines)."""
-    text = f.read().decode(encoding)
+    text = f.read().decode(encoding, errors="replace")
     data = io.StringIO(text.replace("::", "\t"))
     return pd.read_csv(data, sep="\t", names=names, header=None, quoting=3, engine="c")
 

@@ -316,3 +316,25 @@ class TestFromFrameIds:
         ds = Dataset.from_frame(pd.DataFrame({"user": users, "item": items}))
         assert ds.users.ids_of(ds.user).tolist() == users.tolist()
         assert ds.items.ids_of(ds.item).tolist() == items.tolist()
+
+
+@pytest.mark.realdata
+def test_movielens_100k_csv(ml100k_dir: Path) -> None:
+    ds = read_csv(
+        ml100k_dir / "ratings.csv",
+        user="user_id",
+        item="item_id",
+        value="rating",
+        time="timestamp",
+        item_attributes=ml100k_dir / "items.csv",
+        item_key="item_id",
+        user_attributes=ml100k_dir / "users.csv",
+        user_key="user_id",
+    )
+    assert (ds.n_interactions, ds.n_users, ds.n_items) == (100_000, 943, 1_682)
+    assert ds.item_attributes is not None
+    assert ds.item_attributes.loc[1, "title"] == "Toy Story"
+    assert ds.user_attributes is not None
+    assert ds.user_attributes.loc[1, "occupation"] == "technician"
+    summary = ds.describe()
+    assert summary.value_histogram == {"1": 6110, "2": 11370, "3": 27145, "4": 34174, "5": 21201}
