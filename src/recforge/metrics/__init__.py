@@ -12,8 +12,10 @@ from recforge.metrics._compute import (
 )
 from recforge.metrics.accuracy import mae, mae_per_user, rmse, rmse_per_user
 from recforge.metrics.beyond import (
+    ItemVectors,
     average_popularity,
     catalog_coverage,
+    diversity_from_vectors,
     gini_index,
     intra_list_diversity,
     novelty,
@@ -40,6 +42,7 @@ from recforge.metrics.significance import (
 
 __all__ = [
     "BEYOND_METRICS",
+    "ItemVectors",
     "MetricContext",
     "RANKING_METRICS",
     "RankingState",
@@ -51,6 +54,7 @@ __all__ = [
     "catalog_coverage",
     "compare_to_best",
     "compute_metrics",
+    "diversity_from_vectors",
     "gini_index",
     "hit_rate",
     "holm_correction",

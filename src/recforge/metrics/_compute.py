@@ -98,14 +98,18 @@ RANKING_METRICS: dict[str, RankingFn] = {
 """Ranking metrics by name; each is ``f(recs, truth, k) -> (n_users,)`` float64."""
 
 
-def _diversity(recs: Any, truth: Any, k: int, ctx: MetricContext) -> np.ndarray:
+def _item_vectors(ctx: MetricContext) -> beyond.ItemVectors:
     if ctx.item_features is not None:
-        return beyond.intra_list_diversity(recs, k, item_features=ctx.item_features)
+        return beyond.ItemVectors.build(item_features=ctx.item_features)
     if ctx.train_matrix is not None:
-        return beyond.intra_list_diversity(recs, k, cooccurrence=ctx.train_matrix)
+        return beyond.ItemVectors.build(cooccurrence=ctx.train_matrix)
     raise ConfigError(
         "metric 'diversity' needs MetricContext.item_features or MetricContext.train_matrix"
     )
+
+
+def _diversity(recs: Any, truth: Any, k: int, ctx: MetricContext) -> np.ndarray:
+    return beyond.diversity_from_vectors(recs, k, _item_vectors(ctx))
 
 
 def _serendipity(recs: Any, truth: Any, k: int, ctx: MetricContext) -> np.ndarray:
@@ -206,11 +210,15 @@ def compute_metrics(
     if any(n in RANKING_METRICS for n in metric_names):
         state = ranking.RankingState(r, truth, max(cutoffs))
         truth = state.truth  # canonical, validated once
+    vectors = _item_vectors(context) if "diversity" in metric_names else None  # once for all k
     for name in metric_names:
         for k in cutoffs:
             if name in RANKING_METRICS:
                 assert state is not None
                 results[(name, k)] = _RANKING_METHODS[name](state, k)
+            elif name == "diversity":
+                assert vectors is not None
+                results[(name, k)] = beyond.diversity_from_vectors(r, k, vectors)
             else:
                 results[(name, k)] = BEYOND_METRICS[name](r, truth, k, context)
     return results

@@ -7,6 +7,7 @@ for a user whose value is undefined (e.g. an empty list); aggregations skip NaN 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,10 @@ from recforge.exceptions import ConfigError, DataError
 from recforge.metrics._checks import check_k, check_recs, check_truth, csr_parts
 
 __all__ = [
+    "ItemVectors",
     "average_popularity",
     "catalog_coverage",
+    "diversity_from_vectors",
     "gini_index",
     "intra_list_diversity",
     "novelty",
@@ -208,36 +211,66 @@ def intra_list_diversity(
     ConfigError
         If neither or both similarity sources are given.
     """
-    if (item_features is None) == (cooccurrence is None):
-        raise ConfigError(
-            "intra_list_diversity needs exactly one of 'item_features' or 'cooccurrence'"
-        )
-    if item_features is not None:
-        feats = sp.csr_array(item_features, dtype=np.float64)
-        source = "item_features"
-    else:
-        if not sp.issparse(cooccurrence):
-            raise DataError("cooccurrence must be the sparse (n_users, n_items) training matrix")
-        csc = sp.csc_array(cooccurrence)
-        csc.sum_duplicates()
-        # columns of the training matrix as item rows, binarised (stored non-zeros count 1)
-        feats = sp.csr_array(
-            ((csc.data != 0).astype(np.float64), csc.indices, csc.indptr),
-            shape=(csc.shape[1], csc.shape[0]),
-        )
-        source = "cooccurrence"
-    feats.sum_duplicates()
-    feats.sort_indices()
-    n_items = feats.shape[0]
+    return diversity_from_vectors(recs, k, ItemVectors.build(item_features, cooccurrence))
+
+
+@dataclass(frozen=True)
+class ItemVectors:
+    """Item vectors (CSR rows, sorted indices) and their norms, for cosine similarities.
+
+    Built once by :meth:`build` and reusable across cutoffs (``compute_metrics`` does so).
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    norms: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        """Number of items (rows)."""
+        return int(self.indptr.size - 1)
+
+    @classmethod
+    def build(cls, item_features: Any = None, cooccurrence: Any = None) -> ItemVectors:
+        """Item rows from ``item_features`` or binarised item columns of ``cooccurrence``.
+
+        See :func:`intra_list_diversity` for the meaning of the two sources.
+        """
+        if (item_features is None) == (cooccurrence is None):
+            raise ConfigError(
+                "intra_list_diversity needs exactly one of 'item_features' or 'cooccurrence'"
+            )
+        if item_features is not None:
+            feats = sp.csr_array(item_features, dtype=np.float64)
+        else:
+            if not sp.issparse(cooccurrence):
+                raise DataError(
+                    "cooccurrence must be the sparse (n_users, n_items) training matrix"
+                )
+            csc = sp.csc_array(cooccurrence)
+            csc.sum_duplicates()
+            # columns of the training matrix as item rows, binarised (stored non-zeros count 1)
+            feats = sp.csr_array(
+                ((csc.data != 0).astype(np.float64), csc.indices, csc.indptr),
+                shape=(csc.shape[1], csc.shape[0]),
+            )
+        feats.sum_duplicates()
+        feats.sort_indices()
+        indptr, indices, data = csr_parts(feats)
+        norms = np.sqrt(np.asarray(feats.multiply(feats).sum(axis=1), dtype=np.float64)).ravel()
+        return cls(indptr, indices, data, norms)
+
+
+def diversity_from_vectors(recs: Any, k: int, vectors: ItemVectors) -> np.ndarray:
+    """:func:`intra_list_diversity` with prebuilt :class:`ItemVectors`."""
     k = check_k(k)
-    r = check_recs(recs, n_items, name="recs")
-    if r.size and r.shape[1] and int(r.max()) >= n_items:  # pragma: no cover - check_recs raises
-        raise DataError(f"recs holds codes beyond the {n_items} items of {source}")
-    indptr, indices, data = csr_parts(feats)
-    norms = np.sqrt(np.asarray(feats.multiply(feats).sum(axis=1), dtype=np.float64)).ravel()
+    r = check_recs(recs, vectors.n_items, name="recs")
     total = np.empty(r.shape[0], dtype=np.float64)
     pairs = np.empty(r.shape[0], dtype=np.int64)
-    _k.pairwise_cosine_sum(r, k, indptr, indices, data, norms, total, pairs)
+    _k.pairwise_cosine_sum(
+        r, k, vectors.indptr, vectors.indices, vectors.data, vectors.norms, total, pairs
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(pairs > 0, 1.0 - total / pairs, np.nan)
 

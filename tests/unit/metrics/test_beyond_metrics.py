@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from recforge.exceptions import ConfigError, DataError
 from recforge.metrics import (
+    ItemVectors,
     average_popularity,
     catalog_coverage,
+    diversity_from_vectors,
     gini_index,
     intra_list_diversity,
     novelty,
@@ -163,3 +165,14 @@ def test_beyond_invariants(case: tuple[np.ndarray, np.ndarray, np.ndarray, int])
     both = ~np.isnan(prec)
     np.testing.assert_array_equal(np.isnan(ser), ~both)
     assert (ser[both] <= prec[both] + 1e-12).all()
+
+
+def test_prebuilt_item_vectors_give_the_same_diversity() -> None:
+    feats = sp.csr_array(np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0], [2.0, 1.0]]))
+    vectors = ItemVectors.build(item_features=feats)
+    assert vectors.n_items == 5
+    for k in (2, 3):
+        np.testing.assert_array_equal(
+            diversity_from_vectors(RECS, k, vectors),
+            intra_list_diversity(RECS, k, item_features=feats),
+        )
