@@ -26,6 +26,7 @@ from recforge.exceptions import ConfigError
 from recforge.models import available_models
 from recforge.pipeline.config import RunConfig, guess_columns, validate_config
 from recforge.pipeline.runner import RunResult, run_config
+from recforge.pipeline.tuning import default_search_space
 
 __all__ = ["AutoPlan", "auto", "plan"]
 
@@ -131,7 +132,7 @@ def plan(ds: Dataset, budget_s: float) -> AutoPlan:
     )
     if missing:
         decisions.append(f"Not installed, skipped: {', '.join(missing)}.")
-    tuned = [f for f in families if f != "popular"]
+    tuned = [f for f in families if f != "popular" and default_search_space(f)]
     pool = budget_s * (1.0 - RESERVE)
     total_w = sum(FAMILY_WEIGHTS.get(f, 1.0) for f in tuned) or 1.0
     budgets = {f: pool * FAMILY_WEIGHTS.get(f, 1.0) / total_w for f in tuned}
@@ -224,8 +225,8 @@ def auto(
         say(line)
     models: dict[str, Any] = {}
     for fam in the_plan.families:
-        if fam == "popular":
-            models[fam] = {}
+        if fam not in the_plan.budgets:
+            models[fam] = dict(FIXED.get(fam, {}))
         else:
             models[fam] = {
                 **FIXED.get(fam, {}),

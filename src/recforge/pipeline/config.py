@@ -117,7 +117,7 @@ class DataConfig(_Strict):
     query: str | None = None
     """SQL query for ``sql``."""
     name: str | None = None
-    """Data set name for ``builtin`` (see :func:`recforge.datasets.load`)."""
+    """Data set name for ``builtin`` (see :func:`recforge.data.datasets.load`)."""
     columns: ColumnsConfig = ColumnsConfig()
     """Column mapping."""
     item_attributes: AttributesConfig | None = None

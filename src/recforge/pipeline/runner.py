@@ -140,11 +140,10 @@ def load_data(cfg: RunConfig) -> Dataset:
             mapping[f"{what}_attributes"] = str(cfg.resolve(attr.path))
             mapping[f"{what}_key"] = attr.key
     if d.source == "builtin":
-        import importlib
+        from recforge.data.datasets import load
 
         assert d.name is not None
-        datasets: Any = importlib.import_module("recforge.datasets")
-        return datasets.load(d.name)  # type: ignore[no-any-return]
+        return load(d.name)
     if d.source == "sql":
         assert d.url is not None
         assert d.query is not None
