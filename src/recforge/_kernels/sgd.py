@@ -219,9 +219,11 @@ def _svdpp_user(
     norm = _F32(1.0 / math.sqrt(n_u))
     m32 = _F32(mu)
     a_b, a_f, a_y = _F32(lr_b), _F32(lr_f), _F32(lr_y)
-    g_b, g_f = _F32(reg_b), _F32(reg_f)
+    g_b, g_f, g_y = _F32(reg_b), _F32(reg_f), _F32(reg_y)
+    decay = _F32(1.0) - a_y * g_y
+    step_g = a_y * norm
     pu = P[u]
-    # implicit term z = |N(u)|^-1/2 Σ y_j, cached for all of the user's ratings
+    # z = |N(u)|^-1/2 Σ y_j and the part of the y_j updates shared by all j of N(u)
     for k in range(f):
         z[k] = 0.0
         gz[k] = 0.0
@@ -247,16 +249,16 @@ def _svdpp_user(
             qif = qi[k]
             pu[k] = puf + a_f * (err * qif - g_f * puf)
             qi[k] = qif + a_f * (err * (puf + z[k]) - g_f * qif)
-            gz[k] += err * qif
-    # one update of every y_j of N(u) with the gradient accumulated over the user's ratings
-    # (equivalent to n_u per-rating updates with z held fixed)
-    shrink = _F32(lr_y * reg_y * n_u)
-    for k in range(f):
-        gz[k] *= a_y * norm
+            # every y_j gets y_j <- decay y_j + lr_y err q_i / sqrt|N(u)|, hence
+            # z <- decay z + lr_y err q_i, and the shared term accumulates with decay
+            z[k] = decay * z[k] + a_y * err * qif
+            gz[k] = decay * gz[k] + step_g * err * qif
+    # apply the n_u per-rating updates to each y_j at once: y_j <- decay^n_u y_j + shared
+    total_decay = decay**n_u
     for p in range(lo, hi):
         yj = Y[indices[p]]
         for k in range(f):
-            yj[k] = yj[k] + (gz[k] - shrink * yj[k])
+            yj[k] = total_decay * yj[k] + gz[k]
     return sse
 
 
@@ -281,10 +283,12 @@ def svdpp_epoch(
 ) -> float:
     """One sequential SVD++ epoch visiting users in ``user_order`` (deterministic).
 
-    For each user the implicit sum ``z_u`` is computed once, the user's ratings are visited in
-    row order updating biases, ``p_u`` and ``q_i`` (Koren 2008, eq. 15, Surprise's rule) while
-    the gradient of ``z_u`` accumulates, and every ``y_j`` of the user is updated once at the
-    end: ``y_j += lr_y (g / sqrt|N(u)| - |N(u)| reg_y y_j)``.
+    Computes exactly Surprise's per-rating SVD++ updates (Koren 2008, eq. 15) with the
+    ratings grouped by user, in ``O(f)`` per rating instead of ``O(|N(u)| f)``: after a rating
+    every ``y_j`` of ``N(u)`` moves by ``y_j <- d y_j + lr_y e q_i / sqrt|N(u)|`` with
+    ``d = 1 - lr_y reg_y``, so the implicit sum follows ``z <- d z + lr_y e q_i`` and the
+    ``y_j`` themselves are brought up to date once per user with ``y_j <- d^n y_j + s``, where
+    ``s`` accumulates the shared term with the same decay.
     """
     f = P.shape[1]
     z = np.empty(f, dtype=np.float32)
@@ -376,10 +380,15 @@ def svdpp_epoch_reference(
     reg_f: float,
     reg_y: float,
 ) -> float:
-    """Slow NumPy reference of :func:`svdpp_epoch` (same order, same float32 updates)."""
+    """Slow NumPy reference of :func:`svdpp_epoch`: Surprise's literal per-rating updates.
+
+    Recomputes the implicit sum from the current ``y_j`` for every rating and updates every
+    ``y_j`` of ``N(u)`` after every rating (``O(|N(u)| f)`` per rating), in float32.
+    """
     f32 = np.float32
     mu32 = f32(mu)
-    a_b, a_f, a_y, g_b, g_f = f32(lr_b), f32(lr_f), f32(lr_y), f32(reg_b), f32(reg_f)
+    a_b, a_f, a_y = f32(lr_b), f32(lr_f), f32(lr_y)
+    g_b, g_f, g_y = f32(reg_b), f32(reg_f), f32(reg_y)
     sse = 0.0
     for u in user_order:
         lo, hi = int(indptr[u]), int(indptr[u + 1])
@@ -387,10 +396,9 @@ def svdpp_epoch_reference(
             continue
         items = indices[lo:hi]
         norm = f32(1.0 / np.sqrt(hi - lo))
-        z = Y[items].sum(axis=0, dtype=np.float32) * norm
-        gz = np.zeros_like(z)
         for p in range(lo, hi):
             i = int(indices[p])
+            z = Y[items].sum(axis=0, dtype=np.float32) * norm
             pu = P[u].copy()
             qi = Q[i].copy()
             err = f32(values[p]) - (mu32 + bu[u] + bi[i] + f32(qi @ (pu + z)))
@@ -399,9 +407,5 @@ def svdpp_epoch_reference(
             bi[i] = bi[i] + a_b * (err - g_b * bi[i])
             P[u] = pu + a_f * (err * qi - g_f * pu)
             Q[i] = qi + a_f * (err * (pu + z) - g_f * qi)
-            gz += err * qi
-        step = gz * (a_y * norm)
-        shrink = f32(lr_y * reg_y * (hi - lo))
-        for j in items:
-            Y[j] = Y[j] + (step - shrink * Y[j])
+            Y[items] = Y[items] + a_y * (err * qi * norm - g_y * Y[items])
     return sse

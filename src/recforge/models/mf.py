@@ -307,10 +307,13 @@ class SVDpp(_RatingMF):
     """SVD++ (Koren 2008): biased MF plus the implicit feedback of the items a user rated.
 
     ``r̂_ui = μ + b_u + b_i + q_i·(p_u + |N(u)|^-1/2 Σ_{j∈N(u)} y_j)``, trained by SGD with
-    Surprise's update rule, except for the standard speed-up: users are visited in random
-    order, the implicit sum of a user is computed once for all of the user's ratings and
-    every ``y_j`` is updated once per user with the accumulated gradient. This turns the
-    per-rating ``O(|N(u)|)`` cost into ``O(1)`` amortised.
+    Surprise's per-rating update rule (every ``y_j`` of ``N(u)`` moves after every rating of
+    ``u``), ratings grouped by user and users visited in random order. The kernel computes
+    these updates exactly in ``O(factors)`` per rating instead of ``O(|N(u)| factors)``: the
+    implicit sum follows its own closed-form update and the ``y_j`` are brought up to date
+    once per user (see :func:`recforge._kernels.sgd.svdpp_epoch`). ``N(u)`` is the list of
+    items the user rated in training; duplicate (user, item) ratings make the ``y_j`` update
+    approximate, so deduplicate the data first.
 
     With more than one numba thread users are split into lock-free parallel blocks
     (Hogwild), which is not bit-deterministic; with one thread the fit is deterministic under

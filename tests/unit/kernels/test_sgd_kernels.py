@@ -74,6 +74,9 @@ def test_svd_hogwild_blocks_reduce_error() -> None:
 
 def test_svdpp_epoch_matches_reference() -> None:
     u, i, r, state, rng = _ratings(3)
+    # N(u) is a set: one rating per (user, item) pair
+    _, first = np.unique(u.astype(np.int64) * N_ITEMS + i, return_index=True)
+    u, i, r = u[first], i[first], r[first]
     indptr, indices, values = group_by_user(u, i, r, N_USERS)
     user_order = rng.permutation(N_USERS).astype(np.int64)
     fast = [a.copy() for a in state]

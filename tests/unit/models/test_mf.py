@@ -190,3 +190,37 @@ def test_svd_kernel_reproduces_surprise_svd() -> None:
     np.testing.assert_allclose(Q, algo.qi, atol=1e-5)
     np.testing.assert_allclose(bu, algo.bu, atol=1e-5)
     np.testing.assert_allclose(bi, algo.bi, atol=1e-5)
+
+
+def test_svdpp_kernel_reproduces_surprise_svdpp() -> None:
+    """The O(f)-per-rating SVD++ epoch equals Surprise's O(|N(u)| f) per-rating updates."""
+    surprise = pytest.importorskip("surprise")
+    from recforge._kernels.sgd import svdpp_epoch
+
+    train, _ = _low_rank(9)
+    frame = train.to_frame()[["user", "item", "value"]].iloc[:1500]
+    trainset = surprise.Dataset.load_from_df(
+        frame, surprise.Reader(rating_scale=(0, 10))
+    ).build_full_trainset()
+    algo = surprise.SVDpp(n_factors=4, n_epochs=2, random_state=0).fit(trainset)
+    rs = np.random.RandomState(0)
+    f = 4
+    P = rs.normal(0, 0.1, (trainset.n_users, f)).astype(np.float32)
+    Q = rs.normal(0, 0.1, (trainset.n_items, f)).astype(np.float32)
+    Y = rs.normal(0, 0.1, (trainset.n_items, f)).astype(np.float32)
+    bu = np.zeros(trainset.n_users, np.float32)
+    bi = np.zeros(trainset.n_items, np.float32)
+    rows = [trainset.ur[u] for u in range(trainset.n_users)]
+    indptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+    indices = np.array([j for r in rows for j, _ in r], dtype=np.int32)
+    values = np.array([v for r in rows for _, v in r], dtype=np.float32)
+    order = np.arange(trainset.n_users, dtype=np.int64)
+    for _ in range(2):
+        svdpp_epoch(
+            order, indptr, indices, values, trainset.global_mean, bu, bi, P, Q, Y,
+            0.007, 0.007, 0.007, 0.02, 0.02, 0.02,
+        )  # fmt: skip
+    np.testing.assert_allclose(bu, algo.bu, atol=1e-4)
+    np.testing.assert_allclose(P, algo.pu, atol=1e-4)
+    np.testing.assert_allclose(Q, algo.qi, atol=1e-4)
+    np.testing.assert_allclose(Y, algo.yj, atol=1e-4)
