@@ -265,9 +265,13 @@ def render_report(run_dir: str | Path) -> str:
         if tuning_svg
         else "<p class='note'>No model was tuned in this run.</p>"
     )
+    decisions_block = ""
     if notes.get("decisions"):
         items = "".join(f"<li>{_esc(d)}</li>" for d in notes["decisions"])
-        tuning_block = f"<ul class='note'>{items}</ul>" + tuning_block
+        decisions_block = (
+            "<section class='card' id='decisions'><h2>How the candidates were chosen</h2>"
+            f"<ul class='decisions'>{items}</ul></section>"
+        )
 
     kpis = [
         ("users", ds.get("n_users")),
@@ -353,6 +357,7 @@ def render_report(run_dir: str | Path) -> str:
         plot_segments=_plots.segments(summary, metric, k, order),
         segments_note=_esc(seg_note),
         tuning_block=tuning_block,
+        decisions_block=decisions_block,
         correction="Holm-corrected",
         significance=_significance(sig, float(doc.get("alpha", 0.05))),
         data_kpis=kpi_html,
