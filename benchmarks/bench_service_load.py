@@ -318,7 +318,7 @@ def main() -> None:
         )
         best = 0
         probe = []
-        for r in (300, 450, 600, 800, 1000, 1200):
+        for r in (100, 150, 200, 300, 450, 600, 800, 1000):
             s = open_loop(servers["als64"], rec_paths, r, max(3.0, args.duration / 2))
             probe.append(s)
             ok = s["p99_ms"] <= 25 and s["errors"] == 0 and s["shed"] == 0

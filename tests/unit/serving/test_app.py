@@ -83,6 +83,33 @@ def test_filters_exclude_require_and_seen(client, dataset):
     assert not seen & set(_items(client.get("/recommendations/u0", params={"k": 20})))
 
 
+def test_diversity_reranks_with_mmr(client):
+    def genres(body):
+        return {it["attributes"]["genres"] for it in body["items"] if it["attributes"]}
+
+    client.put(
+        "/items",
+        json={
+            "items": [
+                {"id": str(i), "attributes": {"genres": g}}
+                for i, g in (
+                    (i, ["Comedy", "Drama", "Horror", "Animation"][(i - 1) % 4])
+                    for i in range(1, 25)
+                )
+            ]
+        },
+        headers=W,
+    )
+    plain = client.get("/recommendations/u0", params={"k": 6, "details": True}).json()
+    diverse = client.get(
+        "/recommendations/u0", params={"k": 6, "details": True, "diversity": 0.9}
+    ).json()
+    assert "diversified" in diverse["reason"]
+    assert len(diverse["items"]) == 6
+    assert len(genres(diverse)) > len(genres(plain))
+    assert client.get("/recommendations/u0", params={"diversity": 1.5}).status_code == 422
+
+
 def test_details_and_explanations(client):
     r = client.get("/recommendations/u0", params={"k": 3, "explain": True})
     items = r.json()["items"]

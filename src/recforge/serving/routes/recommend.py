@@ -67,6 +67,37 @@ def build_items(
     return out
 
 
+def diversify(
+    bundle: ServingModel, pairs: list[tuple[str, float]], k: int, diversity: float
+) -> list[tuple[str, float]]:
+    """Re-rank candidates with MMR (``lambda = 1 - diversity``) on the model's item vectors."""
+    import numpy as np
+
+    from recforge.models.rerank import mmr
+
+    model = bundle.model
+    vectors = getattr(model, "item_factors_", None)
+    if vectors is None:
+        vectors = getattr(model, "item_features_", None)
+    if vectors is None:
+        raise HTTPException(
+            422,
+            detail=f"the served model ({bundle.info.get('model')}) has no item vectors "
+            "for diversity re-ranking",
+        )
+    if not pairs:
+        return pairs
+    codes = model.items_.codes(model_ids(model.items_, [i for i, _ in pairs]), missing="negative")
+    scores = np.asarray([s for _, s in pairs], dtype=np.float32)
+    picked, picked_scores = mmr(codes[None, :], scores[None, :], vectors, k, 1.0 - diversity)
+    valid = picked[0] >= 0
+    ids = model.items_.ids_of(picked[0][valid])
+    return [
+        (str(i.item() if hasattr(i, "item") else i), float(sc))
+        for i, sc in zip(ids, picked_scores[0][valid], strict=True)
+    ]
+
+
 def _explain(bundle: ServingModel, user: Any, item: str) -> list[dict[str, Any]] | None:
     model = bundle.model
     conv = model_ids(model.items_, [item])
@@ -98,21 +129,28 @@ def get_recommendations(
     exclude_seen: bool = True,
     details: bool = False,
     explain: bool = False,
+    diversity: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
 ) -> RecommendationsOut:
     """Recommend for a user; their events since training count at once.
 
-    Unknown users get the most popular items, and ``reason`` says so.
+    Unknown users get the most popular items, and ``reason`` says so. ``diversity`` in
+    ``(0, 1]`` re-ranks ``3k`` candidates with maximal marginal relevance on the model's item
+    vectors (0 keeps the model's order).
     """
     check_k(state, k)
+    pool = k if diversity == 0 else min(3 * k, state.settings.max_k)
     pairs, reason = recommend_user(
         bundle,
         bundle.online,
         user_id,
-        k,
+        pool,
         exclude=exclude,
         require=require,
         exclude_seen=exclude_seen,
     )
+    if diversity > 0:
+        pairs = diversify(bundle, pairs, k, diversity)
+        reason += f"; diversified (MMR, diversity {diversity:g})"
     items = build_items(
         state, bundle, pairs, details=details or explain, explain_user=user_id if explain else None
     )
