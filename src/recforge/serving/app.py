@@ -214,7 +214,7 @@ def load_bundle(state: ServiceState, version: str | None = None) -> ServingModel
     else:
         raise ConfigError("set registry or model_dir to serve a model")
     events_seq = int((meta.get("extra") or {}).get("events_seq", 0))
-    online = OnlineState(events_seq, s.online_history, s.online_users)
+    online = OnlineState(events_seq, s.online_history, s.online_users, items=model.items_)
     online.sync(state.store)
     bundle = ServingModel(model, name, meta, events_seq, time.time(), online)
     warm_up(bundle)

@@ -125,21 +125,35 @@ class OnlineState:
         Most recent events kept per user.
     max_users
         Users kept; the least recently active are dropped first.
+    items
+        Item index of the model; events of these items are counted per item code (for the
+        popularity fallback). Events of other items are kept in user histories only.
     """
 
-    def __init__(self, after_seq: int = 0, max_history: int = 200, max_users: int = 100_000):
+    def __init__(
+        self,
+        after_seq: int = 0,
+        max_history: int = 200,
+        max_users: int = 100_000,
+        items: IdIndex | None = None,
+    ):
         self.last_seq = int(after_seq)
         self.max_history = int(max_history)
         self.max_users = int(max_users)
         self._users: OrderedDict[str, deque[tuple[str, float, int]]] = OrderedDict()
-        self._counts: dict[str, float] = {}
+        self._items = items
+        self._counts = np.zeros(len(items) if items is not None else 0, dtype=np.float32)
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
 
     def apply(self, events: Iterable[Event]) -> int:
         """Apply stored events (ordered by ``seq``); returns how many were new."""
         n = 0
+        events = [e for e in events if e.seq > self.last_seq]
+        codes = self._codes([e.item for e in events])
         with self._lock:
+            if codes.size:
+                np.add.at(self._counts, codes[codes >= 0], 1.0)
             for e in events:
                 if e.seq <= self.last_seq:
                     continue
@@ -152,7 +166,6 @@ class OnlineState:
                 else:
                     self._users.move_to_end(e.user)
                 hist.append((e.item, float(e.value), e.seq))
-                self._counts[e.item] = self._counts.get(e.item, 0.0) + 1.0
                 self.last_seq = e.seq
                 n += 1
         return n
@@ -173,10 +186,21 @@ class OnlineState:
             hist = self._users.get(user)
             return [(i, v) for i, v, _ in hist] if hist else []
 
-    def counts(self) -> dict[str, float]:
-        """Events per item since the cutoff (a copy)."""
+    def _codes(self, items: list[str]) -> np.ndarray:
+        if self._items is None or not items:
+            return np.zeros(0, dtype=np.int32)
+        out = np.full(len(items), -1, dtype=np.int32)
+        if self._items.is_integer:
+            keep = [j for j, x in enumerate(items) if x.lstrip("-").isdigit() and len(x) < 19]
+            if keep:
+                out[keep] = self._items.codes([int(items[j]) for j in keep], missing="negative")
+            return out
+        return self._items.codes(items, missing="negative")
+
+    def counts(self) -> np.ndarray:
+        """Events per item code of the model since the cutoff (a copy)."""
         with self._lock:
-            return dict(self._counts)
+            return self._counts.copy()
 
     @property
     def n_users(self) -> int:
@@ -209,12 +233,8 @@ def _popular(
     pop[: base.size] = base
     if state is not None:
         counts = state.counts()
-        if counts:
-            keys = list(counts)
-            codes = model.items_.codes(model_ids(model.items_, keys), missing="negative")
-            vals = np.asarray([counts[k] for k in keys if _parses(model.items_, k)], np.float32)
-            ok = codes >= 0
-            np.add.at(pop, codes[ok], vals[ok])
+        m = min(counts.size, n)  # items added after the state was built have no counts yet
+        pop[:m] += counts[:m]
     if require is not None:
         mask = np.zeros(n, dtype=bool)
         mask[_known_items(model, require)] = True

@@ -72,6 +72,17 @@ def test_unknown_user_falls_back_to_popularity_with_reason(client, dataset):
     assert all(counts[i] == s for i, s in zip(_items(r), scores, strict=True))
 
 
+def test_popularity_fallback_counts_new_events(client, dataset):
+    before = _items(client.get("/recommendations/stranger", params={"k": 1}))
+    rare = str(dataset.items.ids[int(dataset.item_counts().argmin())])
+    assert before != [rare]
+    events = [{"event_id": f"p{i}", "user": f"fan{i}", "item": rare} for i in range(30)]
+    client.post("/events/batch", json={"events": events}, headers=W)
+    r = client.get("/recommendations/stranger", params={"k": 1})
+    assert _items(r) == [rare]
+    assert r.json()["reason"] == "unknown user: most popular items"
+
+
 def test_filters_exclude_require_and_seen(client, dataset):
     full = _items(client.get("/recommendations/u0", params={"k": 5}))
     r = client.get("/recommendations/u0", params={"k": 5, "exclude": full[:2]})

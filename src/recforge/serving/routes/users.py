@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Query
 
 from recforge.serving.deps import ModelDep, StateDep
@@ -23,14 +24,9 @@ def search_users(
 ) -> list[str]:
     """Users known to the model or seen in events whose id starts with ``q``."""
     ids = bundle.model.users_.ids
-    found: list[str] = []
-    # bounded scan of the model's users: string prefix match, first `limit` hits
-    for u in ids[:200_000]:
-        s = str(u.item() if hasattr(u, "item") else u)
-        if s.startswith(q):
-            found.append(s)
-            if len(found) >= limit:
-                break
+    as_str = ids.astype(str) if ids.dtype != object else ids.astype("U")
+    hits = np.flatnonzero(np.char.startswith(as_str, q))[:limit]
+    found: list[str] = [str(x) for x in as_str[hits]]
     if len(found) < limit:
         for s in state.store.search_users(q, limit):
             if s not in found:
