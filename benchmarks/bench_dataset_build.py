@@ -11,7 +11,12 @@ same run:
 
 Medians of several runs each, plus the ratio. A second case uses string user ids.
 
+With ``--synthetic N`` it instead times ``recforge.data.synthetic`` generating N interactions
+and compares its peak memory with the size of the output arrays (20 bytes per interaction):
+the generator must not hold anything per interaction besides its output.
+
     .venv/bin/python benchmarks/bench_dataset_build.py [--rows 10000000] [--repeats 3]
+    .venv/bin/python benchmarks/bench_dataset_build.py --synthetic 20000000
 """
 
 from __future__ import annotations
@@ -63,11 +68,37 @@ def pandas_build(path: Path) -> sp.csr_array:
     return m
 
 
+def bench_synthetic(n: int, repeats: int) -> None:
+    from recforge.data import synthetic
+
+    n_users, n_items = max(n // 50, 10), max(n // 500, 10)
+    synthetic(100, 50, 1000)  # compile outside the timing
+    m = measure(lambda: synthetic(n_users, n_items, n, rng=0), repeats=repeats)
+    output_mb = n * 20 / 2**20
+    row = {
+        "interactions": f"{n:,}",
+        "users": f"{n_users:,}",
+        "items": f"{n_items:,}",
+        "seconds (median)": round(m.median_s, 2),
+        "runs": " ".join(f"{t:.2f}" for t in m.times_s),
+        "M interactions / s": round(n / m.median_s / 1e6, 2),
+        "output MB": round(output_mb, 0),
+        "peak RSS increase MB": round(m.peak_mb, 0),
+        "peak / output": round(m.peak_mb / output_mb, 2),
+    }
+    print(environment())
+    print(markdown_table([row]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N")
     args = parser.parse_args()
+    if args.synthetic:
+        bench_synthetic(args.synthetic, args.repeats)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for string_users in (False, True):
