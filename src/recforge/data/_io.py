@@ -47,7 +47,12 @@ def _read_attributes(table: AttributeSource, what: str, sep: str) -> pd.DataFram
         )
     p = _check_file(table, f"{what} attributes")
     if p.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(p)
+        import pyarrow as pa
+
+        try:
+            return pd.read_parquet(p)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"{p}: cannot read {what} attributes as Parquet: {exc}") from exc
     try:
         return pd.read_csv(p, sep=sep)
     except pd.errors.EmptyDataError as exc:
@@ -77,10 +82,10 @@ def _build(
     uattr_source = str(user_attributes) if isinstance(user_attributes, str | Path) else source
     # Validate attribute tables against their own file so errors name the right source.
     if iattr is not None and isinstance(item_attributes, str | Path):
-        iattr = _keyed(iattr, item_key, "item", iattr_source)
+        iattr = _keyed(iattr, item_key, "item", item, iattr_source)
         item_key = None
     if uattr is not None and isinstance(user_attributes, str | Path):
-        uattr = _keyed(uattr, user_key, "user", uattr_source)
+        uattr = _keyed(uattr, user_key, "user", user, uattr_source)
         user_key = None
     return Dataset.from_frame(
         frame,
@@ -97,10 +102,17 @@ def _build(
     )
 
 
-def _keyed(df: pd.DataFrame, key: str | None, what: str, source: str) -> pd.DataFrame:
-    """Index an attribute table read from ``source`` by its id column, with file-named errors."""
+def _keyed(
+    df: pd.DataFrame, key: str | None, what: str, id_column: str, source: str
+) -> pd.DataFrame:
+    """Index an attribute table read from ``source`` by its id column, with file-named errors.
+
+    Without ``key`` the id column is the interactions' id column name if the table has it,
+    else a column named ``what`` (``"item"`` / ``"user"``), else the first column.
+    """
     if key is None:
-        key = what if what in df.columns else str(df.columns[0])
+        candidates = [c for c in (id_column, what) if c in df.columns]
+        key = candidates[0] if candidates else str(df.columns[0])
     if key not in df.columns:
         raise DataError(
             f"{source}: {what} attributes are missing column {key!r} "
@@ -159,7 +171,8 @@ def read_csv(
     item_attributes, user_attributes
         Attribute tables: a DataFrame (indexed by id or with the id in ``item_key`` /
         ``user_key``) or the path of a CSV / Parquet file whose id column is ``item_key`` /
-        ``user_key`` (default: a column named ``item`` / ``user``, else the first column).
+        ``user_key`` (default: the interactions' id column name if the table has it, else
+        a column named ``item`` / ``user``, else the first column).
         Ids found only there are added to the index as cold entities.
     item_key, user_key
         Id column of the attribute tables.

@@ -72,6 +72,16 @@ class TestReadCsv:
         assert ds.item_attributes.loc[30, "title"] == "Thirty"
         assert ds.item_counts().tolist() == [2, 1, 0]
 
+    def test_attribute_key_defaults_to_the_id_column(
+        self, ratings_csv: Path, tmp_path: Path
+    ) -> None:
+        attrs = tmp_path / "items.parquet"
+        pd.DataFrame({"title": ["Ten", "Forty"], "mid": [10, 40]}).to_parquet(attrs)
+        ds = read_csv(ratings_csv, user="uid", item="mid", item_attributes=attrs)
+        assert ds.items.ids.tolist() == [10, 20, 40]
+        assert ds.item_attributes is not None
+        assert ds.item_attributes.loc[40, "title"] == "Forty"
+
     def test_user_attributes_dataframe(self, ratings_csv: Path) -> None:
         users = pd.DataFrame({"uid": ["a", "c"], "age": [30, 40]})
         ds = read_csv(ratings_csv, user="uid", item="mid", user_attributes=users, user_key="uid")
