@@ -31,9 +31,8 @@ def put_items(body: ItemsIn, state: StateDep) -> dict[str, Any]:
     with state.holder.lock:
         bundle = state.holder.current
         if bundle is not None and hasattr(bundle.model, "add_items"):
-            frame = _attribute_frame(bundle.model, items)
             try:
-                new = with_new_items(bundle, frame)
+                new = with_new_items(bundle, _attribute_frame(bundle.model, items))
             except (DataError, KeyError, ValueError) as exc:
                 new = None
                 note = f"stored; the model cannot use them before the next retrain: {exc}"
@@ -52,7 +51,7 @@ def _attribute_frame(model: Any, items: dict[str, dict[str, Any]]) -> pd.DataFra
         try:
             ids = [int(i) for i in ids]
         except ValueError as exc:
-            raise HTTPException(422, detail="this model's item ids are integers") from exc
+            raise DataError("the served model's item ids are integers") from exc
     rows = []
     for v in items.values():
         rows.append({k: ("|".join(x) if isinstance(x, list) else x) for k, x in v.items()})
