@@ -41,6 +41,7 @@ _S12 = np.uint64(12)
 _S25 = np.uint64(25)
 _S27 = np.uint64(27)
 _S11 = np.uint64(11)
+_S32 = np.uint64(32)
 _TWO53 = 1.0 / 9007199254740992.0
 _MAX_TRIES = 16
 _F32 = np.float32
@@ -60,7 +61,8 @@ def _next(states: np.ndarray, b: int) -> np.uint64:
 
 @njit(cache=True, nogil=True, inline="always")
 def _randint(states: np.ndarray, b: int, n: int) -> np.int64:
-    return np.int64(_next(states, b) % np.uint64(n))
+    # Lemire's multiply-shift reduction of the high 32 bits: no division (n < 2**31)
+    return np.int64(((_next(states, b) >> _S32) * np.uint64(n)) >> _S32)
 
 
 @njit(cache=True, nogil=True, inline="always")
