@@ -212,6 +212,15 @@ class SVD(_RatingMF):
         ``(n_users, factors)`` and ``(n_items, factors)``.
     user_bias_, item_bias_ : numpy.ndarray of float32
     global_mean_ : float
+    rating_range_ : tuple of float
+        Smallest and largest training rating (the clipping range).
+    train_rmse_ : list of float
+        Training RMSE seen during each epoch (not saved).
+
+    Notes
+    -----
+    :meth:`recommend_for_history` treats the history values as ratings and folds the new
+    user in by ridge regression on the fixed item factors and biases.
     """
 
     name = "svd"
