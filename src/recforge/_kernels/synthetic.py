@@ -29,9 +29,11 @@ out_times : (nnz,) int64
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
+from numba.core import config as numba_config
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _M1 = 0xBF58476D1CE4E5B9
@@ -43,19 +45,47 @@ _INV53 = 1.0 / 9007199254740992.0
 TRIES_PER_ITEM = 64
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _next(state: np.uint64) -> tuple[np.uint64, np.uint64]:
-    state = state + np.uint64(_GOLDEN)
+def _next_ref(state: Any) -> tuple[Any, Any]:
+    """SplitMix64 step on Python ints: ``(new state, output)``."""
+    state = (state + _GOLDEN) & _MASK
     z = state
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(_M1)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(_M2)
-    return state, z ^ (z >> np.uint64(31))
+    z = ((z ^ (z >> 30)) * _M1) & _MASK
+    z = ((z ^ (z >> 27)) * _M2) & _MASK
+    return state, z ^ (z >> 31)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _unit(z: np.uint64) -> float:
-    # uniform in (0, 1): never 0, so logs are finite
-    return (float(z >> np.uint64(11)) + 0.5) * _INV53
+def _unit_ref(z: Any) -> float:
+    return (float(z >> 11) + 0.5) * _INV53
+
+
+def _seed_ref(seed: int, u: int) -> Any:
+    return (seed ^ (((u + 1) * _M1) & _MASK)) & _MASK
+
+
+if getattr(numba_config, "DISABLE_JIT", False):
+    # Without the JIT, NumPy uint64 scalars would warn on the intended wrap-around: run the
+    # same stream on Python ints instead.
+    _next = _next_ref
+    _unit = _unit_ref
+    _seed = _seed_ref
+else:
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _next(state: Any) -> tuple[Any, Any]:
+        state = state + np.uint64(_GOLDEN)
+        z = state
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(_M1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(_M2)
+        return state, z ^ (z >> np.uint64(31))
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _unit(z: Any) -> float:
+        # uniform in (0, 1): never 0, so logs are finite
+        return (float(z >> np.uint64(11)) + 0.5) * _INV53
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _seed(seed: int, u: int) -> Any:
+        return np.uint64(seed) ^ (np.uint64(u + 1) * np.uint64(_M1))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -72,7 +102,7 @@ def _fill_dense(
     start: int,
     n: int,
     off: int,
-    state: np.uint64,
+    state: Any,
     user_factors: np.ndarray,
     item_factors: np.ndarray,
     log_pop: np.ndarray,
@@ -80,7 +110,7 @@ def _fill_dense(
     bound: float,
     out_items: np.ndarray,
     out_scores: np.ndarray,
-) -> np.uint64:
+) -> Any:
     n_items = item_factors.shape[0]
     keys = np.empty(n_items, dtype=np.float64)
     for i in range(n_items):
@@ -125,7 +155,7 @@ def sample_interactions(
         if n == 0:
             continue
         off = offsets[u]
-        state = np.uint64(seed) ^ (np.uint64(u + 1) * np.uint64(_M1))
+        state = _seed(seed, u)
         state, _ = _next(state)
         j = 0
         if 4 * n <= n_items:
@@ -184,18 +214,6 @@ def sample_interactions(
 
 
 # ----------------------------------------------------------------------------- reference
-def _next_ref(state: int) -> tuple[int, int]:
-    state = (state + _GOLDEN) & _MASK
-    z = state
-    z = ((z ^ (z >> 30)) * _M1) & _MASK
-    z = ((z ^ (z >> 27)) * _M2) & _MASK
-    return state, z ^ (z >> 31)
-
-
-def _unit_ref(z: int) -> float:
-    return (float(z >> 11) + 0.5) * _INV53
-
-
 def sample_interactions_reference(
     counts: np.ndarray,
     offsets: np.ndarray,
@@ -230,7 +248,7 @@ def sample_interactions_reference(
         if n == 0:
             continue
         off = int(offsets[u])
-        state = (seed ^ (((u + 1) * _M1) & _MASK)) & _MASK
+        state = _seed_ref(seed, u)
         state, _ = _next_ref(state)
         chosen: list[int] = []
         scores: list[float] = []

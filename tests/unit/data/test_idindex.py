@@ -11,10 +11,10 @@ from recforge.data import IdIndex
 from recforge.exceptions import DataError, UnknownIdError
 
 int_ids = st.lists(st.integers(-(2**62), 2**62), max_size=60)
-# NumPy unicode arrays drop trailing NUL characters, so ids never contain them.
-str_ids = st.lists(
-    st.text(st.characters(blacklist_characters="\x00"), min_size=0, max_size=6), max_size=60
-)
+# NumPy unicode arrays drop trailing NUL characters, and lone surrogates cannot come from any
+# file or database, so ids never contain them.
+id_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+str_ids = st.lists(st.text(id_chars, min_size=0, max_size=6), max_size=60)
 any_ids = st.one_of(int_ids, str_ids)
 
 
