@@ -63,6 +63,11 @@ ML100K_FEATURES: list[dict[str, Any]] = [
     {"kind": "categories", "column": "genres", "sep": " ", "idf": True},
     {"kind": "numeric", "column": "year", "scale": "bins", "n_bins": 10, "weight": 0.3},
 ]
+ML100K_USER_FEATURES: list[dict[str, Any]] = [
+    {"kind": "numeric", "column": "age", "scale": "bins", "n_bins": 6},
+    {"kind": "categories", "column": "gender", "sep": None},
+    {"kind": "categories", "column": "occupation", "sep": None},
+]
 HYBRID = {"factors": 32, "epochs": 20, "learning_rate": 0.05, "loss": "warp", "max_sampled": 30}
 
 
@@ -83,6 +88,7 @@ def load_100k() -> Dataset | None:
     items = items[["title", "year", "genres"]].copy()
     # one item has the year "unkonwn" in the source file: treat it as missing
     items["year"] = pd.to_numeric(items["year"], errors="coerce")
+    users = pd.read_csv(root / "users.csv").set_index("user_id")[["age", "gender", "occupation"]]
     return Dataset.from_frame(
         ratings,
         user="user_id",
@@ -90,6 +96,7 @@ def load_100k() -> Dataset | None:
         value="rating",
         time="timestamp",
         item_attributes=items,
+        user_attributes=users,
         name="ml-100k",
     )
 
@@ -108,6 +115,7 @@ def shuffled_items(ds: Dataset, seed: int = 12345) -> Dataset:
         value="value",
         time="time" if ds.time is not None else None,
         item_attributes=ds.item_attributes,
+        user_attributes=ds.user_attributes,
         items=IdIndex(perm),
         name=ds.name,
     )
@@ -245,6 +253,10 @@ def cold_users(ds: Dataset, features: list[dict[str, Any]], seeds: int) -> pd.Da
                 "ease": _ease(),
                 "blend(fallback)": _blend(features, min_user_interactions=10),
             }
+            if ds.user_attributes is not None:
+                models["hybridmf+user"] = HybridMF(
+                    **HYBRID, features=features, user_features=ML100K_USER_FEATURES, rng=seed
+                )
             for name, model in models.items():
                 fit_s = timed_fit(model, split.train)
                 top = ranked(model, users, 20)
@@ -264,14 +276,14 @@ def cold_users(ds: Dataset, features: list[dict[str, Any]], seeds: int) -> pd.Da
 def _ease() -> Recommender:
     from recforge.models.linear import EASE
 
-    return EASE(reg=500.0, binary=True)
+    return EASE(reg=500.0, binary=True, precision="float32")
 
 
 def _blend(features: list[dict[str, Any]], min_user_interactions: int = 0) -> Blend:
     """EASE + content + popularity; users with short histories switch to popularity."""
     return Blend(
         members=[
-            {"model": "ease", "params": {"reg": 500.0, "binary": True}},
+            {"model": "ease", "params": {"reg": 500.0, "binary": True, "precision": "float32"}},
             {"model": "content", "params": {"features": features, "weighting": "binary"}},
             {"model": "popular", "params": {}},
         ],
