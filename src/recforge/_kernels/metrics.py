@@ -9,6 +9,8 @@ out_gain : (n_rows, k) float64, the stored value of each recommended item found 
 0 elsewhere; a repeated item counts at its first position only
 out_idcg : (n_rows, k) float64, ``out_idcg[u, j]`` is the ideal DCG at cutoff ``j + 1``
 scores : (n_rows, n_items) float32 or float64; out_auc : (n_rows,) float64
+pos : (n_rows, k) int32, position of each listed item among the distinct listed items, -1 padding
+sim : (block_rows, n_distinct) float64, a row block of their cosine-similarity matrix
 norms : (n_items,) float64, Euclidean norm of each item's feature row
 
 Every kernel has a slow NumPy ``*_reference`` next to it with the same contract.
@@ -26,6 +28,8 @@ __all__ = [
     "hit_gains_reference",
     "ideal_dcg",
     "ideal_dcg_reference",
+    "pair_sum_block",
+    "pair_sum_block_reference",
     "pairwise_cosine_sum",
     "pairwise_cosine_sum_reference",
 ]
@@ -223,6 +227,47 @@ def auc_rows_reference(
 
 
 # --------------------------------------------------------------------------- diversity
+@njit(cache=True, nogil=True, parallel=True)
+def pair_sum_block(
+    pos: np.ndarray, sim: np.ndarray, start: int, stop: int, out_sum: np.ndarray
+) -> None:
+    """Add to ``out_sum[u]`` the similarities of the pairs of row ``u`` whose first item is in
+    the block of rows ``start..stop-1`` of the similarity matrix.
+
+    ``pos`` is ``(n_rows, k)`` int32: each list entry's row/column in the similarity matrix of
+    the distinct listed items, ``-1`` for padding. ``sim`` is the dense ``(stop - start, n_u)``
+    float64 block of that matrix. A pair ``(a, b)``, ``a < b`` in list order, is assigned to the
+    block holding ``pos[u, a]``, so running every block once counts every pair once.
+    """
+    n, k = pos.shape
+    for u in prange(n):
+        acc = 0.0
+        for a in range(k):
+            pa = pos[u, a]
+            if pa < start or pa >= stop:
+                continue
+            row = pa - start
+            for b in range(a + 1, k):
+                pb = pos[u, b]
+                if pb >= 0:
+                    acc += sim[row, pb]
+        out_sum[u] += acc
+
+
+def pair_sum_block_reference(pos: np.ndarray, sim: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Slow NumPy reference of :func:`pair_sum_block`; returns the per-row additions."""
+    n, k = pos.shape
+    out = np.zeros(n, dtype=np.float64)
+    for u in range(n):
+        for a in range(k):
+            if not start <= pos[u, a] < stop:
+                continue
+            for b in range(a + 1, k):
+                if pos[u, b] >= 0:
+                    out[u] += sim[pos[u, a] - start, pos[u, b]]
+    return out
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def pairwise_cosine_sum(
     recs: np.ndarray,

@@ -8,7 +8,7 @@ for a user whose value is undefined (e.g. an empty list); aggregations skip NaN 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -216,20 +216,20 @@ def intra_list_diversity(
 
 @dataclass(frozen=True)
 class ItemVectors:
-    """Item vectors (CSR rows, sorted indices) and their norms, for cosine similarities.
+    """Item vectors, one CSR row per item, for cosine similarities between items.
 
     Built once by :meth:`build` and reusable across cutoffs (``compute_metrics`` does so).
     """
 
-    indptr: np.ndarray
-    indices: np.ndarray
-    data: np.ndarray
+    matrix: sp.csr_array
+    """``(n_items, n_dims)`` float64 item vectors."""
     norms: np.ndarray
+    """``(n_items,)`` Euclidean norms of the rows."""
 
     @property
     def n_items(self) -> int:
         """Number of items (rows)."""
-        return int(self.indptr.size - 1)
+        return int(self.matrix.shape[0])
 
     @classmethod
     def build(cls, item_features: Any = None, cooccurrence: Any = None) -> ItemVectors:
@@ -256,21 +256,65 @@ class ItemVectors:
                 shape=(csc.shape[1], csc.shape[0]),
             )
         feats.sum_duplicates()
-        feats.sort_indices()
-        indptr, indices, data = csr_parts(feats)
         norms = np.sqrt(np.asarray(feats.multiply(feats).sum(axis=1), dtype=np.float64)).ravel()
-        return cls(indptr, indices, data, norms)
+        return cls(feats, norms)
 
 
-def diversity_from_vectors(recs: Any, k: int, vectors: ItemVectors) -> np.ndarray:
-    """:func:`intra_list_diversity` with prebuilt :class:`ItemVectors`."""
+#: Upper bound on the dense similarity block held at once (bytes).
+_BLOCK_BYTES = 64 * 2**20
+
+
+def diversity_from_vectors(
+    recs: Any, k: int, vectors: ItemVectors, *, method: Literal["auto", "gram", "merge"] = "auto"
+) -> np.ndarray:
+    """:func:`intra_list_diversity` with prebuilt :class:`ItemVectors`.
+
+    Two exact strategies, chosen by estimated cost with ``method="auto"``:
+
+    * ``"gram"``: cosine similarities between the distinct listed items by sparse products in
+      row blocks of at most 64 MiB, then summed over each list's pairs by a kernel. Best when
+      few distinct items are listed or item vectors are long (co-occurrence of popular items).
+    * ``"merge"``: one sparse dot product per listed pair (merging the two sorted rows). Best
+      for short item vectors (e.g. genres) and many distinct items.
+    """
+    if method not in ("auto", "gram", "merge"):
+        raise ConfigError(
+            f"The 'method' parameter of diversity_from_vectors must be one of "
+            f"('auto', 'gram', 'merge'). Got {method!r} instead."
+        )
     k = check_k(k)
-    r = check_recs(recs, vectors.n_items, name="recs")
-    total = np.empty(r.shape[0], dtype=np.float64)
-    pairs = np.empty(r.shape[0], dtype=np.int64)
-    _k.pairwise_cosine_sum(
-        r, k, vectors.indptr, vectors.indices, vectors.data, vectors.norms, total, pairs
-    )
+    r = np.ascontiguousarray(check_recs(recs, vectors.n_items, name="recs")[:, :k])
+    valid = r >= 0
+    m = valid.sum(axis=1)
+    pairs = m * (m - 1) // 2
+    listed = r[valid]
+    distinct, inverse = np.unique(listed, return_inverse=True)
+    n_u = distinct.size
+    mat = vectors.matrix
+    if method == "auto":
+        row_nnz = np.diff(mat.indptr)
+        cost_merge = 2.0 * float(pairs.sum()) * (float(row_nnz[listed].mean()) if n_u else 0.0)
+        n_blocks = -(-n_u // max(1, _BLOCK_BYTES // (8 * max(n_u, 1))))
+        cost_gram = float(n_blocks) * r.size * k / 2.0 + float(n_u) * n_u
+        method = "merge" if cost_merge < cost_gram else "gram"
+    total = np.zeros(r.shape[0], dtype=np.float64)
+    if method == "merge":
+        srt = mat if mat.has_sorted_indices else mat.sorted_indices()
+        indptr, indices, data = csr_parts(sp.csr_array(srt))
+        counted = np.empty(r.shape[0], dtype=np.int64)
+        _k.pairwise_cosine_sum(r, k, indptr, indices, data, vectors.norms, total, counted)
+    elif n_u:
+        pos = np.full(r.shape, -1, dtype=np.int32)
+        pos[valid] = inverse
+        norms = vectors.norms[distinct]
+        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        unit = sp.csr_array(sp.diags_array(scale) @ mat[distinct])
+        unit_t = sp.csr_array(unit.T)
+        step = max(1, _BLOCK_BYTES // (8 * n_u))
+        for start in range(0, n_u, step):
+            stop = min(start + step, n_u)
+            block = np.ascontiguousarray((unit[start:stop] @ unit_t).toarray(), dtype=np.float64)
+            _k.pair_sum_block(pos, block, start, stop, total)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(pairs > 0, 1.0 - total / pairs, np.nan)
 

@@ -176,3 +176,53 @@ def test_prebuilt_item_vectors_give_the_same_diversity() -> None:
             diversity_from_vectors(RECS, k, vectors),
             intra_list_diversity(RECS, k, item_features=feats),
         )
+
+
+def _ild_reference(recs: np.ndarray, k: int, features: np.ndarray) -> np.ndarray:
+    """Mean pairwise (1 - cosine) by explicit loops over each list's pairs."""
+    norms = np.linalg.norm(features, axis=1)
+    out = np.full(recs.shape[0], np.nan)
+    for u in range(recs.shape[0]):
+        row = [int(x) for x in recs[u, :k] if x >= 0]
+        sims = []
+        for a in range(len(row)):
+            for b in range(a + 1, len(row)):
+                i, j = row[a], row[b]
+                den = norms[i] * norms[j]
+                sims.append(0.0 if den == 0 else float(features[i] @ features[j]) / den)
+        if sims:
+            out[u] = 1.0 - float(np.mean(sims))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("method", "block_bytes"), [("auto", 64 * 2**20), ("gram", 64 * 2**20), ("gram", 8 * 7 * 30)]
+)
+def test_diversity_matches_loop_reference(
+    method: str, block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recforge.metrics.beyond as beyond_module
+
+    monkeypatch.setattr(beyond_module, "_BLOCK_BYTES", block_bytes)  # 64 MiB or 7 rows
+    rng = np.random.default_rng(0)
+    n_items = 30
+    dense = (rng.random((n_items, 9)) < 0.3) * rng.random((n_items, 9))
+    dense[4] = 0.0  # an item without features
+    recs = rng.integers(-1, n_items, size=(60, 8)).astype(np.int32)  # padding and repeats
+    recs[:, 0] = 4
+    feats = ItemVectors.build(item_features=sp.csr_array(dense))
+    for k in (1, 2, 5, 8):
+        got = diversity_from_vectors(recs, k, feats, method=method)  # type: ignore[arg-type]
+        np.testing.assert_allclose(got, _ild_reference(recs, k, dense), rtol=0, atol=1e-12)
+        merge = diversity_from_vectors(recs, k, feats, method="merge")
+        np.testing.assert_allclose(got, merge, rtol=0, atol=1e-12)
+    train = (rng.random((40, n_items)) < 0.2).astype(np.float64)
+    cooc = ItemVectors.build(cooccurrence=sp.csr_array(train * 3.0))
+    got = diversity_from_vectors(recs, 6, cooc, method=method)  # type: ignore[arg-type]
+    np.testing.assert_allclose(got, _ild_reference(recs, 6, train.T), rtol=0, atol=1e-12)
+
+
+def test_diversity_method_is_checked() -> None:
+    vectors = ItemVectors.build(item_features=sp.csr_array(np.eye(5)))
+    with pytest.raises(ConfigError, match="'method'"):
+        diversity_from_vectors(RECS, 2, vectors, method="fast")  # type: ignore[arg-type]

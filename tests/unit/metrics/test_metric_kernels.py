@@ -79,13 +79,29 @@ def test_auc_rows_matches_reference(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
+def test_pair_sum_block_matches_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, n_u, k = 40, 12, 6
+    pos = rng.integers(-1, n_u, size=(n, k)).astype(np.int32)
+    sim = rng.random((n_u, n_u))
+    for start, stop in ((0, n_u), (0, 5), (5, 12), (11, 12)):
+        block = np.ascontiguousarray(sim[start:stop])
+        out = np.full(n, 0.25)
+        km.pair_sum_block(pos, block, start, stop, out)
+        ref = km.pair_sum_block_reference(pos, block, start, stop)
+        np.testing.assert_allclose(out, 0.25 + ref, rtol=1e-12, atol=0)
+    # the blocks together count every pair exactly once
+    total = np.zeros(n)
+    for start, stop in ((0, 5), (5, 11), (11, 12)):
+        km.pair_sum_block(pos, np.ascontiguousarray(sim[start:stop]), start, stop, total)
+    np.testing.assert_allclose(total, km.pair_sum_block_reference(pos, sim, 0, n_u), rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
 def test_pairwise_cosine_sum_matches_reference(seed: int) -> None:
     rng = np.random.default_rng(seed)
     n, m, d = 50, 20, 8
-    feats = sp.random_array((m, d), density=0.4, format="csr", rng=rng)
-    feats = sp.csr_array(feats)
-    feats.sort_indices()
-    dense = feats.toarray()
+    dense = sp.random_array((m, d), density=0.4, format="csr", rng=rng).toarray()
     dense[3] = 0.0  # an item without features
     feats = sp.csr_array(dense)
     norms = np.linalg.norm(dense, axis=1)
