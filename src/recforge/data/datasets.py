@@ -258,7 +258,7 @@ def _parse_checksum(checksum: str) -> tuple[str, str]:
 
 def file_digest(path: Path, algorithm: str) -> str:
     """Hex digest of a file, read in chunks."""
-    h = hashlib.new(algorithm)
+    h = hashlib.new(algorithm, usedforsecurity=False)
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
@@ -292,10 +292,14 @@ def _verify(path: Path, info: DatasetInfo, verify: bool) -> None:
 
 def _download(info: DatasetInfo, dest: Path, *, timeout: float = 60.0) -> None:
     """Download ``info.url`` to ``dest`` atomically, checking the checksum before renaming."""
-    assert info.url is not None
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if info.url is None:
+        raise DataError(f"{info.name!r} has no download URL")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the cache directory {dest.parent}: {exc}") from exc
     algo, expected = _parse_checksum(info.checksum) if info.checksum else ("sha256", None)
-    h = hashlib.new(algo)
+    h = hashlib.new(algo, usedforsecurity=False)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
     tmp = Path(tmp_name)
     try:
