@@ -285,8 +285,16 @@ class EventStore:
         accepted: list[str] = []
         now = int(time.time())
         with self.engine.begin() as conn:
-            for start in range(0, len(rows), _CHUNK):
-                chunk = rows[start : start + _CHUNK]
+            if self.dialect == "postgresql":
+                # one statement with six array parameters, whatever the batch size
+                cols = ("event_id", "user_id", "item_id", "type", "value", "ts")
+                arrays = tuple([r[c] for r in rows] for c in cols)
+                accepted.extend(r[0] for r in conn.exec_driver_sql(self._unnest_sql(), arrays))
+                rows_left: list[dict[str, Any]] = []
+            else:
+                rows_left = rows
+            for start in range(0, len(rows_left), _CHUNK):
+                chunk = rows_left[start : start + _CHUNK]
                 sql = self._insert_events_sql(len(chunk))
                 params = tuple(
                     v
@@ -324,6 +332,13 @@ class EventStore:
             f"INSERT INTO {self.events.name} (event_id, user_id, item_id, type, value, ts) "
             f"VALUES {', '.join([row] * n_rows)} "
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        )
+
+    def _unnest_sql(self) -> str:
+        return (
+            f"INSERT INTO {self.events.name} (event_id, user_id, item_id, type, value, ts) "
+            "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], "
+            "%s::float8[], %s::int8[]) ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
         )
 
     def count_events(self) -> int:
