@@ -78,6 +78,11 @@ def main() -> None:
     )
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--db", default=None, help="store URL (default: a fresh SQLite file)")
+    ap.add_argument(
+        "--table-prefix",
+        default=None,
+        help="table prefix (default: a fresh one, dropped at the end)",
+    )
     args = ap.parse_args()
 
     from recforge.models.popular import MostPopular
@@ -89,7 +94,9 @@ def main() -> None:
     reg = ModelRegistry(tmp / "registry")
     reg.publish(MostPopular().fit(toy_dataset()), promote=True)
     db = args.db or f"sqlite:///{tmp / 'events.db'}"
-    EventStore(db).close()
+    prefix = args.table_prefix or f"dur{os.getpid()}_"
+    os.environ["RECFORGE_TABLE_PREFIX"] = prefix  # read by the server's settings
+    EventStore(db, table_prefix=prefix).close()
     port = free_port()
     acked: set[str] = set()
     pending: list[list[dict]] = []
@@ -161,7 +168,7 @@ def main() -> None:
         acked.update(e["event_id"] for e in batch)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
-    store = EventStore(db)
+    store = EventStore(db, table_prefix=prefix)
     ids = store.event_ids()
     lost = acked - set(ids)
     dup = len(ids) - len(set(ids))
@@ -170,6 +177,8 @@ def main() -> None:
         f"{args.kills} kills in {time.perf_counter() - t_start:.0f} s: acknowledged {len(acked)}, "
         f"stored {len(ids)}, lost {len(lost)}, duplicates {dup}, integrity_check {integrity}"
     )
+    if store.dialect == "postgresql" and args.table_prefix is None:
+        store.drop()
     sys.exit(0 if not lost and not dup and integrity in ("ok", "n/a") else 1)
 
 
