@@ -59,17 +59,22 @@ def test_auto_end_to_end_within_budget(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     result = auto(ds, budget, output=tmp_path / "auto", progress=False, echo=messages.append)
     elapsed = time.perf_counter() - t0
-    assert elapsed < budget + 25.0  # last trial per family and the final fits may overrun
+    # the search itself keeps to the budget; final fits, evaluation and the report come on
+    # top (a fixed cost of some seconds, more on a busy machine)
+    assert elapsed < budget + 90.0
     doc = json.loads((tmp_path / "auto" / "metrics.json").read_text())
     decisions = doc["notes"]["decisions"]
     assert any(d.startswith("Split:") for d in decisions)
     assert any(d.startswith("Budget:") for d in decisions)
     assert messages[-1].startswith("Winner: ")
     assert result.best in messages[-1]
+    searched = 0.0
     for fam, info in doc["models"].items():
         if fam != "popular":
             assert info["tuning"]["n_complete"] >= 1
-            assert info["tuning"]["wall_s"] < info["tuning"]["budget"]["timeout_s"] + 10
+            assert info["tuning"]["wall_s"] < info["tuning"]["budget"]["timeout_s"] + 5
+            searched += info["tuning"]["budget"]["timeout_s"]
+    assert searched == pytest.approx(budget * (1 - RESERVE))
     html = (tmp_path / "auto" / "report.html").read_text(encoding="utf-8")
     assert "Split:" in html
     assert np.isfinite(doc["models"][result.best]["test_score"])
