@@ -176,6 +176,15 @@ def test_model_info_and_registry_listing(client):
     assert versions[0]["metrics"] == {"ndcg@10": 0.3}
 
 
+def test_version_report_is_served_when_present(client, registry):
+    assert client.get("/models/v000001/report").status_code == 404
+    (registry.versions_dir / "v000001" / "report.html").write_text("<h1>report</h1>")
+    r = client.get("/models/v000001/report")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert client.get("/models").json()[0]["report"] is True
+
+
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {
         "status": "ok",
