@@ -7,13 +7,28 @@ one red line and exit status 2.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 __all__ = ["register"]
+
+
+@contextmanager
+def _config_errors() -> Iterator[None]:
+    """Show configuration errors with one problem per line (the root handler joins lines)."""
+    from recforge.exceptions import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        if "\n" not in str(exc):
+            raise
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
 
 
 def init(
@@ -51,7 +66,8 @@ def run(
     """
     from recforge.pipeline.runner import run as run_pipeline
 
-    result = run_pipeline(config, run_dir=output, progress=progress)
+    with _config_errors():
+        result = run_pipeline(config, run_dir=output, progress=progress)
     _print_result(result)
 
 
@@ -118,7 +134,8 @@ def tune(
     from recforge.pipeline.tuning import tune as run_tune
     from recforge.split import split_by_name
 
-    cfg = load_config(config)
+    with _config_errors():
+        cfg = load_config(config)
     update: dict[str, Any] = {}
     if n_trials is not None:
         update["n_trials"] = n_trials

@@ -191,16 +191,45 @@ def _kfold(train: Dataset, folds: int, seed: int) -> list[tuple[Dataset, Dataset
     return [(train.subset(assign != f), train.subset(assign == f)) for f in range(folds)]
 
 
-def _sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
+#: Largest number of values an int range may expand to for the grid sampler.
+GRID_MAX_INT_VALUES = 100
+
+
+def _grid(spaces: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Grid of every parameter: its choices, or every value of a (stepped) int range."""
+    grid: dict[str, list[Any]] = {}
+    for name, space in spaces.items():
+        if space.get("choices") is not None:
+            grid[name] = list(space["choices"])
+            continue
+        if space["type"] == "int" and not space.get("log"):
+            values = list(
+                range(int(space["low"]), int(space["high"]) + 1, int(space.get("step") or 1))
+            )
+            if len(values) <= GRID_MAX_INT_VALUES:
+                grid[name] = values
+                continue
+        raise ConfigError(
+            f"the grid sampler needs 'choices' (or a short linear int range) for every "
+            f"parameter; {name!r} is a {space['type']} range"
+        )
+    return grid
+
+
+def _sampler(
+    kind: str, seed: int, spaces: Mapping[str, Mapping[str, Any]]
+) -> optuna.samplers.BaseSampler:
     import optuna
 
+    if kind == "grid":
+        return optuna.samplers.GridSampler(_grid(spaces), seed=seed)
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    raise ConfigError(f"tuning.sampler {kind!r} needs explicit 'choices' for every parameter")
+    raise ConfigError(f"unknown tuning.sampler {kind!r} (samplers: tpe, random, grid, cmaes)")
 
 
 def _suggest(trial: optuna.Trial, name: str, space: Mapping[str, Any]) -> Any:
@@ -299,15 +328,15 @@ def tune(
         if tuning.pruning
         else _optuna.pruners.NopPruner()
     )
+    spaces = {name: sp.to_dict() for name, sp in model_cfg.space.items()}
     study = _optuna.create_study(
         study_name=study_name,
         direction="maximize",
-        sampler=_sampler(tuning.sampler, seed),
+        sampler=_sampler(tuning.sampler, seed, spaces),
         pruner=pruner,
     )
     if journal is not None:
         study.add_trials([t for t in journal.get_trials(deepcopy=False) if t.state.is_finished()])
-    spaces = {name: sp.to_dict() for name, sp in model_cfg.space.items()}
     t_study = time.perf_counter()
     deadline = None if tuning.timeout is None else t_study + tuning.timeout
     lock = threading.Lock()

@@ -45,6 +45,13 @@ def test_run_bad_config_exits_2_with_line(
     assert res.exit_code == 2
     assert "recforge.yaml:" in res.output
     assert "did you mean 'n_trials'?" in res.output
+    two = write_config(
+        base_config.replace("  n_trials: 4", "  n_trails: 4").replace("k: 5", "k: 0")
+    )
+    res = runner.invoke(app, ["run", str(two), "--no-progress"])
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if "recforge.yaml:" in line]
+    assert len(lines) == 2  # one problem per line
 
 
 def test_tune_prints_best_params(write_config: Callable[[str], Path], tmp_path: Path) -> None:

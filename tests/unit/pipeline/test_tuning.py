@@ -133,3 +133,22 @@ def test_default_spaces_fit_the_models(name: str) -> None:
         probes = spec["choices"] if "choices" in spec else [spec["low"], spec["high"]]
         for value in probes:
             param.check(cls.__name__, key, int(value) if spec.get("type") == "int" else value)
+
+
+def test_grid_sampler_covers_the_grid(parts: tuple[Dataset, Dataset]) -> None:
+    train, valid = parts
+    mc = ModelConfig(
+        model="bias",
+        space={
+            "reg_user": SearchSpace(choices=[1.0, 10.0]),
+            "iterations": SearchSpace(type="int", low=1, high=3),
+        },
+    )
+    result = tune(mc, TuningConfig(n_trials=20, sampler="grid"), train, valid, seed=0)
+    assert len(result.trials) == 6  # the grid is exhausted before the trial budget
+    pairs = set(
+        zip(result.trials["param_reg_user"], result.trials["param_iterations"], strict=True)
+    )
+    assert pairs == {(r, i) for r in (1.0, 10.0) for i in (1, 2, 3)}
+    with pytest.raises(ConfigError, match="grid sampler needs 'choices'"):
+        tune(_bias_space(), TuningConfig(n_trials=2, sampler="grid"), train, valid)
