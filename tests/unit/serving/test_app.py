@@ -411,6 +411,20 @@ def test_new_user_events_personalise_via_fold_in(client):
     assert set(got) <= {"15", "19", "23"}
 
 
+def test_event_on_one_replica_reaches_another_within_a_second(tmp_path, registry):
+    s = make_settings(tmp_path, registry)
+    with (
+        TestClient(create_app(s, background=False)) as a,
+        TestClient(create_app(s, background=True)) as b,
+    ):
+        top = _items(b.get("/recommendations/u7", params={"k": 3}))[0]
+        a.post("/events", json={"event_id": "rep-1", "user": "u7", "item": top}, headers=W)
+        t0 = time.monotonic()
+        while top in _items(b.get("/recommendations/u7", params={"k": 3})):
+            assert time.monotonic() - t0 < 1.0, "replica b still recommends the item after 1 s"
+            time.sleep(0.02)
+
+
 def test_user_history_and_search(client):
     client.post("/events", json={"event_id": "h1", "user": "u1", "item": "24"}, headers=W)
     h = client.get("/users/u1/history").json()
