@@ -41,7 +41,7 @@ def user_history(
     bundle: ModelDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> UserHistoryOut:
-    """Newest first: events since training, then training items."""
+    """Events since training (newest first), then the training items."""
     model = bundle.model
     pairs: list[tuple[str, float]] = []
     if bundle.online is not None:
