@@ -376,7 +376,8 @@ class RunConfig(_Strict):
     output: OutputConfig = OutputConfig()
     """Run directory."""
     registry: str | None = None
-    """Register the winning model under this name."""
+    """Model registry directory (relative to the config file): the winner is published
+    there as a new version and promoted to active."""
     mlflow: MlflowConfig = MlflowConfig()
     """MLflow logging."""
 
@@ -627,6 +628,15 @@ def _check_split(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
 
 def _check_files(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
     errors = []
+    if cfg.data.source == "builtin" and cfg.data.name is not None:
+        from recforge.data.datasets import REGISTRY
+
+        if cfg.data.name not in REGISTRY:
+            names = list(REGISTRY)
+            errors.append(
+                f"{_where(source, lines, ('data', 'name'))}: data.name: unknown data set "
+                f"{cfg.data.name!r}{_suggest(cfg.data.name, names)} (data sets: {', '.join(names)})"
+            )
     files: list[tuple[tuple[Any, ...], Path | None]] = [(("data", "path"), cfg.data.path)]
     for what in ("item_attributes", "user_attributes"):
         attr = getattr(cfg.data, what)

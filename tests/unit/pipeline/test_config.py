@@ -221,3 +221,15 @@ def test_starter_config_is_valid_and_says_what_it_guessed(ratings_csv: Path) -> 
     assert cfg.split.method == "temporal"
     assert "svd" in cfg.models  # explicit ratings get a rating model
     assert cfg.models["als"].tuned
+
+
+def test_unknown_builtin_dataset(tmp_path: Path) -> None:
+    path = tmp_path / "recforge.yaml"
+    path.write_text(
+        "data:\n  source: builtin\n  name: movielens-smal\nmodels: {popular: {}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "recforge.yaml:3: data.name: unknown data set 'movielens-smal'" in str(info.value)
+    assert "did you mean 'movielens-small'?" in str(info.value)
