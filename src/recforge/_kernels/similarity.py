@@ -56,7 +56,7 @@ __all__ = [
 MODES = {"cosine": 0, "pearson": 1, "jaccard": 2, "asymmetric": 3, "dot_scaled": 4}
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _pair_similarity(
     mode: int,
     common_norms: bool,
@@ -106,6 +106,125 @@ def _finish_heap(hs: np.ndarray, hi: np.ndarray, size: int, k: int) -> None:
         end -= 1
 
 
+@njit(cache=True, nogil=True)
+def _neighbours_block(
+    m_indptr: np.ndarray,
+    m_indices: np.ndarray,
+    m_data: np.ndarray,
+    t_indptr: np.ndarray,
+    t_indices: np.ndarray,
+    t_data: np.ndarray,
+    rows: np.ndarray,
+    start: int,
+    stop: int,
+    n_entities: int,
+    ssq: np.ndarray,
+    counts: np.ndarray,
+    mode: int,
+    common_norms: bool,
+    stats: bool,
+    alpha: float,
+    shrink: float,
+    min_support: int,
+    min_sim: float,
+    n_keep: int,
+    factorised: bool,
+    fx: np.ndarray,
+    fy: np.ndarray,
+    out_idx: np.ndarray,
+    out_val: np.ndarray,
+    out_len: np.ndarray,
+) -> None:
+    # serial body of one block of targets (kept out of the parallel loop so that LLVM
+    # optimises it as a plain function)
+    cnt = np.zeros(n_entities, dtype=np.int32)
+    acc = np.zeros(n_entities, dtype=np.float64)
+    nst = n_entities if stats else 1
+    axx = np.zeros(nst, dtype=np.float64)
+    ayy = np.zeros(nst, dtype=np.float64)
+    ax = np.zeros(nst, dtype=np.float64)
+    ay = np.zeros(nst, dtype=np.float64)
+    touched = np.empty(n_entities, dtype=np.int32)
+    hs = np.empty(max(n_keep, 1), dtype=np.float32)
+    hi = np.empty(max(n_keep, 1), dtype=np.int32)
+    for r in range(start, stop):
+        x = rows[r]
+        n_touch = 0
+        for p in range(m_indptr[x], m_indptr[x + 1]):
+            f = m_indices[p]
+            vx = np.float64(m_data[p])
+            if stats:
+                for q in range(t_indptr[f], t_indptr[f + 1]):
+                    y = t_indices[q]
+                    vy = np.float64(t_data[q])
+                    if cnt[y] == 0:
+                        touched[n_touch] = y
+                        n_touch += 1
+                    cnt[y] += 1
+                    acc[y] += vx * vy
+                    axx[y] += vx * vx
+                    ayy[y] += vy * vy
+                    ax[y] += vx
+                    ay[y] += vy
+            else:
+                for q in range(t_indptr[f], t_indptr[f + 1]):
+                    y = t_indices[q]
+                    if cnt[y] == 0:
+                        touched[n_touch] = y
+                        n_touch += 1
+                    cnt[y] += 1
+                    acc[y] += vx * np.float64(t_data[q])
+        size = 0
+        gx = fx[x]
+        for t in range(n_touch):
+            y = touched[t]
+            n = np.float64(cnt[y])
+            if factorised:
+                sim = acc[y] * gx * fy[y]
+            elif stats:
+                sim = _pair_similarity(
+                    mode, common_norms, x, y, n, acc[y], axx[y], ayy[y], ax[y], ay[y],
+                    ssq, counts, alpha,
+                )  # fmt: skip
+                axx[y] = 0.0
+                ayy[y] = 0.0
+                ax[y] = 0.0
+                ay[y] = 0.0
+            else:
+                sim = _pair_similarity(
+                    mode, common_norms, x, y, n, acc[y], 0.0, 0.0, 0.0, 0.0,
+                    ssq, counts, alpha,
+                )  # fmt: skip
+            cnt[y] = 0
+            acc[y] = 0.0
+            if n < min_support:
+                sim = 0.0
+            if shrink > 0.0:
+                sim *= n / (n + shrink)
+            if y == x or not sim > min_sim or n_keep == 0:
+                continue
+            s32 = np.float32(sim)
+            if size < n_keep:
+                hs[size] = s32
+                hi[size] = y
+                size += 1
+                if size == n_keep:
+                    for p in range(n_keep // 2 - 1, -1, -1):
+                        _sift_down(hs, hi, p, n_keep)
+            elif _better(s32, y, hs[0], hi[0]):  # type: ignore[arg-type]
+                hs[0] = s32
+                hi[0] = y
+                _sift_down(hs, hi, 0, n_keep)
+        _finish_heap(hs, hi, size, n_keep)
+        for j in range(size):
+            out_idx[r, j] = hi[j]
+            out_val[r, j] = hs[j]
+        for j in range(size, n_keep):
+            out_idx[r, j] = -1
+            out_val[r, j] = 0.0
+        out_len[r] = size
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def neighbours(
     m_indptr: np.ndarray,
@@ -134,83 +253,31 @@ def neighbours(
     n_rows = rows.shape[0]
     n_blocks = (n_rows + block - 1) // block
     stats = mode == 1 or (common_norms and (mode == 0 or mode == 3))
+    # cosine / asymmetric cosine with full norms and dot_scaled factorise as
+    # acc · fx[x] · fy[y]: no per-pair powers or square roots
+    factorised = mode == 4 or (not common_norms and (mode == 0 or mode == 3))
+    fx = np.ones(ssq.shape[0], dtype=np.float64)
+    fy = np.ones(ssq.shape[0], dtype=np.float64)
+    if factorised:
+        for e in range(ssq.shape[0]):
+            v = ssq[e]
+            if mode == 4:
+                fy[e] = v
+            elif v > 0.0:
+                ex = 0.5 if mode == 0 else 1.0 - alpha
+                ey = 0.5 if mode == 0 else alpha
+                fx[e] = v**-ex
+                fy[e] = v**-ey
+            else:
+                fx[e] = 0.0
+                fy[e] = 0.0
     for b in prange(n_blocks):
-        cnt = np.zeros(n_entities, dtype=np.int32)
-        acc = np.zeros(n_entities, dtype=np.float64)
-        nst = n_entities if stats else 1
-        axx = np.zeros(nst, dtype=np.float64)
-        ayy = np.zeros(nst, dtype=np.float64)
-        ax = np.zeros(nst, dtype=np.float64)
-        ay = np.zeros(nst, dtype=np.float64)
-        touched = np.empty(n_entities, dtype=np.int32)
-        hs = np.empty(max(n_keep, 1), dtype=np.float32)
-        hi = np.empty(max(n_keep, 1), dtype=np.int32)
-        stop = min((b + 1) * block, n_rows)
-        for r in range(b * block, stop):
-            x = rows[r]
-            n_touch = 0
-            for p in range(m_indptr[x], m_indptr[x + 1]):
-                f = m_indices[p]
-                vx = np.float64(m_data[p])
-                for q in range(t_indptr[f], t_indptr[f + 1]):
-                    y = t_indices[q]
-                    vy = np.float64(t_data[q])
-                    if cnt[y] == 0:
-                        touched[n_touch] = y
-                        n_touch += 1
-                    cnt[y] += 1
-                    acc[y] += vx * vy
-                    if stats:
-                        axx[y] += vx * vx
-                        ayy[y] += vy * vy
-                        ax[y] += vx
-                        ay[y] += vy
-            size = 0
-            for t in range(n_touch):
-                y = touched[t]
-                n = np.float64(cnt[y])
-                if stats:
-                    sim = _pair_similarity(
-                        mode, common_norms, x, y, n, acc[y], axx[y], ayy[y], ax[y], ay[y],
-                        ssq, counts, alpha,
-                    )  # fmt: skip
-                    axx[y] = 0.0
-                    ayy[y] = 0.0
-                    ax[y] = 0.0
-                    ay[y] = 0.0
-                else:
-                    sim = _pair_similarity(
-                        mode, common_norms, x, y, n, acc[y], 0.0, 0.0, 0.0, 0.0,
-                        ssq, counts, alpha,
-                    )  # fmt: skip
-                cnt[y] = 0
-                acc[y] = 0.0
-                if n < min_support:
-                    sim = 0.0
-                if shrink > 0.0:
-                    sim *= n / (n + shrink)
-                if y == x or not sim > min_sim or n_keep == 0:
-                    continue
-                s32 = np.float32(sim)
-                if size < n_keep:
-                    hs[size] = s32
-                    hi[size] = y
-                    size += 1
-                    if size == n_keep:
-                        for p in range(n_keep // 2 - 1, -1, -1):
-                            _sift_down(hs, hi, p, n_keep)
-                elif _better(s32, y, hs[0], hi[0]):  # type: ignore[arg-type]
-                    hs[0] = s32
-                    hi[0] = y
-                    _sift_down(hs, hi, 0, n_keep)
-            _finish_heap(hs, hi, size, n_keep)
-            for j in range(size):
-                out_idx[r, j] = hi[j]
-                out_val[r, j] = hs[j]
-            for j in range(size, n_keep):
-                out_idx[r, j] = -1
-                out_val[r, j] = 0.0
-            out_len[r] = size
+        _neighbours_block(
+            m_indptr, m_indices, m_data, t_indptr, t_indices, t_data, rows,
+            b * block, min((b + 1) * block, n_rows), n_entities, ssq, counts, mode,
+            common_norms, stats, alpha, shrink, min_support, min_sim, n_keep,
+            factorised, fx, fy, out_idx, out_val, out_len,
+        )  # fmt: skip
 
 
 def neighbours_reference(
@@ -346,6 +413,11 @@ def topn_similarity(
     if mode == "dot_scaled":
         if scale is None or np.shape(scale) != (n_cols,):
             raise ValueError(f"mode 'dot_scaled' needs scale of shape ({n_cols},)")
+        if n_cols != n_entities:
+            raise ValueError(
+                f"mode 'dot_scaled' needs a square product: m has {n_entities} rows, "
+                f"t has {n_cols} columns"
+            )
         ssq = np.ascontiguousarray(scale, dtype=np.float64)
     else:
         if n_cols != n_entities:
