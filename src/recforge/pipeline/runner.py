@@ -259,6 +259,8 @@ class RunResult:
         Why it won, in one paragraph.
     refitted : list of str
         Models tuned/fitted in this invocation (the others were resumed).
+    report : pathlib.Path or None
+        The HTML report, when one was written.
     """
 
     run_dir: Path

@@ -29,6 +29,8 @@ data:
   source: csv
   path: ratings.csv
   columns: {user: userId, item: movieId, value: rating, time: timestamp}
+prepare:
+  - {step: deduplicate, policy: last}
 split:
   method: user_random
   test_size: 0.25

@@ -45,6 +45,7 @@ def test_run_writes_a_complete_run_directory(write_config: Callable[[str], Path]
     data = json.loads((out / "data.json").read_text())
     assert len(data["fingerprint"]) == 64
     assert data["summary"]["n_users"] == 60
+    assert data["prepare"][0]["step"] == "deduplicate"
     env = json.loads((out / "environment.json").read_text())
     assert env["libraries"]["numpy"] == np.__version__
     # the split saved with external ids covers every interaction exactly once
