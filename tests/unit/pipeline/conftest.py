@@ -54,6 +54,12 @@ output:
 """
 
 
+@pytest.fixture(scope="session")
+def base_config_text() -> str:
+    """The text of a small valid configuration (session scope)."""
+    return BASE_CONFIG
+
+
 @pytest.fixture
 def base_config() -> str:
     """The text of a small valid configuration (3 models, one tuned)."""

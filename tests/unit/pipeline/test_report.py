@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,16 @@ from recforge.pipeline.report import build_report, render_report
 from recforge.pipeline.runner import RunResult, run
 
 
-@pytest.fixture
-def finished(write_config: Callable[[str], Path]) -> RunResult:
-    return run(write_config(), progress=False)
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, base_config_text: str) -> RunResult:
+    from recforge.testing import toy_dataset
+
+    root = tmp_path_factory.mktemp("report")
+    frame = toy_dataset(explicit=True).to_frame()
+    frame.columns = ["userId", "movieId", "rating", "timestamp"]
+    frame.to_csv(root / "ratings.csv", index=False)
+    (root / "recforge.yaml").write_text(base_config_text, encoding="utf-8")
+    return run(root / "recforge.yaml", progress=False)
 
 
 def test_report_has_leaderboard_winner_and_plots(finished: RunResult) -> None:
