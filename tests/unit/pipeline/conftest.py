@@ -46,7 +46,7 @@ tuning:
   metric: ndcg
   k: 5
 evaluation:
-  metrics: [ndcg, recall, precision, coverage, novelty, popularity]
+  metrics: [ndcg, recall, precision, coverage, diversity, novelty, popularity]
   k: [3, 5, 10]
   bootstrap: 200
 output:

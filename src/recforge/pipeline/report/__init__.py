@@ -22,7 +22,7 @@ from recforge.pipeline.report import _plots
 __all__ = ["build_report", "render_report"]
 
 _ACCURACY_ORDER = ("ndcg", "recall", "precision", "map", "hit_rate", "mrr")
-_BEYOND_ORDER = ("coverage", "novelty", "popularity")
+_BEYOND_ORDER = ("coverage", "diversity", "novelty", "popularity")
 
 
 def _esc(value: Any) -> str:

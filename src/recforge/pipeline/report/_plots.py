@@ -113,13 +113,14 @@ def accuracy_vs_beyond(
     plt = _plt()
     allm = summary[(summary["group"] == "all") & (summary["k"] == k)]
     wide = allm.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
-    others = [m for m in ("coverage", "novelty", "popularity") if m in wide.columns]
+    others = [m for m in ("coverage", "diversity", "novelty", "popularity") if m in wide.columns]
     if metric not in wide.columns or not others:
         return ""
     col = colors(order)
     fig, axes = plt.subplots(1, len(others), figsize=(FULL_W, 3.4), squeeze=False)
     nice = {
         "coverage": "catalog coverage →",
+        "diversity": "intra-list diversity →",
         "novelty": "novelty (bits) →",
         "popularity": "← mean popularity of recs",
     }
