@@ -11,7 +11,9 @@ recforge's SGD models run once with one numba thread (sequential, deterministic 
 once with all threads given by ``--threads`` (Hogwild); Surprise is single-threaded.
 Each fold is fitted with ``--seeds`` initialisation seeds (the same seeds for both libraries)
 so RMSE differences are not one seed's luck. Reported: mean RMSE / MAE over folds and
-seeds, median fit time over all fits, and the fit-time ratio Surprise / recforge.
+seeds, median fit time over all fits, and the median over (fold, seed) pairs of the
+fit-time ratio Surprise / recforge (each pair fitted back to back, so changes of machine
+load affect both alike).
 
 Run::
 
@@ -120,7 +122,6 @@ def main() -> None:
             _fit_recforge(_recforge_factory(name, 0), small, small)
 
     rows: list[dict[str, Any]] = []
-    results: dict[tuple[str, str], dict[str, float]] = {}
     for name in ("BiasedBaseline", "SVD", "SVDpp"):
         runs: list[tuple[str, Callable[[pd.DataFrame, pd.DataFrame], tuple]]] = []
         thread_set = [1] if name == "BiasedBaseline" else [1, args.threads]
@@ -142,34 +143,41 @@ def main() -> None:
                 )
             )
         n_seeds = {"BiasedBaseline": 1, "SVD": args.seeds, "SVDpp": args.svdpp_seeds}[name]
-        for label, run in runs:
-            times, rmses, maes = [], [], []
-            for train, test in folds:
-                for seed in range(n_seeds):
+        # paired runs: for every fold and seed all libraries fit back to back, so a change of
+        # machine load hits them alike; the ratio is the median of the per-pair ratios
+        per: dict[str, dict[str, list[float]]] = {
+            label: {"t": [], "rmse": [], "mae": []} for label, _ in runs
+        }
+        for train, test in folds:
+            for seed in range(n_seeds):
+                for label, run in runs:
                     fit_s, m = run(train, test, seed)
-                    times.append(fit_s)
-                    rmses.append(m["rmse"])
-                    maes.append(m["mae"])
-            res = {
-                "rmse": float(np.mean(rmses)),
-                "mae": float(np.mean(maes)),
-                "fit_s": statistics.median(times),
-            }
-            results[(name, label)] = res
-            print(f"{name:15s} {label:22s} {res}", flush=True)
-    for (name, label), res in results.items():
-        peer = results.get((name, "surprise"))
-        ratio = peer["fit_s"] / res["fit_s"] if peer and label != "surprise" else float("nan")
-        rows.append(
-            {
+                    per[label]["t"].append(fit_s)
+                    per[label]["rmse"].append(m["rmse"])
+                    per[label]["mae"].append(m["mae"])
+        peer = per.get("surprise")
+        for label, vals in per.items():
+            ratio = (
+                statistics.median(np.array(peer["t"]) / np.array(vals["t"]))
+                if peer is not None and label != "surprise"
+                else float("nan")
+            )
+            row = {
                 "model": name,
                 "library": label,
-                "RMSE": res["rmse"],
-                "MAE": res["mae"],
-                "fit s (median)": res["fit_s"],
+                "RMSE": float(np.mean(vals["rmse"])),
+                # spread over seeds of the fold-averaged RMSE
+                "RMSE sd (seeds)": float(
+                    np.reshape(vals["rmse"], (len(folds), n_seeds)).mean(axis=0).std()
+                )
+                if n_seeds > 1
+                else float("nan"),
+                "MAE": float(np.mean(vals["mae"])),
+                "fit s (median)": statistics.median(vals["t"]),
                 "surprise fit / this fit": ratio,
             }
-        )
+            rows.append(row)
+            print(row, flush=True)
     print()
     print(markdown_table(rows))
 
