@@ -34,6 +34,7 @@ t_indptr (n_features + 1,) int64; t_indices (nnz,) int32; t_data (nnz,) float32
 rows (n_rows,) int64: the target entities to compute
 ssq (n_entities,) float64: squared norms (or the column scale of mode 4)
 counts (n_entities,) float64: non-zeros per entity (Jaccard)
+n_workers: parallel tasks (blocks are dealt to them cyclically)
 out_idx (n_rows, n_keep) int32, -1 padded; out_val (n_rows, n_keep) float32; out_len (n_rows,)
 int64
 """
@@ -42,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from recforge._kernels.topk import _better, _sift_down
 
@@ -138,7 +139,9 @@ def _neighbours_block(
     # serial body of one block of targets (kept out of the parallel loop so that LLVM
     # optimises it as a plain function)
     cnt = np.zeros(n_entities, dtype=np.int32)
+    seen = np.full(n_entities, -1, dtype=np.int64)  # last target that touched y
     acc = np.zeros(n_entities, dtype=np.float64)
+    need_count = stats or not factorised or shrink > 0.0 or min_support > 1
     nst = n_entities if stats else 1
     axx = np.zeros(nst, dtype=np.float64)
     ayy = np.zeros(nst, dtype=np.float64)
@@ -157,7 +160,8 @@ def _neighbours_block(
                 for q in range(t_indptr[f], t_indptr[f + 1]):
                     y = t_indices[q]
                     vy = np.float64(t_data[q])
-                    if cnt[y] == 0:
+                    if seen[y] != r:
+                        seen[y] = r
                         touched[n_touch] = y
                         n_touch += 1
                     cnt[y] += 1
@@ -166,13 +170,22 @@ def _neighbours_block(
                     ayy[y] += vy * vy
                     ax[y] += vx
                     ay[y] += vy
-            else:
+            elif need_count:
                 for q in range(t_indptr[f], t_indptr[f + 1]):
                     y = t_indices[q]
-                    if cnt[y] == 0:
+                    if seen[y] != r:
+                        seen[y] = r
                         touched[n_touch] = y
                         n_touch += 1
                     cnt[y] += 1
+                    acc[y] += vx * np.float64(t_data[q])
+            else:
+                for q in range(t_indptr[f], t_indptr[f + 1]):
+                    y = t_indices[q]
+                    if seen[y] != r:
+                        seen[y] = r
+                        touched[n_touch] = y
+                        n_touch += 1
                     acc[y] += vx * np.float64(t_data[q])
         size = 0
         gx = fx[x]
@@ -197,7 +210,7 @@ def _neighbours_block(
                 )  # fmt: skip
             cnt[y] = 0
             acc[y] = 0.0
-            if n < min_support:
+            if need_count and n < min_support:
                 sim = 0.0
             if shrink > 0.0:
                 sim *= n / (n + shrink)
@@ -245,6 +258,7 @@ def neighbours(
     min_sim: float,
     n_keep: int,
     block: int,
+    n_workers: int,
     out_idx: np.ndarray,
     out_val: np.ndarray,
     out_len: np.ndarray,
@@ -271,13 +285,17 @@ def neighbours(
             else:
                 fx[e] = 0.0
                 fy[e] = 0.0
-    for b in prange(n_blocks):
-        _neighbours_block(
-            m_indptr, m_indices, m_data, t_indptr, t_indices, t_data, rows,
-            b * block, min((b + 1) * block, n_rows), n_entities, ssq, counts, mode,
-            common_norms, stats, alpha, shrink, min_support, min_sim, n_keep,
-            factorised, fx, fy, out_idx, out_val, out_len,
-        )  # fmt: skip
+    # blocks are dealt out cyclically: neighbouring rows (e.g. items of similar age and
+    # popularity) cost alike, so contiguous chunks would leave one thread with most work
+    n_work = max(1, min(n_workers, n_blocks))
+    for w in prange(n_work):
+        for b in range(w, n_blocks, n_work):
+            _neighbours_block(
+                m_indptr, m_indices, m_data, t_indptr, t_indices, t_data, rows,
+                b * block, min((b + 1) * block, n_rows), n_entities, ssq, counts, mode,
+                common_norms, stats, alpha, shrink, min_support, min_sim, n_keep,
+                factorised, fx, fy, out_idx, out_val, out_len,
+            )  # fmt: skip
 
 
 def neighbours_reference(
@@ -453,6 +471,7 @@ def topn_similarity(
         float(min_sim),
         k,
         int(block),
+        int(get_num_threads()),
         out_idx,
         out_val,
         out_len,
