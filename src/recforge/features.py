@@ -130,10 +130,6 @@ class _Column:
         self.weight = float(weight)
         self.names_: list[str] | None = None
 
-    @property
-    def prefix(self) -> str:
-        return self.column
-
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "column": self.column, "weight": self.weight}
 
@@ -546,7 +542,8 @@ class ItemFeatures:
 
     Declare blocks with :meth:`text`, :meth:`categories`, :meth:`numeric` and
     :meth:`embedding` (each returns ``self``), then :meth:`fit` on a training attribute table
-    and :meth:`transform` any table with the same columns.
+    and :meth:`transform` any table with the same columns. Nothing is item-specific but the
+    name: :class:`~recforge.models.hybrid.HybridMF` featurises user attribute tables with it too.
 
     Attributes
     ----------
