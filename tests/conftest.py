@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the reference MovieLens data beside the project (skipped when absent)."""
+"""Shared fixtures: the reference MovieLens data beside the project (skipped when absent)."""
 
 from __future__ import annotations
 
