@@ -104,6 +104,20 @@ class HybridMF(Recommender):
     item_feature_matrix_ : scipy.sparse.csr_array
         ``F`` with rows summing to one; the first ``n_identity_`` columns are identities.
     features_ : ItemFeatures or None
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recforge.data import Dataset
+    >>> frame = pd.DataFrame({"user": [1, 1, 2, 2], "item": ["a", "b", "b", "c"]})
+    >>> attrs = pd.DataFrame({"genres": ["x", "x|y", "y", "x"]}, index=["a", "b", "c", "d"])
+    >>> ds = Dataset.from_frame(frame, item_attributes=attrs)
+    >>> model = HybridMF(factors=4, epochs=5, n_threads=1,
+    ...                  features=[{"kind": "categories", "column": "genres"}]).fit(ds)
+    >>> model.item_feature_matrix_.shape  # 3 warm identities + 2 genres; "d" is cold
+    (4, 5)
+    >>> model.explain(1, "d").contributions[0][0]
+    'genres=x'
     """
 
     name = "hybridmf"
@@ -590,6 +604,15 @@ class Blend(Recommender):
     weights_ : numpy.ndarray of float64
     validation_ndcg_ : float or None
         NDCG@k of the learned weights on the holdout.
+
+    Examples
+    --------
+    >>> from recforge.testing import toy_dataset
+    >>> blend = Blend(
+    ...     members=[{"model": "popular"}, {"model": "bias"}], weights=[0.5, 0.5]
+    ... ).fit(toy_dataset())
+    >>> blend.recommend(["u0"], k=3).lengths.tolist()
+    [3]
     """
 
     name = "blend"
