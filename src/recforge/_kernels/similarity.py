@@ -93,6 +93,23 @@ def _pair_similarity(
     return sxy * ssq[y]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _push(hs: np.ndarray, hi: np.ndarray, size: int, k: int, s: np.float32, i: int) -> int:
+    # keep the best k of a stream in a "worst at the root" heap; returns the new size
+    if size < k:
+        hs[size] = s
+        hi[size] = i
+        size += 1
+        if size == k:
+            for p in range(k // 2 - 1, -1, -1):
+                _sift_down(hs, hi, p, k)
+    elif _better(s, i, hs[0], hi[0]):  # type: ignore[arg-type]
+        hs[0] = s
+        hi[0] = i
+        _sift_down(hs, hi, 0, k)
+    return size
+
+
 @njit(cache=True, nogil=True)
 def _finish_heap(hs: np.ndarray, hi: np.ndarray, size: int, k: int) -> None:
     # heapify (when never full) then heap-sort: best first in hs[:size]
@@ -189,6 +206,21 @@ def _neighbours_block(
                     acc[y] += vx * np.float64(t_data[q])
         size = 0
         gx = fx[x]
+        if factorised and not need_count and n_keep > 0:  # fast path: scaled dot products
+            root = np.float32(np.inf)  # worst kept similarity once the heap is full
+            for t in range(n_touch):
+                y = touched[t]
+                sim = acc[y] * gx * fy[y]
+                acc[y] = 0.0
+                if y == x or not sim > min_sim:
+                    continue
+                s32 = np.float32(sim)
+                if size == n_keep and s32 < root:
+                    continue
+                size = _push(hs, hi, size, n_keep, s32, y)
+                if size == n_keep:
+                    root = hs[0]
+            n_touch = 0
         for t in range(n_touch):
             y = touched[t]
             n = np.float64(cnt[y])
@@ -216,18 +248,7 @@ def _neighbours_block(
                 sim *= n / (n + shrink)
             if y == x or not sim > min_sim or n_keep == 0:
                 continue
-            s32 = np.float32(sim)
-            if size < n_keep:
-                hs[size] = s32
-                hi[size] = y
-                size += 1
-                if size == n_keep:
-                    for p in range(n_keep // 2 - 1, -1, -1):
-                        _sift_down(hs, hi, p, n_keep)
-            elif _better(s32, y, hs[0], hi[0]):  # type: ignore[arg-type]
-                hs[0] = s32
-                hi[0] = y
-                _sift_down(hs, hi, 0, n_keep)
+            size = _push(hs, hi, size, n_keep, np.float32(sim), y)
         _finish_heap(hs, hi, size, n_keep)
         for j in range(size):
             out_idx[r, j] = hi[j]
