@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numba.core import config as _numba_config
 
 __all__ = [
     "bpr_epoch",
@@ -49,6 +50,21 @@ _F32 = np.float32
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 
+if getattr(
+    _numba_config, "DISABLE_JIT", False
+):  # pure-Python mode (coverage runs): wrap without warnings
+
+    def _wrapmul(a: np.uint64, b: np.uint64) -> np.uint64:
+        with np.errstate(over="ignore"):
+            return a * b
+
+else:
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _wrapmul(a: np.uint64, b: np.uint64) -> np.uint64:
+        return a * b
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _next(states: np.ndarray, b: int) -> np.uint64:
     x = states[b]
@@ -56,7 +72,7 @@ def _next(states: np.ndarray, b: int) -> np.uint64:
     x ^= x << _S25
     x ^= x >> _S27
     states[b] = x
-    return x * _MULT
+    return _wrapmul(x, _MULT)
 
 
 @njit(cache=True, nogil=True, inline="always")
