@@ -50,9 +50,8 @@ _F32 = np.float32
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 
-if getattr(
-    _numba_config, "DISABLE_JIT", False
-):  # pure-Python mode (coverage runs): wrap without warnings
+# pure-Python mode (NUMBA_DISABLE_JIT=1, coverage runs): wrap around without warnings
+if getattr(_numba_config, "DISABLE_JIT", False):
 
     def _wrapmul(a: np.uint64, b: np.uint64) -> np.uint64:
         with np.errstate(over="ignore"):
