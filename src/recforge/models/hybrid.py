@@ -569,8 +569,12 @@ class Blend(Recommender):
     all the data.
 
     Switching rules: a user with fewer than ``min_user_interactions`` training interactions is
-    scored by the ``fallback`` member alone; an item without training interactions (cold) gets
-    the normalised score of the ``cold_item_member`` (e.g. a content model).
+    scored by the ``fallback`` member alone; for an item without training interactions (cold)
+    the other members' scores mean nothing, so they are replaced by their average normalised
+    score of that user and only the ``cold_item_member`` (e.g. a content model) discriminates:
+    ``w_c · norm_c(u, i) + Σ_{m≠c} w_m · mean_j norm_m(u, j)`` (``w_c = 1 / n_members`` when
+    its weight is 0). Cold items thus enter a list only when the content score is high, and
+    rank among themselves by content.
 
     Parameters
     ----------
@@ -586,7 +590,8 @@ class Blend(Recommender):
     fallback
         Index of the member used for short-history users (``None``: no switching).
     cold_item_member
-        Index of the member scoring cold items (``None``: cold items keep the blended score).
+        Index of the member scoring cold items (``None``: cold items keep the blended score,
+        in which the members that cannot score them pull them down).
     k
         Cut-off of the validation NDCG.
     valid_fraction
@@ -799,7 +804,14 @@ class Blend(Recommender):
             if w:
                 total += np.float32(w) * s
         if self.cold_item_member is not None and self.cold_items_.size:
-            total[:, self.cold_items_] = norm[self.cold_item_member][:, self.cold_items_]
+            c = self.cold_item_member
+            w_c = float(self.weights_[c]) or 1.0 / len(norm)
+            cold = self.cold_items_
+            neutral = np.zeros((total.shape[0], 1), dtype=np.float32)
+            for j, (w, s) in enumerate(zip(self.weights_, norm, strict=True)):
+                if j != c and w:
+                    neutral += np.float32(w) * s.mean(axis=1, keepdims=True)
+            total[:, cold] = np.float32(w_c) * norm[c][:, cold] + neutral
         return total
 
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:

@@ -310,17 +310,21 @@ def test_blend_switching_rules() -> None:
     np.testing.assert_allclose(
         b.score(["u0"]), _normalise(content.score(["u0"]), "minmax"), atol=1e-6
     )
-    c = Blend(members=members, weights=[1.0, 0.0], cold_item_member=1).fit(ds)
+    c = Blend(members=members, weights=[0.5, 0.5], cold_item_member=1).fit(ds)
     codes = ds.items.codes(cold)
-    np.testing.assert_allclose(
-        c.score(["u0"])[0, codes], _normalise(content.score(["u0"]), "minmax")[0, codes], atol=1e-6
-    )
+    pop_norm = _normalise(c.members_[0].score(["u0"]), "minmax")
+    expected = 0.5 * _normalise(content.score(["u0"]), "minmax")[0, codes] + 0.5 * pop_norm.mean()
+    np.testing.assert_allclose(c.score(["u0"])[0, codes], expected, atol=1e-5)
     # popularity alone ranks cold items last; with the rule, A-cold items reach u0's list
     recs = c.recommend(["u0"], k=20).items[0].tolist()
     assert {118, 119} <= set(recs)
     assert not {138, 139} & set(recs)
-    plain = Blend(members=members, weights=[1.0, 0.0]).fit(ds)
+    plain = Blend(members=members, weights=[0.5, 0.5]).fit(ds)
     assert not {118, 119} & set(plain.recommend(["u0"], k=20).items[0].tolist())
+    # a zero weight for the cold member still lets content order the cold items
+    z = Blend(members=members, weights=[1.0, 0.0], cold_item_member=1).fit(ds)
+    s_z = z.score(["u0"])[0, codes]
+    assert s_z[:2].min() > s_z[2:].max()
 
 
 def test_blend_config_errors() -> None:
