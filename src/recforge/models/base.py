@@ -659,7 +659,9 @@ class Recommender:
         u = int(self.users_.codes([user], what="user")[0])
         i = int(self.items_.codes([item], what="item")[0])
         score, kind, contrib = self._explain(u, i)
-        return Explanation(user, item, float(score), kind, contrib)
+        return Explanation(
+            _py(user), _py(item), float(score), kind, [(_py(c), float(w)) for c, w in contrib]
+        )
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:
