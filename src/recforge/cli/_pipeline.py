@@ -185,7 +185,9 @@ def tune(
 
 
 def auto(
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file of interactions.")],
+    data: Annotated[
+        Path, typer.Argument(help="CSV or Parquet file of interactions, or a data set name.")
+    ],
     budget: Annotated[str, typer.Option(help="Wall-time budget, e.g. 15m, 1h, 900.")] = "15m",
     output: Annotated[Path, typer.Option("--output", "-o", help="Run directory.")] = Path(
         "runs/auto"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from recforge.data import Dataset
+from recforge.data.datasets import REGISTRY, load
 from recforge.exceptions import ConfigError
 from recforge.models import available_models
 from recforge.pipeline.config import RunConfig, guess_columns, validate_config
@@ -185,7 +186,8 @@ def auto(
     ----------
     data
         CSV/Parquet interaction file (columns are guessed, see
-        :func:`recforge.pipeline.config.guess_columns`) or a :class:`Dataset`.
+        :func:`recforge.pipeline.config.guess_columns`), the name of a data set of
+        :mod:`recforge.datasets` (``"movielens-small"``) or a :class:`Dataset`.
     budget_s
         Wall-time budget in seconds for the whole search.
     output
@@ -214,10 +216,15 @@ def auto(
         ds = data
         # an in-memory dataset: recorded by name; the run directory keeps its fingerprint
         source: dict[str, Any] = {"source": "builtin", "name": ds.name}
+    elif not Path(data).is_file() and str(data) in REGISTRY:
+        ds = load(str(data))
+        source = {"source": "builtin", "name": str(data)}
     else:
         path = Path(data)
         if not path.is_file():
-            raise ConfigError(f"data file not found: {path}")
+            raise ConfigError(
+                f"data file not found: {path} (named data sets: {', '.join(REGISTRY)})"
+            )
         ds, source, notes = _read(path, columns)
         say("Columns: " + "; ".join(notes))
     the_plan = plan(ds, budget_s)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from recforge.data import Dataset
+from recforge.exceptions import ConfigError
 from recforge.pipeline.auto import RESERVE, auto, plan
 from recforge.testing import toy_dataset
 
@@ -91,3 +92,8 @@ def test_auto_reads_a_file_and_guesses_columns(tmp_path: Path) -> None:
     assert "user: column 'user_id' (by its name)" in messages[0]
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["data"]["columns"]["value"] == "rating"
+
+
+def test_auto_names_the_data_sets_when_the_file_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data file not found: .*movielens-small"):
+        auto(tmp_path / "nope.csv", 10.0, output=tmp_path / "run")
