@@ -346,8 +346,8 @@ class MlflowConfig(_Strict):
 
     enabled: bool = False
     """Log params, metrics and artifacts."""
-    tracking_uri: str = "file:./mlruns"
-    """Tracking URI; a local file store by default."""
+    tracking_uri: str = "sqlite:///mlruns.db"
+    """Tracking URI; a local SQLite store by default (MLflow 3 refuses plain file stores)."""
     experiment: str = "recforge"
     """Experiment name."""
 

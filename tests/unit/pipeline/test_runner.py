@@ -185,3 +185,36 @@ def test_mlflow_enabled_but_missing_says_how_to_install(
     cfg = write_config(base_config + "mlflow: {enabled: true}\n")
     with pytest.raises(MissingDependencyError, match=r"pip install 'recforge\[mlflow\]'"):
         run(cfg, progress=False, report=False)
+
+
+# MLflow's own SQL store trips SQLAlchemy 2.1 deprecations; they are not ours to fix.
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow.*")
+@pytest.mark.filterwarnings("ignore::FutureWarning:mlflow.*")
+def test_mlflow_logs_params_metrics_and_artifacts_to_a_local_store(
+    write_config: Callable[[str], Path], base_config: str, tmp_path: Path
+) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    store = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
+    cfg = write_config(
+        base_config + f"mlflow: {{enabled: true, tracking_uri: '{store}', experiment: toy}}\n"
+    )
+    result = run(cfg, progress=False, report=False)
+    client = mlflow.tracking.MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("toy")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parent = [r for r in runs if r.data.tags.get("best_model") == result.best]
+    assert len(parent) == 1
+    children = {r.info.run_name: r for r in runs if r is not parent[0]}
+    assert set(children) == {"popular", "random", "bias"}
+    assert "reg_user" in children["bias"].data.params
+    assert children["popular"].data.metrics["ndcg_at_5"] == pytest.approx(
+        float(
+            result.summary.query(
+                "model == 'popular' and metric == 'ndcg' and k == 5 and group == 'all'"
+            )["value"].iloc[0]
+        )
+    )
+    artifacts = {a.path for a in client.list_artifacts(parent[0].info.run_id)}
+    assert {"metrics.json", "metrics.csv", "config.json"} <= artifacts
