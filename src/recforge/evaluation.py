@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -167,8 +168,6 @@ class EvaluationResult:
         """Serialise :meth:`to_dict` as JSON; also write it to ``path`` when given."""
         text = json.dumps(self.to_dict(per_user=per_user), indent=indent, allow_nan=False)
         if path is not None:
-            from pathlib import Path
-
             Path(path).write_text(text + "\n", encoding="utf-8")
         return text
 
@@ -190,6 +189,8 @@ def _jsonable(obj: Any) -> Any:
         return None
     if obj is pd.NA:
         return None
+    if isinstance(obj, PurePath):
+        return str(obj)
     return obj
 
 

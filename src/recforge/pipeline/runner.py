@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from recforge.data import Dataset
+from recforge.evaluation import _jsonable
 from recforge.exceptions import require
 from recforge.models.base import Recommender
 from recforge.pipeline._evaluate import check_metrics, evaluate_models, user_segments
@@ -69,20 +70,6 @@ def atomic_write(path: Path, data: str | bytes) -> None:
 def write_json(path: Path, doc: Any) -> None:
     """Atomic, indented JSON (NaN written as null)."""
     atomic_write(path, json.dumps(_jsonable(doc), indent=2, sort_keys=False) + "\n")
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def _hash(doc: Any) -> str:
