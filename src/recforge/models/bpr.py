@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models.base import Param, Recommender, check_state_shape
-from recforge.models.mf import EpochCallback, check_callback, cosine_scores, make_rng, num_threads
+from recforge.models.base import Param, check_state_shape
+from recforge.models.mf import _EpochFit, cosine_scores, make_rng, num_threads
 
 __all__ = ["BPR"]
 
 
-class BPR(Recommender):
+class BPR(_EpochFit):
     """Matrix factorisation with item biases trained by BPR-Opt (Rendle et al. 2009).
 
     Scores are ``b_i + p_u·q_i``. Each epoch draws as many ``(u, i, j)`` triples as there are
     interactions: ``(u, i)`` uniformly among the interactions, ``j`` among the items ``u``
     did not interact with, either uniformly (``neg_sampling="uniform"``) or proportionally
     to ``count_j ** neg_beta`` (``"popularity"``), and ascends ``ln σ(x_ui - x_uj)`` minus
-    L2 regularisation by SGD.
+    L2 regularisation by SGD. Interaction values are ignored: presence counts.
 
     Training runs lock-free over one block of samples per numba thread, each block with its
     own random stream seeded from ``rng`` (Hogwild); with several threads it is therefore not
@@ -98,28 +98,6 @@ class BPR(Recommender):
         self.fold_in_epochs = fold_in_epochs
         self.rng = rng
 
-    def fit(self, dataset: Dataset, *, callback: EpochCallback | None = None) -> Self:
-        """Learn from implicit interactions (values are ignored: presence counts).
-
-        Parameters
-        ----------
-        dataset
-            Training interactions.
-        callback
-            ``callback(epoch, model)`` after each epoch; returning ``True`` stops, raising
-            aborts (e.g. a tuning pruner).
-
-        Returns
-        -------
-        self
-        """
-        check_callback(callback)
-        self._callback = callback
-        try:
-            return super().fit(dataset)
-        finally:
-            self._callback = None
-
     def _negative_cdf(self) -> np.ndarray:
         from recforge._kernels.bpr import negative_cdf
 
@@ -130,7 +108,6 @@ class BPR(Recommender):
     def _fit(self, dataset: Dataset) -> None:
         from recforge._kernels.bpr import bpr_epoch, seed_states
 
-        callback = getattr(self, "_callback", None)
         x = self.seen_
         indptr = np.ascontiguousarray(x.indptr, dtype=np.int64)
         indices = np.ascontiguousarray(x.indices, dtype=np.int32)
@@ -150,7 +127,7 @@ class BPR(Recommender):
                 self.learning_rate, self.reg, indices.shape[0], cdf, states,
             )  # fmt: skip
             self.train_accuracy_.append(float(stats[1] / max(stats[0], 1.0)))
-            if callback is not None and callback(epoch, self):
+            if self._after_epoch(epoch):
                 break
 
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:

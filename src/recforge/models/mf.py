@@ -69,7 +69,38 @@ def group_by_user(
     )
 
 
-class _RatingMF(Recommender):
+class _EpochFit(Recommender):
+    """A recommender trained in epochs whose :meth:`fit` takes an epoch callback."""
+
+    def fit(self, dataset: Dataset, *, callback: EpochCallback | None = None) -> Self:
+        """Learn from ``dataset``.
+
+        Parameters
+        ----------
+        dataset
+            Training interactions.
+        callback
+            Called as ``callback(epoch, model)`` after each epoch; returning ``True`` stops,
+            raising aborts, e.g. a tuning pruner (see :data:`EpochCallback`).
+
+        Returns
+        -------
+        self
+        """
+        check_callback(callback)
+        self._callback = callback
+        try:
+            return super().fit(dataset)
+        finally:
+            self._callback = None
+
+    def _after_epoch(self, epoch: int) -> bool:
+        """Call the epoch callback, if any; ``True`` means stop training."""
+        cb = getattr(self, "_callback", None)
+        return bool(cb(epoch, self)) if cb is not None else False
+
+
+class _RatingMF(_EpochFit):
     """Shared parts of the SGD rating models (prediction clipping, persistence of biases)."""
 
     explicit = True
@@ -86,31 +117,6 @@ class _RatingMF(Recommender):
     item_bias_: np.ndarray
     user_factors_: np.ndarray
     item_factors_: np.ndarray
-
-    def fit(self, dataset: Dataset, *, callback: EpochCallback | None = None) -> Self:
-        """Learn from ratings.
-
-        Parameters
-        ----------
-        dataset
-            Training ratings.
-        callback
-            Called as ``callback(epoch, model)`` after each epoch (see :data:`EpochCallback`).
-
-        Returns
-        -------
-        self
-        """
-        check_callback(callback)
-        self._callback = callback
-        try:
-            return super().fit(dataset)
-        finally:
-            self._callback = None
-
-    def _after_epoch(self, epoch: int) -> bool:
-        cb = getattr(self, "_callback", None)
-        return bool(cb(epoch, self)) if cb is not None else False
 
     def _init_common(self, dataset: Dataset) -> tuple[np.random.Generator, int]:
         values = dataset.value
