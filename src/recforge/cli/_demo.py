@@ -38,7 +38,7 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
         "shrink": {"type": "float", "low": 0.0, "high": 50.0},
     },
     "rp3beta": {"n_neighbors": 100},
-    "ease": {"reg": 300.0},
+    "ease": {"reg": 300.0, "precision": "float32"},
     "als": {"factors": 32, "iterations": 8, "rng": 0},
     "bpr": {"factors": 32, "epochs": 10, "rng": 0},
     "svd": {"factors": 32, "epochs": 10, "rng": 0},
