@@ -30,7 +30,7 @@ from recforge.serving.online import OnlineState, ServingModel, warm_up
 from recforge.serving.settings import ServiceSettings
 from recforge.serving.store import EventStore
 
-__all__ = ["create_app", "load_bundle", "serve"]
+__all__ = ["create_app", "document_limits", "load_bundle", "serve"]
 
 log = logging.getLogger("recforge.serving")
 
@@ -375,7 +375,73 @@ def create_app(
             return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
     app.add_middleware(GuardMiddleware, state=state)  # type: ignore[arg-type]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            doc = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            app.openapi_schema = document_limits(doc, settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "detail": {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+            ]
+        }
+    },
+    "required": ["detail"],
+}
+
+
+def document_limits(doc: dict[str, Any], settings: ServiceSettings) -> dict[str, Any]:
+    """Write the configured limits and the middleware's answers into the OpenAPI document.
+
+    ``k`` gets ``maximum: max_k``, a batch ``maxItems: max_batch``; every guarded operation
+    documents 503 (busy or no model yet, with ``Retry-After``), every body-carrying one 400
+    (malformed JSON) and 413, and 422 bodies are either pydantic's error list or one message.
+    The limits are settings, so they are filled in per app rather than fixed in the schemas.
+    """
+    for path, ops in doc.get("paths", {}).items():
+        for method, op in ops.items():
+            for param in op.get("parameters", []):
+                if param.get("name") == "k" and param.get("in") == "query":
+                    param.setdefault("schema", {})["maximum"] = settings.max_k
+            responses = op.setdefault("responses", {})
+            if "422" in responses or op.get("parameters") or "requestBody" in op:
+                # pydantic's error list, or one message for checks across fields (k, values)
+                responses["422"] = {
+                    "description": "invalid input: a list of field errors or one message",
+                    "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+                }
+            if path not in _EXEMPT:
+                responses.setdefault(
+                    "503", {"description": "busy or no model loaded yet (see Retry-After)"}
+                )
+            if "requestBody" in op:
+                responses.setdefault("400", {"description": "body is not valid JSON"})
+            if method in ("post", "put", "patch"):
+                responses.setdefault(
+                    "413", {"description": f"body larger than {settings.max_body_bytes} bytes"}
+                )
+    schemas = doc.get("components", {}).get("schemas", {})
+    hist_k = schemas.get("HistoryIn", {}).get("properties", {}).get("k")
+    if hist_k is not None:
+        hist_k["maximum"] = settings.max_k
+    events = schemas.get("EventBatchIn", {}).get("properties", {}).get("events")
+    if events is not None:
+        events["maxItems"] = settings.max_batch
+    return doc
 
 
 def _version() -> str:

@@ -60,7 +60,15 @@ def list_versions(state: StateDep) -> list[VersionOut]:
     return out
 
 
-@router.get("/models/{version}/report", summary="HTML report of a version", responses={404: {}})
+@router.get(
+    "/models/{version}/report",
+    summary="HTML report of a version",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+        404: {"description": "no registry, or no report for this version"},
+    },
+)
 def version_report(version: str, state: StateDep) -> FileResponse:
     """The evaluation report saved beside a version, when there is one."""
     path = _registry(state).report_path(version)

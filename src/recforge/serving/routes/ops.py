@@ -37,7 +37,16 @@ def readyz(state: StateDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", responses={401: {}, 403: {}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        401: {"description": "missing or invalid key"},
+        403: {"description": "not an admin key"},
+    },
+)
 def metrics(request: Request, state: StateDep) -> Response:
     """Prometheus text format; needs an admin key unless ``metrics_public`` is set."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
