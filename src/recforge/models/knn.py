@@ -230,6 +230,13 @@ class _KNNMixin:
     min_k: int
     reg_user: float
     reg_item: float
+    ratings_: sp.csr_array
+    user_items_: sp.csr_array
+    global_mean_: float
+    base_target_: np.ndarray
+    base_neighbor_: np.ndarray
+    base_other_: np.ndarray
+    rating_range_: tuple[float, float]
 
     def _check_combination(self) -> None:
         if self.min_k > self.max_k:
@@ -238,8 +245,13 @@ class _KNNMixin:
                 f"'max_k' ({self.max_k})"
             )
 
-    def _entity_similarity(self, entities: sp.csr_array) -> sp.csr_array:
-        """Top-n similarity of the rows of ``entities`` (entities x features, values)."""
+    def _entity_similarity(
+        self, entities: sp.csr_array, rows: np.ndarray | None = None
+    ) -> sp.csr_array:
+        """Top-n similarity of the rows of ``entities`` (entities x features, values).
+
+        ``rows`` limits the result to those rows' neighbours (all rows when ``None``).
+        """
         m = sp.csr_array(entities, dtype=np.float32)
         if self.binary:
             m = m.copy()
@@ -256,7 +268,27 @@ class _KNNMixin:
             shrink=self.shrink,
             min_support=self.min_support,
             min_sim=self.min_similarity,
+            rows=rows,
         )
+
+    def _fit_baselines(self, dataset: Dataset, item_based: bool) -> None:
+        """Set the global mean, the baselines of the prediction rule and the rating range."""
+        mu, bt, bn, bo = self._rating_baselines(dataset, item_based)
+        self.global_mean_ = mu
+        self.base_target_, self.base_neighbor_, self.base_other_ = bt, bn, bo
+        self.rating_range_ = (float(dataset.value.min()), float(dataset.value.max()))
+
+    def _set_user_items(self) -> None:
+        """Scoring values ``user_items_``: the ratings, or ones when ``binary``."""
+        self.user_items_ = self.ratings_.copy()
+        if self.binary:
+            self.user_items_.data[:] = 1.0
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return _knn_state(self)
+
+    def _get_meta(self) -> dict[str, Any]:
+        return {"global_mean": self.global_mean_, "rating_range": list(self.rating_range_)}
 
     def _rating_baselines(
         self, dataset: Dataset, item_based: bool
@@ -376,10 +408,7 @@ class ItemKNN(_KNNMixin, ItemItemModel):
         self.weights_ = sp.csr_array(self.similarity_.T)
         self.ratings_ = ratings
         self.user_items_ = _values(dataset, binary=self.binary)
-        mu, bt, bn, bo = self._rating_baselines(dataset, item_based=True)
-        self.global_mean_ = mu
-        self.base_target_, self.base_neighbor_, self.base_other_ = bt, bn, bo
-        self.rating_range_ = (float(dataset.value.min()), float(dataset.value.max()))
+        self._fit_baselines(dataset, item_based=True)
 
     def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
         return np.asarray(self.similarity_[item_idx].toarray(), dtype=np.float32)
@@ -387,20 +416,12 @@ class ItemKNN(_KNNMixin, ItemItemModel):
     def _predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         return _predict_knn(self, target=item_idx, other=user_idx, rated_by_other=self.ratings_)
 
-    def _get_state(self) -> dict[str, np.ndarray]:
-        return _knn_state(self)
-
-    def _get_meta(self) -> dict[str, Any]:
-        return {"global_mean": self.global_mean_, "rating_range": list(self.rating_range_)}
-
     def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         n_u, n_i = len(self.users_), len(self.items_)
         self.similarity_ = csr_from_state(state, "similarity", (n_i, n_i))
         self.weights_ = sp.csr_array(self.similarity_.T)
         self.ratings_ = csr_from_state(state, "ratings", (n_u, n_i))
-        self.user_items_ = self.ratings_.copy()
-        if self.binary:
-            self.user_items_.data[:] = 1.0
+        self._set_user_items()
         _set_knn_bases(self, state, meta, n_i, n_u)
 
 
@@ -465,15 +486,10 @@ class UserKNN(_KNNMixin, Recommender):
         self.ratings_ = ratings
         self.similarity_ = self._entity_similarity(ratings)
         self._set_derived()
-        mu, bt, bn, bo = self._rating_baselines(dataset, item_based=False)
-        self.global_mean_ = mu
-        self.base_target_, self.base_neighbor_, self.base_other_ = bt, bn, bo
-        self.rating_range_ = (float(dataset.value.min()), float(dataset.value.max()))
+        self._fit_baselines(dataset, item_based=False)
 
     def _set_derived(self) -> None:
-        self.user_items_ = self.ratings_.copy()
-        if self.binary:
-            self.user_items_.data[:] = 1.0
+        self._set_user_items()
         self.item_raters_ = sp.csr_array(self.ratings_.T)
         self.item_raters_.sort_indices()
 
@@ -489,34 +505,12 @@ class UserKNN(_KNNMixin, Recommender):
         )
         row.sum_duplicates()
         stacked = sp.csr_array(sp.vstack([self.ratings_, row], format="csr"))
-        m = sp.csr_array(stacked, dtype=np.float32)
-        if self.binary:
-            m.data[:] = 1.0
-        m = _weight(m, self.weighting)
-        if self.similarity == "adjusted_cosine":
-            m = _centre_columns(m)
-        sim = topn_similarity(
-            m,
-            _KERNEL_MODE[self.similarity],
-            self.n_neighbors,
-            common_norms=self.norms == "common",
-            alpha=self.alpha,
-            shrink=self.shrink,
-            min_support=self.min_support,
-            min_sim=self.min_similarity,
-            rows=np.array([n_u], dtype=np.int64),
-        )
+        sim = self._entity_similarity(stacked, rows=np.array([n_u], dtype=np.int64))
         sim = sp.csr_array(sim[:, :n_u])
         return np.asarray((sim @ self.user_items_).toarray(), dtype=np.float32)[0]
 
     def _predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         return _predict_knn(self, target=user_idx, other=item_idx, rated_by_other=self.item_raters_)
-
-    def _get_state(self) -> dict[str, np.ndarray]:
-        return _knn_state(self)
-
-    def _get_meta(self) -> dict[str, Any]:
-        return {"global_mean": self.global_mean_, "rating_range": list(self.rating_range_)}
 
     def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         n_u, n_i = len(self.users_), len(self.items_)
