@@ -26,7 +26,7 @@ import platform
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ __all__ = [
     "binarize",
     "csr_from_frame",
     "environment",
+    "grid_search",
     "kfold",
     "load_ratings",
     "markdown_table",
@@ -263,6 +264,33 @@ def kfold(
 
 
 # --------------------------------------------------------------------------- metrics
+def grid_search(
+    grid: Iterable[dict[str, Any]], score: Callable[[dict[str, Any]], float]
+) -> tuple[dict[str, Any], float]:
+    """The setting of ``grid`` with the highest ``score`` (the first on ties) and that score.
+
+    Parameters
+    ----------
+    grid
+        Hyperparameter settings, tried in order.
+    score
+        Validation score of one setting (higher is better), e.g. NDCG@10 on the valid part.
+
+    Returns
+    -------
+    tuple of (dict, float)
+        Best setting and its score.
+    """
+    best: tuple[dict[str, Any], float] | None = None
+    for params in grid:
+        value = score(params)
+        if best is None or value > best[1]:
+            best = (params, value)
+    if best is None:
+        raise ValueError("grid_search: the grid of settings is empty")
+    return best
+
+
 def topk_from_scores(
     scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None, rows: np.ndarray | None = None
 ) -> np.ndarray:

@@ -43,6 +43,7 @@ from _common import (
     binarize,
     csr_from_frame,
     environment,
+    grid_search,
     load_ratings,
     markdown_table,
     measure,
@@ -161,15 +162,14 @@ def run_dataset(name: str, threads: int, repeats: int) -> list[dict[str, Any]]:
         r.recommend(m, train, valid_users[:5], 20)
     rows = []
     for r in runners:
-        best: tuple[float, dict[str, float]] = (-1.0, {})
-        for params in r.grid():
+
+        def valid_ndcg(params: dict[str, Any], r: Runner = r) -> float:
             m = r.make(params)
             r.fit(m, train)
             top = r.recommend(m, train, valid_users, 20)
-            score = ranking_metrics(top, valid_users, split.valid, ni)["ndcg@10"]
-            if score > best[0]:
-                best = (score, params)
-        params = best[1]
+            return ranking_metrics(top, valid_users, split.valid, ni)["ndcg@10"]
+
+        params, valid_score = grid_search(r.grid(), valid_ndcg)
         holder: dict[str, Any] = {}
 
         def fit_once(
@@ -191,7 +191,7 @@ def run_dataset(name: str, threads: int, repeats: int) -> list[dict[str, Any]]:
             "data": name,
             "model": r.label,
             "best params": ", ".join(f"{k}={v:g}" for k, v in params.items()),
-            "valid ndcg@10": best[0],
+            "valid ndcg@10": valid_score,
             **metrics,
             "fit s": fit_m.median_s,
             "recommend s": float(np.median(rec_times)),

@@ -33,6 +33,7 @@ from _common import (
     binarize,
     csr_from_frame,
     environment,
+    grid_search,
     load_ratings,
     markdown_table,
     measure,
@@ -162,14 +163,14 @@ def run_dataset(name: str, repeats: int, skip_slim: bool) -> list[dict[str, Any]
     )
     rows = []
     for cand in candidates(skip_slim):
-        best, best_ndcg = cand.grid[0], -1.0
         t_tune = time.perf_counter()
         data = cand.prepare(split.train, split)
-        for params in cand.grid:
+
+        def valid_ndcg(params: dict[str, Any], cand: Candidate = cand, data: Any = data) -> float:
             model = cand.fit(params, data)
-            ndcg = _evaluate(cand, model, split.train, split.valid, split)["ndcg@10"]
-            if ndcg > best_ndcg:
-                best, best_ndcg = params, ndcg
+            return _evaluate(cand, model, split.train, split.valid, split)["ndcg@10"]
+
+        best, best_ndcg = grid_search(cand.grid, valid_ndcg)
         tune_s = time.perf_counter() - t_tune
         data = cand.prepare(split.train_full, split)
         t0 = time.perf_counter()
