@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from recforge.pipeline.runner import run
 from recforge.testing import toy_dataset
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        importlib.util.find_spec("playwright") is None, reason="playwright is not installed"
-    ),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = pytest.mark.browser
 
 CONFIG = """\
 name: browser check
@@ -58,43 +44,36 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return result.report
 
 
-def test_report_renders_leaderboard_and_plots(report: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            failed: list[str] = []
-            page.on("requestfailed", lambda r: failed.append(r.url))
-            page.goto(report.as_uri())
-            winner = page.locator("#winner .name")
-            assert winner.is_visible()
-            box = winner.bounding_box()
-            assert box is not None
-            assert box["width"] > 0
-            assert box["height"] > 0
-            rows = page.locator("table.leaderboard tbody tr")
-            assert rows.count() == 3
-            board = page.locator("table.leaderboard").bounding_box()
-            assert board is not None
-            assert board["width"] > 400
-            assert board["height"] > 60
-            plots = page.locator("svg.plot")
-            assert plots.count() >= 5
-            for i in range(plots.count()):
-                plot_box = plots.nth(i).bounding_box()
-                assert plot_box is not None, f"plot {i} is not laid out"
-                assert plot_box["width"] > 150
-                assert plot_box["height"] > 80
-            # the leaderboard fits its card: nothing is cut off at 1280 px
-            overflow = page.evaluate(
-                "() => { const s = document.querySelector('#leaderboard .scroll');"
-                " return s.scrollWidth - s.clientWidth; }"
-            )
-            assert overflow <= 1
-            assert failed == []  # self-contained: no request leaves the file
-            page.screenshot(path=str(report.with_name("report.png")), full_page=True)
-        finally:
-            browser.close()
+def test_report_renders_leaderboard_and_plots(report: Path, browser: Browser) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.goto(report.as_uri())
+    winner = page.locator("#winner .name")
+    assert winner.is_visible()
+    box = winner.bounding_box()
+    assert box is not None
+    assert box["width"] > 0
+    assert box["height"] > 0
+    rows = page.locator("table.leaderboard tbody tr")
+    assert rows.count() == 3
+    board = page.locator("table.leaderboard").bounding_box()
+    assert board is not None
+    assert board["width"] > 400
+    assert board["height"] > 60
+    plots = page.locator("svg.plot")
+    assert plots.count() >= 5
+    for i in range(plots.count()):
+        plot_box = plots.nth(i).bounding_box()
+        assert plot_box is not None, f"plot {i} is not laid out"
+        assert plot_box["width"] > 150
+        assert plot_box["height"] > 80
+    # the leaderboard fits its card: nothing is cut off at 1280 px
+    overflow = page.evaluate(
+        "() => { const s = document.querySelector('#leaderboard .scroll');"
+        " return s.scrollWidth - s.clientWidth; }"
+    )
+    assert overflow <= 1
+    assert failed == []  # self-contained: no request leaves the file
+    page.screenshot(path=str(report.with_name("report.png")), full_page=True)
     assert report.with_name("report.png").stat().st_size > 10_000

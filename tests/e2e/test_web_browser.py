@@ -12,18 +12,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
 KEY = "browser-test-key"
 
 pytestmark = pytest.mark.browser
@@ -35,7 +31,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _load_helpers():
+def _load_helpers() -> ModuleType:
     """The catalog fixture of the service unit tests (titles and genres)."""
     path = Path(__file__).parents[1] / "unit" / "serving" / "conftest.py"
     spec = importlib.util.spec_from_file_location("_serving_catalog", path)
@@ -48,9 +44,6 @@ def _load_helpers():
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed (apt-get install -y chromium)")
-    pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     import uvicorn
 
     from recforge.registry import ModelRegistry
@@ -87,46 +80,43 @@ def server(tmp_path: Path) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-def test_click_item_changes_recommendations(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+def test_click_item_changes_recommendations(server: str, tmp_path: Path, browser: Browser) -> None:
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 860})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(server + "/")
-        expect(page.locator("#model-badge")).to_contain_text("content · v000001")
-        page.fill("#user-input", "u0")
-        page.click("#load-user")
-        recs = page.locator("#recs li")
-        expect(recs.first).to_have_attribute("data-item", re.compile(r".+"))
-        expect(page.locator("#recs li .title").first).to_contain_text("Movie")
-        expect(page.locator("#history li").first).to_contain_text("Movie")
-        expect(page.locator("#recs li .why").first).to_contain_text("because of")
-        first = recs.first.get_attribute("data-item")
-        assert first
-        # without a key the event is refused and the page says so
-        recs.first.locator("button.watch").click()
-        expect(page.locator("#status")).to_contain_text("API key")
-        page.fill("#api-key", KEY)
-        assert page.evaluate("sessionStorage.getItem('recforge-api-key')") == KEY
-        page.locator(f'#recs li[data-item="{first}"] button.watch').click()
-        expect(page.locator("#status")).to_contain_text("recorded")
-        expect(page.locator(f'#recs li[data-item="{first}"]')).to_have_count(0)
-        expect(page.locator("#history li").first).to_have_attribute("data-item", first)
-        expect(page.locator("#reason")).to_contain_text("online fold-in")
-        # similar items of a clicked title
-        page.locator("#recs li .title").first.click()
-        expect(page.locator("#similar li .title").first).to_contain_text("Movie")
-        shot = tmp_path / "web.png"
-        page.screenshot(path=str(shot), full_page=True)
-        if os.environ.get("RECFORGE_SCREENSHOT_DIR"):
-            shutil.copy(shot, Path(os.environ["RECFORGE_SCREENSHOT_DIR"]) / "web.png")
-        page.click("#tab-models")
-        expect(page.locator("#versions tbody tr")).to_have_count(1)
-        expect(page.locator("#versions tbody tr").first).to_contain_text("ndcg@10=0.4200")
-        if os.environ.get("RECFORGE_SCREENSHOT_DIR"):
-            page.screenshot(path=str(Path(os.environ["RECFORGE_SCREENSHOT_DIR"]) / "models.png"))
-        assert not errors
-        browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server + "/")
+    expect(page.locator("#model-badge")).to_contain_text("content · v000001")
+    page.fill("#user-input", "u0")
+    page.click("#load-user")
+    recs = page.locator("#recs li")
+    expect(recs.first).to_have_attribute("data-item", re.compile(r".+"))
+    expect(page.locator("#recs li .title").first).to_contain_text("Movie")
+    expect(page.locator("#history li").first).to_contain_text("Movie")
+    expect(page.locator("#recs li .why").first).to_contain_text("because of")
+    first = recs.first.get_attribute("data-item")
+    assert first
+    # without a key the event is refused and the page says so
+    recs.first.locator("button.watch").click()
+    expect(page.locator("#status")).to_contain_text("API key")
+    page.fill("#api-key", KEY)
+    assert page.evaluate("sessionStorage.getItem('recforge-api-key')") == KEY
+    page.locator(f'#recs li[data-item="{first}"] button.watch').click()
+    expect(page.locator("#status")).to_contain_text("recorded")
+    expect(page.locator(f'#recs li[data-item="{first}"]')).to_have_count(0)
+    expect(page.locator("#history li").first).to_have_attribute("data-item", first)
+    expect(page.locator("#reason")).to_contain_text("online fold-in")
+    # similar items of a clicked title
+    page.locator("#recs li .title").first.click()
+    expect(page.locator("#similar li .title").first).to_contain_text("Movie")
+    shot = tmp_path / "web.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("RECFORGE_SCREENSHOT_DIR"):
+        shutil.copy(shot, Path(os.environ["RECFORGE_SCREENSHOT_DIR"]) / "web.png")
+    page.click("#tab-models")
+    expect(page.locator("#versions tbody tr")).to_have_count(1)
+    expect(page.locator("#versions tbody tr").first).to_contain_text("ndcg@10=0.4200")
+    if os.environ.get("RECFORGE_SCREENSHOT_DIR"):
+        page.screenshot(path=str(Path(os.environ["RECFORGE_SCREENSHOT_DIR"]) / "models.png"))
+    assert not errors
