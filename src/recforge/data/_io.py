@@ -37,6 +37,15 @@ def _wanted(*names: str | None) -> list[str]:
     return out
 
 
+def _require_columns(source: str | Path, what: str, wanted: list[str], found: list[str]) -> None:
+    """Raise :class:`DataError` naming the first of ``wanted`` missing from ``found``."""
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise DataError(
+            f"{source}: {what} are missing column {missing[0]!r} (columns: {', '.join(found)})"
+        )
+
+
 def _read_attributes(table: AttributeSource, what: str, sep: str) -> pd.DataFrame | None:
     """Load an attribute table given as a DataFrame or a path (.csv[.gz] / .parquet)."""
     if table is None or isinstance(table, pd.DataFrame):
@@ -76,17 +85,8 @@ def _build(
     name: str | None,
     sep: str = ",",
 ) -> Dataset:
-    iattr = _read_attributes(item_attributes, "item", sep)
-    uattr = _read_attributes(user_attributes, "user", sep)
-    iattr_source = str(item_attributes) if isinstance(item_attributes, str | Path) else source
-    uattr_source = str(user_attributes) if isinstance(user_attributes, str | Path) else source
-    # Validate attribute tables against their own file so errors name the right source.
-    if iattr is not None and isinstance(item_attributes, str | Path):
-        iattr = _keyed(iattr, item_key, "item", item, iattr_source)
-        item_key = None
-    if uattr is not None and isinstance(user_attributes, str | Path):
-        uattr = _keyed(uattr, user_key, "user", user, uattr_source)
-        user_key = None
+    iattr, item_key = _attributes(item_attributes, item_key, "item", item, sep)
+    uattr, user_key = _attributes(user_attributes, user_key, "user", user, sep)
     return Dataset.from_frame(
         frame,
         user=user,
@@ -102,6 +102,20 @@ def _build(
     )
 
 
+def _attributes(
+    table: AttributeSource, key: str | None, what: str, id_column: str, sep: str
+) -> tuple[pd.DataFrame | None, str | None]:
+    """The ``what`` attribute table and the key :meth:`Dataset.from_frame` still has to apply.
+
+    A table read from a file is indexed and validated here, against that file, so that errors
+    name the right source; a DataFrame is passed on with its ``key``.
+    """
+    frame = _read_attributes(table, what, sep)
+    if frame is not None and isinstance(table, str | Path):
+        return _keyed(frame, key, what, id_column, str(table)), None
+    return frame, key
+
+
 def _keyed(
     df: pd.DataFrame, key: str | None, what: str, id_column: str, source: str
 ) -> pd.DataFrame:
@@ -113,11 +127,7 @@ def _keyed(
     if key is None:
         candidates = [c for c in (id_column, what) if c in df.columns]
         key = candidates[0] if candidates else str(df.columns[0])
-    if key not in df.columns:
-        raise DataError(
-            f"{source}: {what} attributes are missing column {key!r} "
-            f"(columns: {', '.join(map(str, df.columns))})"
-        )
+    _require_columns(source, f"{what} attributes", [key], [str(c) for c in df.columns])
     ids = df[key]
     nulls = ids.isna().to_numpy()
     if nulls.any():
@@ -212,12 +222,7 @@ def read_csv(
         raise DataError(f"{p}: interactions file is empty") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{p}: cannot parse interactions: {exc}") from exc
-    found = [str(c) for c in header.columns]
-    missing = [c for c in wanted if c not in found]
-    if missing:
-        raise DataError(
-            f"{p}: interactions are missing column {missing[0]!r} (columns: {', '.join(found)})"
-        )
+    _require_columns(p, "interactions", wanted, [str(c) for c in header.columns])
     kw: dict[str, Any] = {"usecols": wanted}
     kw.update(pandas_kw)
     if "engine" not in kw and len(sep) == 1:
@@ -288,12 +293,7 @@ def read_parquet(
         schema_names = pq.read_schema(p).names if p.is_file() else pq.ParquetDataset(p).schema.names
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{p}: cannot read as Parquet: {exc}") from exc
-    missing = [c for c in wanted if c not in schema_names]
-    if missing:
-        raise DataError(
-            f"{p}: interactions are missing column {missing[0]!r} "
-            f"(columns: {', '.join(schema_names)})"
-        )
+    _require_columns(p, "interactions", wanted, schema_names)
     try:
         table = pq.read_table(p, columns=wanted)
     except (pa.ArrowInvalid, OSError) as exc:
