@@ -151,7 +151,28 @@ class _Column:
         return arrays[key]
 
 
-class _Text(_Column):
+class _Vocabulary(_Column):
+    """A block with one column per learned term and an idf weight per term (saved together)."""
+
+    def __init__(self, column: str, weight: float) -> None:
+        super().__init__(column, weight)
+        self.idf_: np.ndarray | None = None
+
+    def state(self) -> dict[str, np.ndarray]:
+        assert self.names_ is not None
+        assert self.idf_ is not None
+        return {"vocabulary": np.asarray(self.names_, dtype=np.str_), "idf": self.idf_}
+
+    def set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        vocab = self._need(arrays, "vocabulary")
+        idf = self._need(arrays, "idf")
+        if vocab.shape != idf.shape:
+            raise DataError(f"feature state of column {self.column!r}: vocabulary/idf mismatch")
+        self.names_ = [str(t) for t in vocab.tolist()]
+        self.idf_ = np.asarray(idf, dtype=np.float32)
+
+
+class _Text(_Vocabulary):
     kind = "text"
 
     def __init__(
@@ -181,7 +202,6 @@ class _Text(_Column):
         self.max_df = max_df
         self.max_features = max_features
         self.sublinear_tf = bool(sublinear_tf)
-        self.idf_: np.ndarray | None = None
 
     def config(self) -> dict[str, Any]:
         return {
@@ -249,21 +269,8 @@ class _Text(_Column):
             counts.data = 1.0 + np.log(counts.data)
         return sp.csr_array(counts @ sp.diags_array(self.idf_), dtype=np.float32)
 
-    def state(self) -> dict[str, np.ndarray]:
-        assert self.names_ is not None
-        assert self.idf_ is not None
-        return {"vocabulary": np.asarray(self.names_, dtype=np.str_), "idf": self.idf_}
 
-    def set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
-        vocab = self._need(arrays, "vocabulary")
-        idf = self._need(arrays, "idf")
-        if vocab.shape != idf.shape:
-            raise DataError(f"feature state of column {self.column!r}: vocabulary/idf mismatch")
-        self.names_ = [str(t) for t in vocab.tolist()]
-        self.idf_ = np.asarray(idf, dtype=np.float32)
-
-
-class _Categories(_Column):
+class _Categories(_Vocabulary):
     kind = "categories"
 
     def __init__(
@@ -286,7 +293,6 @@ class _Categories(_Column):
         self.min_count = min_count
         self.lowercase = bool(lowercase)
         self.ignore = [str(v) for v in ignore]
-        self.idf_: np.ndarray | None = None
 
     def config(self) -> dict[str, Any]:
         return {
@@ -340,19 +346,6 @@ class _Categories(_Column):
         return sp.csr_array(
             (vals.astype(np.float32), (rows, codes)), shape=(len(labels), len(self.names_))
         )
-
-    def state(self) -> dict[str, np.ndarray]:
-        assert self.names_ is not None
-        assert self.idf_ is not None
-        return {"vocabulary": np.asarray(self.names_, dtype=np.str_), "idf": self.idf_}
-
-    def set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
-        vocab = self._need(arrays, "vocabulary")
-        idf = self._need(arrays, "idf")
-        if vocab.shape != idf.shape:
-            raise DataError(f"feature state of column {self.column!r}: vocabulary/idf mismatch")
-        self.names_ = [str(t) for t in vocab.tolist()]
-        self.idf_ = np.asarray(idf, dtype=np.float32)
 
 
 class _Numeric(_Column):
