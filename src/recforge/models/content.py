@@ -122,6 +122,35 @@ def profile_weights(
     return out
 
 
+def _check_new_items(attributes: Any) -> None:
+    """Raise :class:`DataError` unless ``add_items`` got a DataFrame with unique item ids."""
+    if not isinstance(attributes, pd.DataFrame):
+        raise DataError(f"add_items expects a pandas DataFrame, got {type(attributes).__name__}")
+    if not attributes.index.is_unique:
+        dup = attributes.index[attributes.index.duplicated()][0]
+        raise DataError(f"add_items: duplicate item id {_py(dup)!r}")
+
+
+def _pad_rows(m: sp.csr_array, n_rows: int) -> sp.csr_array:
+    """``m`` with empty rows appended up to ``n_rows`` rows."""
+    indptr = np.concatenate([m.indptr, np.repeat(m.indptr[-1], n_rows - m.shape[0])])
+    return sp.csr_array((m.data, m.indices, indptr), shape=(n_rows, m.shape[1]))
+
+
+def _replace_rows(m: sp.csr_array, codes: np.ndarray, rows: sp.csr_array) -> sp.csr_array:
+    """float32 copy of ``m`` whose rows ``codes`` are ``rows`` (one row of ``rows`` per code)."""
+    keep = np.ones(m.shape[0], dtype=np.float32)
+    keep[codes] = 0.0
+    place = sp.csr_array(
+        (np.ones(codes.size, dtype=np.float32), (codes, np.arange(codes.size))),
+        shape=(m.shape[0], codes.size),
+    )
+    out = sp.csr_array(sp.diags_array(keep) @ m + place @ rows, dtype=np.float32)
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
+
+
 def _csr_state(prefix: str, m: sp.csr_array) -> dict[str, np.ndarray]:
     return {
         f"{prefix}_indptr": np.asarray(m.indptr, dtype=np.int64),
@@ -364,40 +393,15 @@ class ContentBased(Recommender):
             Missing columns or bad values (naming the column and item).
         """
         self._check_fitted("add_items")
-        if not isinstance(attributes, pd.DataFrame):
-            raise DataError(
-                f"add_items expects a pandas DataFrame, got {type(attributes).__name__}"
-            )
-        if not attributes.index.is_unique:
-            dup = attributes.index[attributes.index.duplicated()][0]
-            raise DataError(f"add_items: duplicate item id {dup!r}")
+        _check_new_items(attributes)
         if len(attributes) == 0:
             return self
         new_rows = self.features_.transform(attributes)
         items = self.items_.extend(attributes.index.to_numpy())
         codes = items.codes(attributes.index.to_numpy())
-        n_old = self.item_features_.shape[0]
-        n_new = len(items)
-        old = self.item_features_
-        f = old.shape[1]
-        padded = sp.csr_array(
-            (
-                old.data,
-                old.indices,
-                np.concatenate([old.indptr, np.repeat(old.indptr[-1], n_new - n_old)]),
-            ),
-            shape=(n_new, f),
-        )
-        keep = np.ones(n_new, dtype=np.float32)
-        keep[codes] = 0.0
-        place = sp.csr_array(
-            (np.ones(codes.size, dtype=np.float32), (codes, np.arange(codes.size))),
-            shape=(n_new, codes.size),
-        )
-        x = sp.csr_array(sp.diags_array(keep) @ padded + place @ new_rows, dtype=np.float32)
-        x.eliminate_zeros()
-        x.sort_indices()
-        self.item_features_ = x
+        n_old, n_new = self.item_features_.shape[0], len(items)
+        padded = _pad_rows(self.item_features_, n_new)
+        self.item_features_ = _replace_rows(padded, codes, new_rows)
         self.items_ = items
         if n_new > n_old:
             w = self.weights_

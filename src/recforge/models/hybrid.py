@@ -33,8 +33,14 @@ from recforge._kernels.hybrid import LOSS_BPR, LOSS_WARP, run_epoch
 from recforge.data import Dataset
 from recforge.exceptions import ConfigError, DataError, ModelFormatError
 from recforge.features import ItemFeatures
-from recforge.models.base import Param, Recommender, _py, check_state_shape
-from recforge.models.content import _csr_from_state, _csr_state
+from recforge.models.base import Param, Recommender, check_state_shape
+from recforge.models.content import (
+    _check_new_items,
+    _csr_from_state,
+    _csr_state,
+    _pad_rows,
+    _replace_rows,
+)
 
 __all__ = ["Blend", "HybridMF"]
 
@@ -392,28 +398,14 @@ class HybridMF(Recommender):
         self._check_fitted("add_items")
         if self.features_ is None:
             raise DataError("HybridMF was fitted without item features; cannot add items")
-        if not isinstance(attributes, pd.DataFrame):
-            raise DataError(
-                f"add_items expects a pandas DataFrame, got {type(attributes).__name__}"
-            )
-        if not attributes.index.is_unique:
-            dup = attributes.index[attributes.index.duplicated()][0]
-            raise DataError(f"add_items: duplicate item id {_py(dup)!r}")
+        _check_new_items(attributes)
         if len(attributes) == 0:
             return self
         x = self.features_.transform(attributes)
         items = self.items_.extend(attributes.index.to_numpy())
         codes = items.codes(attributes.index.to_numpy())
-        old = self.item_feature_matrix_
-        n_new, n_old, n_id = len(items), old.shape[0], self.n_identity_
-        padded = sp.csr_array(
-            (
-                old.data,
-                old.indices,
-                np.concatenate([old.indptr, np.repeat(old.indptr[-1], n_new - n_old)]),
-            ),
-            shape=(n_new, old.shape[1]),
-        )
+        n_id = self.n_identity_
+        padded = _pad_rows(self.item_feature_matrix_, len(items))
         # rows of the given items are rebuilt: identity flag (if trained) + new features
         has_id = np.asarray(padded[codes][:, :n_id].sum(axis=1)).ravel() > 0
         id_col = np.zeros(codes.size, dtype=np.int64)
@@ -426,16 +418,7 @@ class HybridMF(Recommender):
             shape=(codes.size, n_id),
         )
         fresh = _l1_rows(sp.hstack([ident, x], format="csr"))
-        keep = np.ones(n_new, dtype=np.float32)
-        keep[codes] = 0.0
-        place = sp.csr_array(
-            (np.ones(codes.size, np.float32), (codes, np.arange(codes.size))),
-            shape=(n_new, codes.size),
-        )
-        f = sp.csr_array(sp.diags_array(keep) @ padded + place @ fresh, dtype=np.float32)
-        f.eliminate_zeros()
-        f.sort_indices()
-        self.item_feature_matrix_ = f
+        self.item_feature_matrix_ = _replace_rows(padded, codes, fresh)
         self.items_ = items
         self._refresh_items()
         return self
