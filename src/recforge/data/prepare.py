@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -153,13 +153,31 @@ def _keep_rows(ds: Dataset, keep: np.ndarray) -> tuple[Dataset, int, int]:
     return out, int((~keep_u).sum()), int((~keep_i).sum())
 
 
-def _warn_if_emptied(before: Dataset, after: Dataset, step: str) -> None:
-    if before.n_interactions and not after.n_interactions:
+def _filter_rows(
+    ds: Dataset, keep: np.ndarray, step: str, params: dict[str, Any], removed: dict[str, int]
+) -> tuple[Dataset, PrepareReport]:
+    """Rows ``keep`` of ``ds`` (see :func:`_keep_rows`) and the report of the filtering ``step``.
+
+    ``removed`` maps reasons to counts; reasons with a zero count are left out. Warns with
+    :class:`DataWarning` when the step removed every interaction.
+    """
+    out, du, di = _keep_rows(ds, keep)
+    if ds.n_interactions and not out.n_interactions:
         warnings.warn(
-            f"{step} removed all {before.n_interactions} interactions of {before.name!r}",
+            f"{step} removed all {ds.n_interactions} interactions of {ds.name!r}",
             DataWarning,
             stacklevel=3,
         )
+    report = PrepareReport(
+        step=step,
+        params=params,
+        n_before=ds.n_interactions,
+        n_after=out.n_interactions,
+        removed={reason: n for reason, n in removed.items() if n},
+        users_dropped=du,
+        items_dropped=di,
+    )
+    return out, report
 
 
 def _pair_keys(ds: Dataset) -> np.ndarray:
@@ -269,24 +287,16 @@ def filter_min_counts(
     ic = np.bincount(ds.item, minlength=ds.n_items)
     bad_u = uc[ds.user] < min_user
     bad_i = (ic[ds.item] < min_item) & ~bad_u
-    keep = ~(bad_u | bad_i)
-    out, du, di = _keep_rows(ds, keep)
-    _warn_if_emptied(ds, out, "filter_min_counts")
-    removed = {}
-    if bad_u.any():
-        removed[f"user has fewer than {min_user} interactions"] = int(bad_u.sum())
-    if bad_i.any():
-        removed[f"item has fewer than {min_item} interactions"] = int(bad_i.sum())
-    report = PrepareReport(
-        step="filter_min_counts",
-        params={"min_user": min_user, "min_item": min_item},
-        n_before=ds.n_interactions,
-        n_after=out.n_interactions,
-        removed=removed,
-        users_dropped=du,
-        items_dropped=di,
+    return _filter_rows(
+        ds,
+        ~(bad_u | bad_i),
+        "filter_min_counts",
+        {"min_user": min_user, "min_item": min_item},
+        {
+            f"user has fewer than {min_user} interactions": int(bad_u.sum()),
+            f"item has fewer than {min_item} interactions": int(bad_i.sum()),
+        },
     )
-    return out, report
 
 
 def _first_given(*values: int | None) -> int | None:
@@ -345,23 +355,16 @@ def k_core(
         n_item_rows += int(bad_i.sum())
         keep &= ~(bad_u | bad_i)
         rounds += 1
-    out, du, di = _keep_rows(ds, keep)
-    _warn_if_emptied(ds, out, "k_core")
-    removed = {}
-    if n_user_rows:
-        removed[f"user below {ku} interactions"] = n_user_rows
-    if n_item_rows:
-        removed[f"item below {ki} interactions"] = n_item_rows
-    report = PrepareReport(
-        step="k_core",
-        params={"k_user": ku, "k_item": ki},
-        n_before=ds.n_interactions,
-        n_after=out.n_interactions,
-        removed=removed,
-        users_dropped=du,
-        items_dropped=di,
+    return _filter_rows(
+        ds,
+        keep,
+        "k_core",
+        {"k_user": ku, "k_item": ki},
+        {
+            f"user below {ku} interactions": n_user_rows,
+            f"item below {ki} interactions": n_item_rows,
+        },
     )
-    return out, report
 
 
 def to_implicit(ds: Dataset, threshold: float | None = None) -> tuple[Dataset, PrepareReport]:
@@ -392,24 +395,13 @@ def to_implicit(ds: Dataset, threshold: float | None = None) -> tuple[Dataset, P
         keep = ds.value >= np.float32(threshold)
     else:
         keep = np.ones(ds.n_interactions, dtype=bool)
-    out, du, di = _keep_rows(ds, keep)
-    _warn_if_emptied(ds, out, "to_implicit")
+    removed = {} if threshold is None else {f"value below {threshold:g}": int((~keep).sum())}
+    out, report = _filter_rows(ds, keep, "to_implicit", {"threshold": threshold}, removed)
     changed = int(np.count_nonzero(out.value != 1.0))
     out = out.with_interactions(
         out.user, out.item, np.ones(out.n_interactions, dtype=np.float32), out.time
     )
-    n_low = int((~keep).sum())
-    report = PrepareReport(
-        step="to_implicit",
-        params={"threshold": threshold},
-        n_before=ds.n_interactions,
-        n_after=out.n_interactions,
-        removed={f"value below {threshold:g}": n_low} if n_low and threshold is not None else {},
-        users_dropped=du,
-        items_dropped=di,
-        values_changed=changed,
-    )
-    return out, report
+    return out, replace(report, values_changed=changed)
 
 
 def _scheme_params(scheme: str) -> list[str]:
