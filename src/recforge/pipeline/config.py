@@ -489,6 +489,11 @@ def _dotted(path: Sequence[Any]) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+def _at(source: str, lines: _Lines, path: Sequence[Any]) -> str:
+    """``file:line: dotted.path``, the start of an error message about ``path``."""
+    return f"{_where(source, lines, path)}: {_dotted(path)}"
+
+
 def _format_errors(exc: ValidationError, source: str, lines: _Lines) -> str:
     messages = []
     for err in exc.errors():
@@ -511,8 +516,15 @@ def _format_errors(exc: ValidationError, source: str, lines: _Lines) -> str:
                 and not isinstance(err["input"], Mapping | list)
             ):
                 msg += f" (got {err['input']!r})"
-        messages.append(f"{_where(source, lines, path)}: {_dotted(path)}: {msg}")
+        messages.append(f"{_at(source, lines, path)}: {msg}")
     return "invalid configuration:\n  " + "\n  ".join(messages)
+
+
+def _no_parameter(owner: str, key: str, names: list[str]) -> str:
+    """Message for a parameter ``key`` that the model class ``owner`` does not take."""
+    return (
+        f"{owner} has no parameter {key!r}{_suggest(key, names)} (parameters: {', '.join(names)})"
+    )
 
 
 def _check_models(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
@@ -541,24 +553,18 @@ def _check_models(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
         for key, value in mc.fixed.items():
             path = (*base, key)
             if key not in names:
-                errors.append(
-                    f"{_where(source, lines, path)}: {_dotted(path)}: {owner} has no parameter "
-                    f"{key!r}{_suggest(key, names)} (parameters: {', '.join(names)})"
-                )
+                errors.append(f"{_at(source, lines, path)}: {_no_parameter(owner, key, names)}")
                 continue
             spec = cls.params.get(key)
             if spec is not None:
                 try:
                     spec.check(owner, key, value)
                 except ConfigError as exc:
-                    errors.append(f"{_where(source, lines, path)}: {_dotted(path)}: {exc}")
+                    errors.append(f"{_at(source, lines, path)}: {exc}")
         for key, space in mc.space.items():
             path = (*base, key)
             if key not in names:
-                errors.append(
-                    f"{_where(source, lines, path)}: {_dotted(path)}: {owner} has no parameter "
-                    f"{key!r}{_suggest(key, names)} (parameters: {', '.join(names)})"
-                )
+                errors.append(f"{_at(source, lines, path)}: {_no_parameter(owner, key, names)}")
                 continue
             spec = cls.params.get(key)
             if spec is None:
@@ -577,7 +583,7 @@ def _check_models(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
                 else:
                     if spec.kind is int:
                         errors.append(
-                            f"{_where(source, lines, path)}: {_dotted(path)}: the {key!r} "
+                            f"{_at(source, lines, path)}: the {key!r} "
                             f"parameter of {owner} is an int; use 'type: int' for its range"
                         )
                         continue
@@ -587,7 +593,7 @@ def _check_models(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
                     spec.check(owner, key, probe)
                 except ConfigError as exc:
                     errors.append(
-                        f"{_where(source, lines, path)}: {_dotted(path)}: search space "
+                        f"{_at(source, lines, path)}: search space "
                         f"value {probe!r} is out of bounds: {exc}"
                     )
                     break
@@ -647,8 +653,7 @@ def _check_files(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
         full = cfg.resolve(file)
         if not full.is_file():
             errors.append(
-                f"{_where(source, lines, path)}: {_dotted(path)}: file not found: {file} "
-                f"(looked in {full.parent})"
+                f"{_at(source, lines, path)}: file not found: {file} (looked in {full.parent})"
             )
     return errors
 
