@@ -111,38 +111,39 @@ class TestReadCsv:
         assert "missing column 'movie'" in msg
         assert "(columns: uid, mid, stars, ts, extra)" in msg
 
-    def test_null_id_line(self, tmp_path: Path) -> None:
-        p = write(tmp_path, "n.csv", "user,item\n1,2\n3,4\n,5\n")
-        with pytest.raises(DataError, match=r"n\.csv: column 'user' has a missing id at line 4"):
-            read_csv(p)
-
-    def test_non_numeric_value_line(self, tmp_path: Path) -> None:
-        p = write(tmp_path, "v.csv", "user,item,r\n1,2,4\n1,3,good\n")
-        with pytest.raises(
-            DataError, match=r"v\.csv: column 'r' has a non-numeric value 'good' at line 3"
-        ):
-            read_csv(p, value="r")
-
-    def test_non_finite_value_line(self, tmp_path: Path) -> None:
-        p = write(tmp_path, "f.csv", "user,item,r\n1,2,4\n1,3,5\n2,3,inf\n")
-        with pytest.raises(
-            DataError, match=r"f\.csv: column 'r' has a non-finite value inf at line 4"
-        ):
-            read_csv(p, value="r")
-
-    def test_missing_value_line(self, tmp_path: Path) -> None:
-        p = write(tmp_path, "m.csv", "user,item,r\n1,2,\n")
-        with pytest.raises(
-            DataError, match=r"m\.csv: column 'r' has a non-finite value nan at line 2"
-        ):
-            read_csv(p, value="r")
-
-    def test_unparseable_time_line(self, tmp_path: Path) -> None:
-        p = write(tmp_path, "t.csv", "user,item,t\n1,2,2020-01-01\n1,3,yesterday\n")
-        with pytest.raises(
-            DataError, match=r"t\.csv: column 't' has an unparseable time 'yesterday' at line 3"
-        ):
-            read_csv(p, time="t")
+    @pytest.mark.parametrize(
+        ("text", "kwargs", "message"),
+        [
+            ("user,item\n1,2\n3,4\n,5\n", {}, "column 'user' has a missing id at line 4"),
+            (
+                "user,item,r\n1,2,4\n1,3,good\n",
+                {"value": "r"},
+                "column 'r' has a non-numeric value 'good' at line 3",
+            ),
+            (
+                "user,item,r\n1,2,4\n1,3,5\n2,3,inf\n",
+                {"value": "r"},
+                "column 'r' has a non-finite value inf at line 4",
+            ),
+            (
+                "user,item,r\n1,2,\n",
+                {"value": "r"},
+                "column 'r' has a non-finite value nan at line 2",
+            ),
+            (
+                "user,item,t\n1,2,2020-01-01\n1,3,yesterday\n",
+                {"time": "t"},
+                "column 't' has an unparseable time 'yesterday' at line 3",
+            ),
+        ],
+        ids=["null-id", "non-numeric-value", "non-finite-value", "missing-value", "bad-time"],
+    )
+    def test_bad_cell_names_file_column_and_line(
+        self, tmp_path: Path, text: str, kwargs: dict[str, str], message: str
+    ) -> None:
+        p = write(tmp_path, "bad.csv", text)
+        with pytest.raises(DataError, match=re.escape(f"bad.csv: {message}")):
+            read_csv(p, **kwargs)
 
     def test_duplicate_attribute_ids_name_the_attribute_file(
         self, ratings_csv: Path, tmp_path: Path
