@@ -10,14 +10,16 @@ long version (>= 5,000 requests).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from recforge.models.als import ALS  # noqa: E402
@@ -132,3 +134,119 @@ def test_no_server_error_and_responses_match_schema(tmp_path: Path) -> None:
     assert not [code for code in statuses if code >= 500], statuses
     assert statuses[200] > 0, statuses
     assert statuses[422] > 0, statuses
+
+
+# ------------------------------------------------------------------ limits and round trips
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    app = fuzz_app(tmp_path_factory.mktemp("limits"))
+    with TestClient(app, headers={"X-API-Key": ADMIN}) as c:
+        yield c
+
+
+def test_openapi_documents_the_configured_limits(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    k = next(
+        p
+        for p in spec["paths"]["/recommendations/{user_id}"]["get"]["parameters"]
+        if p["name"] == "k"
+    )
+    assert k["schema"]["minimum"] == 1
+    assert k["schema"]["maximum"] == 200
+    batch = spec["components"]["schemas"]["EventBatchIn"]["properties"]["events"]
+    assert batch["maxItems"] == 500
+    post = spec["paths"]["/events"]["post"]["responses"]
+    assert {"200", "400", "413", "422", "503"} <= set(post)
+
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/recommendations/u1?k=201", None, 422),
+        ("GET", "/recommendations/u1?k=99999999999999999999999", None, 422),
+        ("GET", "/items/1/similar?k=0", None, 422),
+        ("POST", "/recommendations", '{"items": ["1"], "k": 201}', 422),
+        ("POST", "/events", '{"event_id": "e", "user": "u", "item": "1", "value": false}', 422),
+        ("POST", "/events", '{"event_id": "e", "user": "u", "item": "1", "value": "5"}', 422),
+        ("POST", "/events", '{"event_id": "e", "user": "u", "item": "1", "value": 1e400}', 422),
+        ("POST", "/events", '{"event_id": "e", "user": "u", "item": "1", "value": NaN}', 422),
+        ("POST", "/events", '{"event_id": "e", "user": "u", "item": "1", "timestamp": 1e30}', 422),
+        (
+            "POST",
+            "/events",
+            '{"event_id": "e", "user": "u", "item": "1", "timestamp": 9999999999}',
+            422,
+        ),
+        (
+            "POST",
+            "/events",
+            '{"event_id": "e", "user": "u", "item": "1", "value": ' + "[" * 30 + "]" * 30 + "}",
+            422,
+        ),
+        ("POST", "/events", '{"event_id": ', 422),
+        ("POST", "/events", '{"event_id": "e", "user": "' + "u" * 257 + '", "item": "1"}', 422),
+        (
+            "POST",
+            "/events/batch",
+            '{"events": [' + ",".join(['{"event_id": "b", "user": "u", "item": "1"}'] * 501) + "]}",
+            422,
+        ),
+        ("POST", "/events/batch", '{"events": [], "pad": "' + "x" * (1024 * 1024) + '"}', 413),
+        ("GET", "/items/does-not-exist/similar", None, 404),
+    ],
+)
+def test_limits_give_documented_4xx(
+    client: TestClient, method: str, path: str, body: str | None, status: int
+) -> None:
+    r = client.request(method, path, content=body, headers=JSON if body else None)
+    assert r.status_code == status, r.text[:300]
+    assert "Traceback" not in r.text
+
+
+HOSTILE = [
+    "'; DROP TABLE recforge_events; --",
+    "' OR 1=1 --",
+    'a"b\\"c',
+    "x/y/../z",
+    "100%_like\\%",
+    "ü🎬\u202eevil",
+    "SELECT * FROM sqlite_master",
+]
+text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="%"),
+    min_size=1,
+    max_size=40,
+).filter(lambda s: s.strip(".") != "")
+
+
+def _tables(client: TestClient) -> list[str]:
+    engine = client.app.state.recforge.store.engine  # type: ignore[attr-defined]
+    import sqlalchemy as sa
+
+    return sorted(sa.inspect(engine).get_table_names())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    ident=st.one_of(st.sampled_from(HOSTILE), text), title=st.one_of(st.sampled_from(HOSTILE), text)
+)
+def test_sql_looking_strings_round_trip_unchanged(
+    client: TestClient, ident: str, title: str
+) -> None:
+    tables = _tables(client)
+    r = client.put("/items", json={"items": [{"id": ident, "attributes": {"title": title}}]})
+    assert r.status_code == 200, r.text
+    got = client.get(f"/items/{quote(ident, safe='')}")
+    assert got.status_code == 200, got.text
+    assert got.json() == {"id": ident, "attributes": {"title": title}}
+    event_id = f"{ident}|{title}"[:256]
+    r = client.post("/events", json={"event_id": event_id, "user": title, "item": ident})
+    assert r.status_code == 200, r.text
+    history = client.get(f"/users/{quote(title, safe='')}/history")
+    assert history.status_code == 200, history.text
+    assert history.json()["user"] == title
+    assert ident in [it["item"] for it in history.json()["items"]]
+    assert _tables(client) == tables

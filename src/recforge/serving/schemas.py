@@ -47,7 +47,9 @@ FUTURE_SKEW_S = {"value": 300}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # strict: JSON types as declared (``true`` or ``"5"`` is not a number; schema fuzzing
+    # found ``"value": false`` stored as 0.0 before)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class EventIn(_Strict):

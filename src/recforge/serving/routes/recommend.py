@@ -114,7 +114,7 @@ def _explain(bundle: ServingModel, user: Any, item: str) -> list[dict[str, Any]]
 
 
 @router.get(
-    "/recommendations/{user_id}",
+    "/recommendations/{user_id:path}",
     response_model=RecommendationsOut,
     summary="Top-k items for a user",
     responses={422: {"description": "invalid id, k or filter"}},
@@ -183,7 +183,7 @@ def post_recommendations(
 
 
 @router.get(
-    "/items/{item_id}/similar",
+    "/items/{item_id:path}/similar",
     response_model=SimilarOut,
     summary="Items similar to an item",
     responses={404: {"description": "unknown item"}, 501: {"description": "not supported"}},
