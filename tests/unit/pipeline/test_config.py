@@ -42,110 +42,129 @@ def test_valid_config_loads_and_expands(
     assert cfg.resolve(cfg.output.dir).parent.parent == write_config().parent
 
 
-def test_misspelt_key_names_line_and_suggestion(
-    write_config: Callable[[str], Path], base_config: str
+@pytest.mark.parametrize(
+    ("edits", "located", "fragments"),
+    [
+        pytest.param(
+            {"  n_trials: 4": "  n_trails: 4"},
+            {"n_trails": "tuning.n_trails"},
+            ["did you mean 'n_trials'?"],
+            id="misspelt-key",
+        ),
+        pytest.param(
+            {"evaluation:": "evalution:"},
+            {"evalution": "evalution: unknown key"},
+            ["did you mean 'evaluation'?"],
+            id="misspelt-section",
+        ),
+        pytest.param(
+            {"  k: 5\n": "  k: five\n", "bootstrap: 200": "bootstrap: -3"},
+            {"k: five": "tuning.k:", "bootstrap: -3": "evaluation.bootstrap:"},
+            ["'five'", "greater than or equal to 0"],
+            id="wrong-type-and-range",
+        ),
+        pytest.param(
+            {"k: [3, 5, 10]": "k: [0, 5]", "  n_trials: 4": "  n_trials: 4\n  timeout: soon"},
+            {
+                "k: [0, 5]": "evaluation.k: cut-offs must be positive",
+                "timeout: soon": "tuning.timeout:",
+            },
+            ["'15m'"],
+            id="bad-cutoff-and-duration",
+        ),
+        pytest.param(
+            {"path: ratings.csv": "path: nowhere.csv"},
+            {"nowhere.csv": "data.path: file not found: nowhere.csv"},
+            [],
+            id="missing-data-file",
+        ),
+        pytest.param(
+            {"  path: ratings.csv\n": ""},
+            {"data:": "data: source 'csv' needs the field 'path'"},
+            [],
+            id="missing-required-field",
+        ),
+        pytest.param(
+            {"  random: {}": "  randon: {}"},
+            {"randon": "models.randon: unknown model 'randon'"},
+            ["did you mean 'random'?"],
+            id="unknown-model",
+        ),
+        pytest.param(
+            {
+                "  random: {}": "  random: {rng: -1}",
+                "    reg_user: {type: float": "    reg_usr: {type: float",
+                "reg_item: {type: float, low: 0.5, high: 20.0, log: true}": (
+                    "reg_item: {type: float, low: -2.0, high: 20.0}"
+                ),
+            },
+            {
+                "rng: -1": "models.random.rng:",
+                "reg_usr": "models.bias.reg_usr: BiasedBaseline has no ",
+                "low: -2.0": "models.bias.reg_item: search space value -2.0",
+            },
+            [
+                "The 'rng' parameter of Random must be an int in the range [0, inf). Got -1",
+                "did you mean 'reg_user'?",
+            ],
+            id="model-param-constraints",
+        ),
+        pytest.param(
+            {
+                "    reg_item: {type: float, low: 0.5, high: 20.0, log: true}": (
+                    "    reg_item: {type: float, low: 0.0, high: 20.0, log: true}"
+                )
+            },
+            {"low: 0.0": "models.bias.reg_item:"},
+            ["a log-scale range needs 'low' > 0"],
+            id="log-range-from-zero",
+        ),
+        pytest.param(
+            {"  random: {}": "  random: {rng: {type: float, low: 1, high: 2}}"},
+            {},
+            ["the 'rng' parameter of Random is an int; use 'type: int'"],
+            id="float-range-for-int",
+        ),
+        pytest.param(
+            {"  test_size: 0.25": "  test_sise: 0.25"},
+            {"test_sise": "split.test_sise:"},
+            ["did you mean 'test_size'?"],
+            id="misspelt-split-option",
+        ),
+        pytest.param(
+            {"method: user_random": "method: temporl"},
+            {},
+            ["unknown split method 'temporl'; did you mean 'temporal'?"],
+            id="unknown-split-method",
+        ),
+        pytest.param(
+            {"  n_trials: 4": "  n_trials: [4"},
+            {},
+            ["not valid YAML", "recforge.yaml:"],
+            id="invalid-yaml",
+        ),
+    ],
+)
+def test_error_names_line_field_and_fix(
+    write_config: Callable[[str], Path],
+    base_config: str,
+    edits: dict[str, str],
+    located: dict[str, str],
+    fragments: list[str],
 ) -> None:
-    text = base_config.replace("  n_trials: 4", "  n_trails: 4")
+    """Each edit of the valid config fails with messages ``recforge.yaml:<line>: <field>...``.
+
+    ``located`` maps a text on the offending line to what must follow its location.
+    """
+    text = base_config
+    for old, new in edits.items():
+        assert old in text
+        text = text.replace(old, new)
     msg = _error(write_config, text)
-    assert f"recforge.yaml:{_line_of(text, 'n_trails')}: tuning.n_trails" in msg
-    assert "did you mean 'n_trials'?" in msg
-
-
-def test_misspelt_top_level_section(write_config: Callable[[str], Path], base_config: str) -> None:
-    text = base_config.replace("evaluation:", "evalution:")
-    msg = _error(write_config, text)
-    assert f":{_line_of(text, 'evalution')}: evalution: unknown key" in msg
-    assert "did you mean 'evaluation'?" in msg
-
-
-def test_wrong_type_and_range(write_config: Callable[[str], Path], base_config: str) -> None:
-    text = base_config.replace("  k: 5\n", "  k: five\n").replace("bootstrap: 200", "bootstrap: -3")
-    msg = _error(write_config, text)
-    assert f":{_line_of(text, 'k: five')}: tuning.k:" in msg
-    assert "'five'" in msg
-    assert f":{_line_of(text, 'bootstrap: -3')}: evaluation.bootstrap:" in msg
-    assert "greater than or equal to 0" in msg
-
-
-def test_bad_cutoff_and_duration(write_config: Callable[[str], Path], base_config: str) -> None:
-    text = base_config.replace("k: [3, 5, 10]", "k: [0, 5]").replace(
-        "  n_trials: 4", "  n_trials: 4\n  timeout: soon"
-    )
-    msg = _error(write_config, text)
-    assert f":{_line_of(text, 'k: [0, 5]')}: evaluation.k: cut-offs must be positive" in msg
-    assert f":{_line_of(text, 'timeout: soon')}: tuning.timeout:" in msg
-    assert "'15m'" in msg
-
-
-def test_missing_data_file(write_config: Callable[[str], Path], base_config: str) -> None:
-    text = base_config.replace("path: ratings.csv", "path: nowhere.csv")
-    msg = _error(write_config, text)
-    assert f":{_line_of(text, 'nowhere.csv')}: data.path: file not found: nowhere.csv" in msg
-
-
-def test_missing_required_field(write_config: Callable[[str], Path], base_config: str) -> None:
-    text = base_config.replace("  path: ratings.csv\n", "")
-    msg = _error(write_config, text)
-    assert "data: source 'csv' needs the field 'path'" in msg
-    assert f":{_line_of(text, 'data:')}:" in msg
-
-
-def test_unknown_model_suggests_nearest(
-    write_config: Callable[[str], Path], base_config: str
-) -> None:
-    text = base_config.replace("  random: {}", "  randon: {}")
-    msg = _error(write_config, text)
-    assert f":{_line_of(text, 'randon')}: models.randon: unknown model 'randon'" in msg
-    assert "did you mean 'random'?" in msg
-
-
-def test_model_param_checked_against_param_constraints(
-    write_config: Callable[[str], Path], base_config: str
-) -> None:
-    text = (
-        base_config.replace("  random: {}", "  random: {rng: -1}")
-        .replace("    reg_user: {type: float", "    reg_usr: {type: float")
-        .replace(
-            "reg_item: {type: float, low: 0.5, high: 20.0, log: true}",
-            "reg_item: {type: float, low: -2.0, high: 20.0}",
-        )
-    )
-    msg = _error(write_config, text)
-    assert f":{_line_of(text, 'rng: -1')}: models.random.rng:" in msg
-    assert "The 'rng' parameter of Random must be an int in the range [0, inf). Got -1" in msg
-    assert f":{_line_of(text, 'reg_usr')}: models.bias.reg_usr: BiasedBaseline has no " in msg
-    assert "did you mean 'reg_user'?" in msg
-    assert f":{_line_of(text, 'low: -2.0')}: models.bias.reg_item: search space value -2.0" in msg
-
-
-def test_search_space_shape_errors(write_config: Callable[[str], Path], base_config: str) -> None:
-    text = base_config.replace(
-        "    reg_item: {type: float, low: 0.5, high: 20.0, log: true}",
-        "    reg_item: {type: float, low: 0.0, high: 20.0, log: true}",
-    )
-    msg = _error(write_config, text)
-    assert f":{_line_of(text, 'low: 0.0')}: models.bias.reg_item:" in msg
-    assert "a log-scale range needs 'low' > 0" in msg
-    text = base_config.replace("  random: {}", "  random: {rng: {type: float, low: 1, high: 2}}")
-    msg = _error(write_config, text)
-    assert "the 'rng' parameter of Random is an int; use 'type: int'" in msg
-
-
-def test_split_options_checked(write_config: Callable[[str], Path], base_config: str) -> None:
-    text = base_config.replace("  test_size: 0.25", "  test_sise: 0.25")
-    msg = _error(write_config, text)
-    assert f":{_line_of(text, 'test_sise')}: split.test_sise:" in msg
-    assert "did you mean 'test_size'?" in msg
-    text = base_config.replace("method: user_random", "method: temporl")
-    msg = _error(write_config, text)
-    assert "unknown split method 'temporl'; did you mean 'temporal'?" in msg
-
-
-def test_invalid_yaml_reports_line(write_config: Callable[[str], Path], base_config: str) -> None:
-    text = base_config.replace("  n_trials: 4", "  n_trials: [4")
-    msg = _error(write_config, text)
-    assert "not valid YAML" in msg
-    assert "recforge.yaml:" in msg
+    for needle, rest in located.items():
+        assert f"recforge.yaml:{_line_of(text, needle)}: {rest}" in msg
+    for fragment in fragments:
+        assert fragment in msg
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
