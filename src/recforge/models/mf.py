@@ -109,6 +109,8 @@ class _RatingMF(_EpochFit):
     supports_history = True
 
     factors: int
+    init_mean: float
+    init_std: float
     rng: int | None
     clip: bool
     global_mean_: float
@@ -119,12 +121,21 @@ class _RatingMF(_EpochFit):
     item_factors_: np.ndarray
 
     def _init_common(self, dataset: Dataset) -> tuple[np.random.Generator, int]:
+        """Set the mean, rating range, zero biases and normal factors; return (rng, threads)."""
         values = dataset.value
         self.global_mean_ = float(np.mean(values, dtype=np.float64))
         self.rating_range_ = (float(values.min()), float(values.max()))
         self.user_bias_ = np.zeros(dataset.n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(dataset.n_items, dtype=np.float32)
-        return make_rng(self.rng), num_threads()
+        gen = make_rng(self.rng)
+        self.user_factors_ = self._normal_factors(gen, dataset.n_users)
+        self.item_factors_ = self._normal_factors(gen, dataset.n_items)
+        return gen, num_threads()
+
+    def _normal_factors(self, gen: np.random.Generator, n: int) -> np.ndarray:
+        """``(n, factors)`` float32 draws from ``N(init_mean, init_std²)``."""
+        shape = (n, self.factors)
+        return gen.normal(self.init_mean, self.init_std, shape).astype(np.float32)
 
     def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx]
@@ -280,10 +291,6 @@ class SVD(_RatingMF):
         from recforge._kernels.sgd import svd_epoch, svd_epoch_hogwild
 
         gen, threads = self._init_common(dataset)
-        f = self.factors
-        shape_u, shape_i = (dataset.n_users, f), (dataset.n_items, f)
-        self.user_factors_ = gen.normal(self.init_mean, self.init_std, shape_u).astype(np.float32)
-        self.item_factors_ = gen.normal(self.init_mean, self.init_std, shape_i).astype(np.float32)
         lr, reg = self.learning_rate, self.reg
         lr_bu = (lr if self.lr_bu is None else self.lr_bu) if self.biased else 0.0
         lr_bi = (lr if self.lr_bi is None else self.lr_bi) if self.biased else 0.0
@@ -403,12 +410,8 @@ class SVDpp(_RatingMF):
         from recforge._kernels.sgd import svdpp_epoch, svdpp_epoch_hogwild, svdpp_implicit_sums
 
         gen, threads = self._init_common(dataset)
-        nu, ni, f = dataset.n_users, dataset.n_items, self.factors
-        self.user_factors_ = gen.normal(self.init_mean, self.init_std, (nu, f)).astype(np.float32)
-        self.item_factors_ = gen.normal(self.init_mean, self.init_std, (ni, f)).astype(np.float32)
-        self.implicit_factors_ = gen.normal(self.init_mean, self.init_std, (ni, f)).astype(
-            np.float32
-        )
+        nu = dataset.n_users
+        self.implicit_factors_ = self._normal_factors(gen, dataset.n_items)
         indptr, indices, values = group_by_user(dataset.user, dataset.item, dataset.value, nu)
         lr, reg = self.learning_rate, self.reg
         lr_b = lr if self.lr_bias is None else self.lr_bias
