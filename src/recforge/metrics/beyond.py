@@ -43,6 +43,18 @@ def _popularity(item_popularity: Any) -> np.ndarray:
     return pop
 
 
+def _list_mean(per_item: np.ndarray, recs: Any, k: int) -> np.ndarray:
+    """Mean of ``per_item`` over the valid items of each top-``k`` list; NaN for empty lists."""
+    r, valid = _top(recs, k, per_item.size)
+    if per_item.size:
+        vals = np.where(valid, per_item[np.where(valid, r, 0)], 0.0)
+    else:
+        vals = np.zeros(r.shape)
+    n = valid.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, vals.sum(axis=1) / n, np.nan)
+
+
 def catalog_coverage(recs: Any, n_items: int, k: int) -> float:
     """Catalog coverage@k: share of the catalog recommended to at least one user.
 
@@ -139,12 +151,7 @@ def novelty(recs: Any, item_popularity: Any, n_users_train: int, k: int) -> np.n
     if n_users_train < 1:
         raise ConfigError(f"n_users_train must be >= 1. Got {n_users_train!r} instead.")
     pop = _popularity(item_popularity)
-    r, valid = _top(recs, k, pop.size)
-    info = -np.log2(np.maximum(pop, 1.0) / float(n_users_train))
-    vals = np.where(valid, info[np.where(valid, r, 0)], 0.0) if pop.size else np.zeros(r.shape)
-    n = valid.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n > 0, vals.sum(axis=1) / n, np.nan)
+    return _list_mean(-np.log2(np.maximum(pop, 1.0) / float(n_users_train)), recs, k)
 
 
 def average_popularity(recs: Any, item_popularity: Any, k: int) -> np.ndarray:
@@ -166,12 +173,7 @@ def average_popularity(recs: Any, item_popularity: Any, k: int) -> np.ndarray:
     numpy.ndarray
         ``(n_users,)`` float64; NaN for empty lists.
     """
-    pop = _popularity(item_popularity)
-    r, valid = _top(recs, k, pop.size)
-    vals = np.where(valid, pop[np.where(valid, r, 0)], 0.0) if pop.size else np.zeros(r.shape)
-    n = valid.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n > 0, vals.sum(axis=1) / n, np.nan)
+    return _list_mean(_popularity(item_popularity), recs, k)
 
 
 def intra_list_diversity(
