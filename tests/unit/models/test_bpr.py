@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import numba
 import numpy as np
 import pytest
 
@@ -27,16 +24,6 @@ class TestBPR(RecommenderContract):
 @pytest.fixture(scope="module")
 def data() -> Dataset:
     return toy_dataset(n_users=120, n_items=60, explicit=False)
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def _auc(model: Recommender, data: Dataset) -> float:

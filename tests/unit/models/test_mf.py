@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from pathlib import Path
 
-import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,16 +27,6 @@ class TestSVDpp(RecommenderContract):
     model = SVDpp
     configs = [{"factors": 6, "epochs": 4, "rng": 1}]
     deterministic = False
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def _low_rank(seed: int = 0) -> tuple[Dataset, pd.DataFrame]:
@@ -138,7 +127,7 @@ def test_params_validated() -> None:
         SVDpp(learning_rate=0.0)
 
 
-def test_load_rejects_wrong_shapes(tmp_path) -> None:
+def test_load_rejects_wrong_shapes(tmp_path: Path) -> None:
     train, _ = _low_rank(6)
     m = SVD(factors=4, epochs=1, rng=0).fit(train)
     m.save(tmp_path / "m")
