@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -33,28 +35,15 @@ def test_topn_similarity_matches_dense_reference(
     mode: str, common_norms: bool, shrink: float
 ) -> None:
     d = _ratings()
-    min_sim = -1.0 if mode == "pearson" else 0.0
-    s = topn_similarity(
-        sp.csr_array(d),
-        mode,
-        7,
-        common_norms=common_norms,
-        alpha=0.3,
-        shrink=shrink,
-        min_support=2,
-        min_sim=min_sim,
-        block=4,
-    )
-    ref_idx, ref_val = neighbours_reference(
-        d,
-        mode,
-        common_norms=common_norms,
-        alpha=0.3,
-        shrink=shrink,
-        min_support=2,
-        min_sim=min_sim,
-        n_keep=7,
-    )
+    options: dict[str, Any] = {
+        "common_norms": common_norms,
+        "alpha": 0.3,
+        "shrink": shrink,
+        "min_support": 2,
+        "min_sim": -1.0 if mode == "pearson" else 0.0,
+    }
+    s = topn_similarity(sp.csr_array(d), mode, 7, block=4, **options)
+    ref_idx, ref_val = neighbours_reference(d, mode, n_keep=7, **options)
     idx, val = _rows(s, 7)
     np.testing.assert_allclose(val, ref_val, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(idx, ref_idx)
