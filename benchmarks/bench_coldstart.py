@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,19 @@ class LightFMPeer:
         self.epochs = epochs
         self.model = LightFM(**kw)
 
+    @classmethod
+    def like_hybrid(cls, f: sp.csr_array, params: Mapping[str, Any], **kw: Any) -> LightFMPeer:
+        """WARP LightFM with HybridMF's ``params`` (factors, epochs, learning rate, samples)."""
+        return cls(
+            f,
+            epochs=params["epochs"],
+            no_components=params["factors"],
+            loss="warp",
+            learning_rate=params["learning_rate"],
+            max_sampled=params["max_sampled"],
+            **kw,
+        )
+
     def fit(self, data: Dataset) -> float:
         m = data.matrix(binary=True).tocoo()
         x = sp.coo_matrix(
@@ -223,15 +236,7 @@ def cold_items(ds: Dataset, features: list[dict[str, Any]], seeds: int) -> pd.Da
         if lightfm_available():
             hmf = models["hybridmf"]
             assert isinstance(hmf, HybridMF)
-            peer = LightFMPeer(
-                hmf.item_feature_matrix_,
-                epochs=HYBRID["epochs"],
-                no_components=HYBRID["factors"],
-                loss="warp",
-                learning_rate=HYBRID["learning_rate"],
-                max_sampled=HYBRID["max_sampled"],
-                random_state=seed,
-            )
+            peer = LightFMPeer.like_hybrid(hmf.item_feature_matrix_, HYBRID, random_state=seed)
             fit_s = peer.fit(train)
             allowed = np.zeros(ds.n_items, dtype=bool)
             allowed[cold] = True
@@ -389,14 +394,7 @@ def fit_times(ds: Dataset, features: list[dict[str, Any]], repeats: int = 3) -> 
             }
         )
     if lightfm_available():
-        peer = LightFMPeer(
-            warm.item_feature_matrix_,
-            epochs=params["epochs"],
-            no_components=params["factors"],
-            loss="warp",
-            learning_rate=params["learning_rate"],
-            max_sampled=params["max_sampled"],
-        )
+        peer = LightFMPeer.like_hybrid(warm.item_feature_matrix_, params)
         peer.fit(ds)
         for r in range(repeats):
             rows.append({"model": "lightfm", "run": r, "fit_s": peer.fit(ds)})
