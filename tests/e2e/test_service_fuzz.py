@@ -250,3 +250,31 @@ def test_sql_looking_strings_round_trip_unchanged(
     assert history.json()["user"] == title
     assert ident in [it["item"] for it in history.json()["items"]]
     assert _tables(client) == tables
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/recommendations/a%0Ab",
+        "/items/a%0Ab/similar",
+        "/items/a%0Ab",
+        "/users/a%0Ab/history",
+        "/recommendations/a%00b",
+    ],
+)
+def test_ids_with_control_characters_in_paths_are_422_not_404(
+    client: TestClient, path: str
+) -> None:
+    r = client.get(path)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"][0] == "path"
+
+
+def test_ids_with_slashes_reach_their_routes(client: TestClient) -> None:
+    r = client.get("/recommendations/a%2Fb", params={"k": 3})
+    assert r.status_code == 200, r.text
+    assert r.json()["user"] == "a/b"
+    assert client.get("/items/104/similar", params={"k": 3}).status_code == 200
+    missing = client.get("/items/no%2Fsuch/similar")
+    assert missing.status_code == 404
+    assert "no/such" in missing.json()["detail"]

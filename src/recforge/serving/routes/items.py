@@ -58,7 +58,7 @@ def _attribute_frame(model: Any, items: dict[str, dict[str, Any]]) -> pd.DataFra
     return pd.DataFrame(rows, index=pd.Index(ids, name="item"))
 
 
-@router.get("/items/{item_id:path}", summary="One item's attributes", responses={404: {}})
+@router.get("/items/{item_id:id}", summary="One item's attributes", responses={404: {}})
 def get_item(item_id: IdPath, state: StateDep) -> dict[str, Any]:
     """Stored attributes of an item."""
     found = state.store.get_items([item_id])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from starlette.convertors import Convertor, register_url_convertor
 
 from recforge.exceptions import UnknownIdError, UnsupportedCapabilityError
 from recforge.serving.deps import ModelDep, ServiceState, StateDep
@@ -22,6 +23,26 @@ from recforge.serving.schemas import (
     RecommendedItem,
     SimilarOut,
 )
+
+
+class _IdConvertor(Convertor[str]):
+    """Path segment of an external id: any characters, ``/`` and newlines included.
+
+    Ids are validated by :data:`IdPath` (422 with the reason), so the route must match first:
+    Starlette's ``str`` converter stops at ``/`` and ``path`` at a newline, which made such ids
+    404 although events with them are accepted.
+    """
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("id", _IdConvertor())
 
 router = APIRouter(tags=["recommendations"])
 
@@ -114,7 +135,7 @@ def _explain(bundle: ServingModel, user: Any, item: str) -> list[dict[str, Any]]
 
 
 @router.get(
-    "/recommendations/{user_id:path}",
+    "/recommendations/{user_id:id}",
     response_model=RecommendationsOut,
     summary="Top-k items for a user",
     responses={422: {"description": "invalid id, k or filter"}},
@@ -183,7 +204,7 @@ def post_recommendations(
 
 
 @router.get(
-    "/items/{item_id:path}/similar",
+    "/items/{item_id:id}/similar",
     response_model=SimilarOut,
     summary="Items similar to an item",
     responses={404: {"description": "unknown item"}, 501: {"description": "not supported"}},

@@ -34,9 +34,7 @@ def search_users(
     return found[:limit]
 
 
-@router.get(
-    "/users/{user_id:path}/history", response_model=UserHistoryOut, summary="A user's items"
-)
+@router.get("/users/{user_id:id}/history", response_model=UserHistoryOut, summary="A user's items")
 def user_history(
     user_id: IdPath,
     state: StateDep,
