@@ -192,9 +192,13 @@ def test_mlflow_enabled_but_missing_says_how_to_install(
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow.*")
 @pytest.mark.filterwarnings("ignore::FutureWarning:mlflow.*")
 def test_mlflow_logs_params_metrics_and_artifacts_to_a_local_store(
-    write_config: Callable[[str], Path], base_config: str, tmp_path: Path
+    write_config: Callable[[str], Path],
+    base_config: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path)  # MLflow puts artifacts under ./mlruns of the working directory
     store = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
     cfg = write_config(
         base_config + f"mlflow: {{enabled: true, tracking_uri: '{store}', experiment: toy}}\n"
