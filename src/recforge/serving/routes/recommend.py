@@ -146,7 +146,10 @@ def get_recommendations(
     bundle: ModelDep,
     k: Annotated[int, Query(ge=1)] = 10,
     exclude: IdList = [],  # noqa: B006 - FastAPI copies defaults
-    require: Annotated[list[Id] | None, Query(max_length=1000)] = None,
+    # a plain array, not "array or null": a query string cannot send an empty list, so absent
+    # means no restriction (with "or null", a fuzzer's require=false, meant as neither, is a
+    # valid one-item list once written in a query string)
+    require: IdList = [],  # noqa: B006 - FastAPI copies defaults
     exclude_seen: bool = True,
     details: bool = False,
     explain: bool = False,
@@ -166,7 +169,7 @@ def get_recommendations(
         user_id,
         pool,
         exclude=exclude,
-        require=require,
+        require=require or None,
         exclude_seen=exclude_seen,
     )
     if diversity > 0:
