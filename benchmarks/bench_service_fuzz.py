@@ -127,7 +127,9 @@ def fuzz_one(
 
     try:
         one()
-    except Exception as exc:  # hypothesis re-raises the (shrunk) failures
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # hypothesis re-raises the (shrunk) failures as a group
         findings.append(f"{type(exc).__name__}: {str(exc)[:1500]}")
     return findings
 
@@ -139,6 +141,7 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=100, help="cases per operation and mode")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
 
     import schemathesis
     from hypothesis.errors import Unsatisfiable
