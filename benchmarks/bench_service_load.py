@@ -1,7 +1,7 @@
 """Open-loop load test of the REST service on loopback (never run by pytest).
 
     .venv/bin/python benchmarks/bench_service_load.py [--duration 8] [--runs 3]
-        [--catalog-items 100000] [--skip-probe]
+        [--catalog-items 100000] [--skip-probe] [--skip-ingest]
 
 What it does, all against a real ``recforge serve`` process (uvicorn, one worker):
 
@@ -262,6 +262,11 @@ def main() -> None:
         "instead of MovieLens latest-small",
     )
     ap.add_argument("--skip-probe", action="store_true", help="no capacity probe / overload")
+    ap.add_argument(
+        "--skip-ingest",
+        action="store_true",
+        help="no ingestion phase (the probe then sees a server without an event backlog)",
+    )
     args = ap.parse_args()
 
     from recforge.models.als import ALS
@@ -329,11 +334,13 @@ def main() -> None:
                 f"ratio {label} / popular: p50 x{results[label]['p50_ms'] / base['p50_ms']:.2f}, "
                 f"p99 x{results[label]['p99_ms'] / base['p99_ms']:.2f}"
             )
-        rate = ingest_rate(servers["als64"], args.duration)
-        results["ingest_events_per_s"] = rate
-        print(
-            f"batch ingestion (4 clients x 1000-event batches, SQLite WAL+FULL): {rate:,.0f} events/s"
-        )
+        if not args.skip_ingest:
+            rate = ingest_rate(servers["als64"], args.duration)
+            results["ingest_events_per_s"] = rate
+            print(
+                "batch ingestion (4 clients x 1000-event batches, SQLite WAL+FULL): "
+                f"{rate:,.0f} events/s"
+            )
         best = 0
         probe = []
         for r in () if args.skip_probe else (100, 150, 200, 300, 450, 600, 800, 1000):
