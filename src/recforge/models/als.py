@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from recforge.data import Dataset
 from recforge.data.weighting import bm25, linear_confidence, log_confidence
 from recforge.models.base import Param, Recommender, check_state_shape
-from recforge.models.mf import EpochCallback, check_callback, cosine_scores, make_rng
+from recforge.models.mf import CosineSimilarItems, EpochCallback, check_callback, make_rng
 
 __all__ = ["ALS"]
 
@@ -24,7 +24,7 @@ def _csr_parts(x: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-class ALS(Recommender):
+class ALS(CosineSimilarItems, Recommender):
     """Implicit-feedback matrix factorisation by alternating least squares.
 
     Hu, Koren & Volinsky (2008): with preference ``p_ui = 1`` for observed pairs (0 otherwise)
@@ -291,9 +291,6 @@ class ALS(Recommender):
 
     def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.asarray(self.item_factors_ @ self.fold_in(item_idx, values), dtype=np.float32)
-
-    def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
-        return cosine_scores(self.item_factors_, item_idx)
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:

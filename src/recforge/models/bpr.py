@@ -9,12 +9,12 @@ import numpy as np
 
 from recforge.data import Dataset
 from recforge.models.base import Param, check_state_shape
-from recforge.models.mf import _EpochFit, cosine_scores, make_rng, num_threads
+from recforge.models.mf import CosineSimilarItems, _EpochFit, make_rng, num_threads
 
 __all__ = ["BPR"]
 
 
-class BPR(_EpochFit):
+class BPR(CosineSimilarItems, _EpochFit):
     """Matrix factorisation with item biases trained by BPR-Opt (Rendle et al. 2009).
 
     Scores are ``b_i + p_u·q_i``. Each epoch draws as many ``(u, i, j)`` triples as there are
@@ -169,9 +169,6 @@ class BPR(_EpochFit):
     def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         p = self.fold_in(item_idx)
         return np.asarray(self.item_factors_ @ p + self.item_bias_, dtype=np.float32)
-
-    def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
-        return cosine_scores(self.item_factors_, item_idx)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {

@@ -36,13 +36,44 @@ def make_rng(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def cosine_scores(factors: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
-    """``(len(item_idx), n_items)`` float32 cosine similarities between item factor rows."""
+def factor_norms(factors: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each factor row (float32), with 1 for all-zero rows."""
     f = factors.astype(np.float32, copy=False)
-    norms = np.linalg.norm(f, axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", f, f))
     norms[norms == 0] = 1.0
+    return norms
+
+
+def cosine_scores(
+    factors: np.ndarray, item_idx: np.ndarray, norms: np.ndarray | None = None
+) -> np.ndarray:
+    """``(len(item_idx), n_items)`` float32 cosine similarities between item factor rows.
+
+    ``norms`` (from :func:`factor_norms`) may be passed to avoid recomputing them per call.
+    """
+    f = factors.astype(np.float32, copy=False)
+    if norms is None:
+        norms = factor_norms(f)
     q = f[item_idx] / norms[item_idx, None]
     return np.asarray((q @ f.T) / norms[None, :], dtype=np.float32)
+
+
+class CosineSimilarItems:
+    """Mixin: ``similar_items`` by cosine of ``item_factors_``, with the norms cached.
+
+    The cache holds the factor array it was computed from and is rebuilt whenever
+    ``item_factors_`` is another array (refit, load), so serving pays for the norms once.
+    """
+
+    item_factors_: np.ndarray
+
+    def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
+        factors = self.item_factors_
+        cache = self.__dict__.get("_norm_cache")
+        if cache is None or cache[0] is not factors:
+            cache = (factors, factor_norms(factors))
+            self.__dict__["_norm_cache"] = cache
+        return cosine_scores(factors, item_idx, cache[1])
 
 
 def check_callback(callback: EpochCallback | None) -> None:
@@ -100,7 +131,7 @@ class _EpochFit(Recommender):
         return bool(cb(epoch, self)) if cb is not None else False
 
 
-class _RatingMF(_EpochFit):
+class _RatingMF(CosineSimilarItems, _EpochFit):
     """Shared parts of the SGD rating models (prediction clipping, persistence of biases)."""
 
     explicit = True
@@ -159,9 +190,6 @@ class _RatingMF(_EpochFit):
         if self.clip:
             np.clip(est, self.rating_range_[0], self.rating_range_[1], out=est)
         return est
-
-    def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
-        return cosine_scores(self.item_factors_, item_idx)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {

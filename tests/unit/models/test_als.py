@@ -120,3 +120,17 @@ def test_learns_cluster_structure(data) -> None:
     assert in_cluster.mean() >= 0.75
     sim = m.similar_items([100], k=5)
     assert np.mean(sim.items[0] < 120) >= 0.6
+
+
+def test_similar_items_norm_cache_follows_refit() -> None:
+    """Regression: cached factor norms must not survive a refit on other data."""
+    from recforge.testing import toy_dataset
+
+    first, second = toy_dataset(seed=1), toy_dataset(seed=2)
+    model = ALS(factors=4, iterations=3, rng=0).fit(first)
+    model.similar_items([100], k=5)  # fills the cache
+    model.fit(second)
+    fresh = ALS(factors=4, iterations=3, rng=0).fit(second)
+    np.testing.assert_array_equal(
+        model.similar_items([100], k=5).item_codes, fresh.similar_items([100], k=5).item_codes
+    )
