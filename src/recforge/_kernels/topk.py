@@ -80,6 +80,24 @@ def _select_row(row: np.ndarray, k: int, out_i: np.ndarray, out_s: np.ndarray) -
         out_i[pos] = -1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _topk_one(
+    r: int,
+    scores: np.ndarray,
+    rows: np.ndarray,
+    excl_indptr: np.ndarray,
+    excl_indices: np.ndarray,
+    k: int,
+    out_idx: np.ndarray,
+    out_scores: np.ndarray,
+) -> None:
+    u = rows[r]
+    if u >= 0:
+        for p in range(excl_indptr[u], excl_indptr[u + 1]):
+            scores[r, excl_indices[p]] = -np.inf
+    _select_row(scores[r], k, out_idx[r], out_scores[r])
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def topk_exclude(
     scores: np.ndarray,
@@ -91,13 +109,28 @@ def topk_exclude(
     out_scores: np.ndarray,
 ) -> None:
     """Keep the ``k`` best items of each score row, skipping the row's CSR items."""
-    n = scores.shape[0]
-    for r in prange(n):
-        u = rows[r]
-        if u >= 0:
-            for p in range(excl_indptr[u], excl_indptr[u + 1]):
-                scores[r, excl_indices[p]] = -np.inf
-        _select_row(scores[r], k, out_idx[r], out_scores[r])
+    for r in prange(scores.shape[0]):
+        _topk_one(r, scores, rows, excl_indptr, excl_indices, k, out_idx, out_scores)
+
+
+@njit(cache=True, nogil=True)
+def topk_exclude_serial(
+    scores: np.ndarray,
+    rows: np.ndarray,
+    excl_indptr: np.ndarray,
+    excl_indices: np.ndarray,
+    k: int,
+    out_idx: np.ndarray,
+    out_scores: np.ndarray,
+) -> None:
+    """:func:`topk_exclude` on the calling thread: for a few rows (a serving request), waking
+    the thread pool costs more than the work and competes with BLAS's spinning threads."""
+    for r in range(scores.shape[0]):
+        _topk_one(r, scores, rows, excl_indptr, excl_indices, k, out_idx, out_scores)
+
+
+#: below this many rows :func:`topk` runs on the calling thread
+SERIAL_ROWS = 8
 
 
 def topk_reference(
@@ -161,5 +194,6 @@ def topk(
         r = np.ascontiguousarray(rows, dtype=np.int64)
     out_idx = np.empty((n, k), dtype=np.int32)
     out_scores = np.empty((n, k), dtype=np.float32)
-    topk_exclude(s, r, indptr, indices, k, out_idx, out_scores)
+    kernel = topk_exclude_serial if n < SERIAL_ROWS else topk_exclude
+    kernel(s, r, indptr, indices, k, out_idx, out_scores)
     return out_idx, out_scores
