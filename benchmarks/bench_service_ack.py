@@ -15,19 +15,15 @@ request's syscalls; needs strace (``apt-get install strace``) and permission to 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-
-from bench_service_load import SERVER, free_port
 
 KEY = "bench-ack-key-0123456789"
 LINE = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(\d\d:\d\d:\d\d\.\d+)\s+(\w+)\((.*)$")
@@ -35,54 +31,16 @@ LINE = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(\d\d:\d\d:\d\d\.\d+)\s+(\w+)\((.*)
 
 def start(root: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     """Publish a small ALS model and start the service over a fresh SQLite store."""
-    import httpx
-
     from recforge.models.als import ALS
     from recforge.registry import ModelRegistry
-    from recforge.testing import toy_dataset
+    from recforge.testing import start_server, toy_dataset
 
     reg = ModelRegistry(root / "registry")
     reg.publish(ALS(factors=16, iterations=5).fit(toy_dataset()), promote=True)
-    port = free_port()
     db = root / "events.db"
-    env = {
-        **os.environ,
-        "RECFORGE_WRITE_KEYS": f'["{KEY}"]',
-        "RECFORGE_WEB": "false",
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "NUMBA_NUM_THREADS": "1",
-    }
-    log = (root / "server.log").open("ab")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            SERVER,
-            "serve",
-            "--registry",
-            str(reg.root),
-            "--db",
-            f"sqlite:///{db}",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return proc, base, str(db)
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server did not start: {(root / 'server.log').read_text()[-2000:]}")
+    env = {"RECFORGE_WRITE_KEYS": f'["{KEY}"]', "RECFORGE_WEB": "false"}
+    proc, port = start_server(reg.root, f"sqlite:///{db}", root / "server.log", env=env)
+    return proc, f"http://127.0.0.1:{port}", str(db)
 
 
 def parse(trace: Path) -> list[dict[str, Any]]:

@@ -16,7 +16,6 @@ import argparse
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,49 +26,14 @@ from pathlib import Path
 import httpx
 
 KEY = "durability-bench-key"
-SERVER = (
-    "import typer; from recforge.cli._serve import register; "
-    "app = typer.Typer(); register(app); app()"
-)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def start(registry: Path, db: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Start the server on ``port`` (the same one after every kill)."""
+    from recforge.testing import start_server
 
-
-def start(registry: Path, db: str, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "RECFORGE_WRITE_KEYS": f'["{KEY}"]', "OMP_NUM_THREADS": "1"}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                SERVER,
-                "serve",
-                "--registry",
-                str(registry),
-                "--db",
-                db,
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(log.read_text()[-2000:])
+    env = {"RECFORGE_WRITE_KEYS": f'["{KEY}"]'}
+    return start_server(registry, db, log, port=port, env=env)[0]
 
 
 def main() -> None:
@@ -97,6 +61,8 @@ def main() -> None:
     prefix = args.table_prefix or f"dur{os.getpid()}_"
     os.environ["RECFORGE_TABLE_PREFIX"] = prefix  # read by the server's settings
     EventStore(db, table_prefix=prefix).close()
+    from recforge.testing import free_port
+
     port = free_port()
     acked: set[str] = set()
     pending: list[list[dict]] = []

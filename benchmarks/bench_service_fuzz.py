@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,65 +27,29 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench_service_load import SERVER, free_port
-
 ADMIN = "bench-fuzz-admin-key-0123456789"
 
 
 def start(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Publish two small ALS versions and start ``recforge serve`` on a free loopback port."""
-    import httpx
-
     from recforge.models.als import ALS
     from recforge.registry import ModelRegistry
-    from recforge.testing import toy_dataset
+    from recforge.testing import start_server, toy_dataset
 
     ds = toy_dataset(n_users=200, n_items=120)
     reg = ModelRegistry(root / "registry")
     reg.publish(ALS(factors=16, iterations=5).fit(ds), metrics={"ndcg@10": 0.3}, promote=True)
     reg.publish(ALS(factors=8, iterations=5).fit(ds), metrics={"ndcg@10": 0.2}, promote=False)
-    port = free_port()
     env = {
-        **os.environ,
         "RECFORGE_ADMIN_KEYS": f'["{ADMIN}"]',
         "RECFORGE_MAX_K": "200",
         "RECFORGE_MAX_BATCH": "500",
         "RECFORGE_MAX_BODY_BYTES": str(1024 * 1024),
         "RECFORGE_WEB": "false",
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "NUMBA_NUM_THREADS": "1",
     }
-    log = (root / "server.log").open("ab")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            SERVER,
-            "serve",
-            "--registry",
-            str(reg.root),
-            "--db",
-            f"sqlite:///{root / 'events.db'}",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server did not start: {(root / 'server.log').read_text()[-2000:]}")
+    db = f"sqlite:///{root / 'events.db'}"
+    proc, port = start_server(reg.root, db, root / "server.log", env=env, timeout=120)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def fuzz_one(

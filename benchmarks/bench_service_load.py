@@ -23,12 +23,9 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,10 +35,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key"
-SERVER = (
-    "import typer; from recforge.cli._serve import register; "
-    "app = typer.Typer(); register(app); app()"
-)
 
 
 def load_data() -> Any:
@@ -66,56 +59,16 @@ def load_data() -> Any:
     return datasets.load("movielens-small")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(
     registry: Path, db: str, log: Path, max_concurrency: int
-) -> tuple[subprocess.Popen, int]:
-    import httpx
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A single-threaded ``recforge serve`` with the write key and admission limit."""
+    from recforge.testing import start_server as start
 
-    port = free_port()
-    env = {
-        **os.environ,
-        "RECFORGE_WRITE_KEYS": f'["{KEY}"]',
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "NUMBA_NUM_THREADS": "1",
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                SERVER,
-                "serve",
-                "--registry",
-                str(registry),
-                "--db",
-                db,
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--max-concurrency",
-                str(max_concurrency),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc, port
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+    env = {"RECFORGE_WRITE_KEYS": f'["{KEY}"]'}
+    return start(
+        registry, db, log, env=env, args=["--max-concurrency", str(max_concurrency)], timeout=120
+    )
 
 
 # --------------------------------------------------------------------------- load generator

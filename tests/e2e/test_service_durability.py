@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,55 +17,15 @@ import pytest
 from recforge.models.popular import MostPopular
 from recforge.registry import ModelRegistry
 from recforge.serving.store import EventStore
-from recforge.testing import toy_dataset
+from recforge.testing import free_port, start_server, toy_dataset
 
 KEY = "durability-test-key"
-SERVER = (
-    "import typer; from recforge.cli._serve import register; "
-    "app = typer.Typer(); register(app); app()"
-)
+WRITE_KEY_ENV = {"RECFORGE_WRITE_KEYS": f'["{KEY}"]'}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(registry: Path, db: str, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "RECFORGE_WRITE_KEYS": f'["{KEY}"]', "OMP_NUM_THREADS": "1"}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                SERVER,
-                "serve",
-                "--registry",
-                str(registry),
-                "--db",
-                db,
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not become ready in 60 s")
+def start(registry: Path, db: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Start the server on ``port`` (the same one after every kill)."""
+    return start_server(registry, db, log, port=port, env=WRITE_KEY_ENV, timeout=60)[0]
 
 
 def ingest_until_killed(
@@ -109,7 +67,7 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path):
     acked: set[str] = set()
     unacked: list[list[dict]] = []
     for cycle in range(3):
-        proc = start_server(reg.root, db, port, log)
+        proc = start(reg.root, db, port, log)
         if unacked:  # clients retry what was not acknowledged: idempotent by event_id
             r = httpx.post(
                 f"http://127.0.0.1:{port}/events/batch",
@@ -143,7 +101,7 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path):
     assert len(acked) >= 1000
     assert store.pragma("integrity_check") == "ok"
     # a final restart serves the stored events (online state rebuilt from the store)
-    proc = start_server(reg.root, db, port, log)
+    proc = start(reg.root, db, port, log)
     try:
         r = httpx.get(f"http://127.0.0.1:{port}/users/u1/history", params={"limit": 5}, timeout=5)
         assert r.status_code == 200
