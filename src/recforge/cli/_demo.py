@@ -184,7 +184,36 @@ def publish(result: RunResult, workdir: Path) -> tuple[Path, str]:
     return root, info.version
 
 
-def serve_registry(root: Path, workdir: Path, port: int) -> None:
+def prepare_store(db: str, ds: Dataset) -> tuple[int, str]:
+    """Write the movies' title, year and genres into the event store's item table (so the
+    service and its web page show titles) and create a write key for the page's clicks.
+
+    Returns
+    -------
+    n_items, api_key
+    """
+    import pandas as pd
+
+    from recforge.serving.store import EventStore
+
+    attrs = ds.item_attributes
+    if attrs is None:
+        attrs = pd.DataFrame(index=pd.Index(ds.items.ids))
+    cols = [c for c in ("title", "year", "genres") if c in attrs.columns]
+    frame = attrs[cols].astype(object).where(attrs[cols].notna(), None)
+    records = frame.to_dict("records")
+    items = {
+        str(i): {str(k): v for k, v in row.items()}
+        for i, row in zip(frame.index, records, strict=True)
+    }
+    store = EventStore(db)
+    try:
+        return store.upsert_items(items), store.create_api_key("demo-page", "write")
+    finally:
+        store.close()
+
+
+def serve_registry(root: Path, workdir: Path, port: int, ds: Dataset) -> None:
     """Serve the registry's active model on ``127.0.0.1:port`` until Ctrl-C."""
     from recforge.exceptions import require
 
@@ -193,13 +222,14 @@ def serve_registry(root: Path, workdir: Path, port: int) -> None:
     from recforge.serving.app import serve
     from recforge.serving.settings import ServiceSettings
 
-    settings = ServiceSettings(
-        registry=root, db=f"sqlite:///{(workdir / 'events.db').as_posix()}", port=port
-    )
+    db = f"sqlite:///{(workdir / 'events.db').as_posix()}"
+    _, key = prepare_store(db, ds)
+    settings = ServiceSettings(registry=root, db=db, port=port)
     console().print(
         f"[bold green]Serving the winner at http://127.0.0.1:{port}/[/bold green] "
         "(API docs at /docs); Ctrl-C stops."
     )
+    console().print(f"API key for sending events from the page: {key}")
     serve(settings, log_level="warning")
 
 
@@ -253,7 +283,7 @@ def demo(
     root, version = publish(result, workdir)
     out.print(f"Registry: {root} (active: {version}, {result.best})")
     if not no_serve:
-        serve_registry(root, workdir, port)
+        serve_registry(root, workdir, port, ds)
 
 
 def register(app: typer.Typer) -> None:

@@ -50,3 +50,23 @@ def test_demo_config_is_a_valid_run_config() -> None:
     assert not cfg.models["ease"].tuned
     assert cfg.tuning.n_trials == 3
     assert 10 in cfg.evaluation.k
+
+
+def test_demo_store_has_titles_and_a_write_key(tmp_path: Path) -> None:
+    from recforge.cli._demo import prepare_store
+    from recforge.data.datasets import load
+    from recforge.serving.store import EventStore, hash_api_key
+
+    ds = load("movielens-small")
+    db = f"sqlite:///{(tmp_path / 'events.db').as_posix()}"
+    n_items, key = prepare_store(db, ds)
+    assert n_items == ds.n_items
+    store = EventStore(db)
+    try:
+        toy_story = store.get_items(["1"])["1"]
+        assert store.api_key_scopes()[hash_api_key(key)] == "write"
+    finally:
+        store.close()
+    assert key.startswith("rf_")
+    assert toy_story["title"] == "Toy Story (1995)"
+    assert "Animation" in toy_story["genres"]
