@@ -268,9 +268,14 @@ class Recommender:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # Validate once, after the most-derived constructor: wrap the class's own __init__ or,
+        # when it inherits one (e.g. from a mixin shared by sibling models), the inherited one.
         init = cls.__dict__.get("__init__")
         if init is None:
-            return
+            inherited = cls.__init__
+            init = getattr(inherited, "__wrapped__", inherited)
+            if init is object.__init__ or init is Recommender.__init__:
+                return
 
         def checked_init(self: Recommender, *args: Any, _init: Any = init, **kw: Any) -> None:
             _init(self, *args, **kw)
@@ -278,7 +283,7 @@ class Recommender:
                 self._validate_params()
 
         checked_init.__doc__ = init.__doc__
-        checked_init.__signature__ = inspect.signature(init)  # type: ignore[attr-defined]
+        checked_init.__signature__ = inspect.signature(init)  # type: ignore[attr-defined,arg-type]
         checked_init.__wrapped__ = init  # type: ignore[attr-defined]
         cls.__init__ = checked_init  # type: ignore[method-assign]
 

@@ -230,6 +230,39 @@ class _KNNMixin:
     min_k: int
     reg_user: float
     reg_item: float
+
+    def __init__(
+        self,
+        n_neighbors: int = 100,
+        similarity: str = "cosine",
+        alpha: float = 0.5,
+        shrink: float = 0.0,
+        norms: str = "full",
+        min_support: int = 1,
+        min_similarity: float = 0.0,
+        weighting: str = "none",
+        binary: bool = False,
+        prediction: str = "plain",
+        max_k: int = 40,
+        min_k: int = 1,
+        reg_user: float = 15.0,
+        reg_item: float = 10.0,
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.similarity = similarity
+        self.alpha = alpha
+        self.shrink = shrink
+        self.norms = norms
+        self.min_support = min_support
+        self.min_similarity = min_similarity
+        self.weighting = weighting
+        self.binary = binary
+        self.prediction = prediction
+        self.max_k = max_k
+        self.min_k = min_k
+        self.reg_user = reg_user
+        self.reg_item = reg_item
+
     ratings_: sp.csr_array
     user_items_: sp.csr_array
     global_mean_: float
@@ -369,38 +402,6 @@ class ItemKNN(_KNNMixin, ItemItemModel):
     params: ClassVar[Mapping[str, Param]] = _KNN_PARAMS
     _item_based: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        n_neighbors: int = 100,
-        similarity: str = "cosine",
-        alpha: float = 0.5,
-        shrink: float = 0.0,
-        norms: str = "full",
-        min_support: int = 1,
-        min_similarity: float = 0.0,
-        weighting: str = "none",
-        binary: bool = False,
-        prediction: str = "plain",
-        max_k: int = 40,
-        min_k: int = 1,
-        reg_user: float = 15.0,
-        reg_item: float = 10.0,
-    ) -> None:
-        self.n_neighbors = n_neighbors
-        self.similarity = similarity
-        self.alpha = alpha
-        self.shrink = shrink
-        self.norms = norms
-        self.min_support = min_support
-        self.min_similarity = min_similarity
-        self.weighting = weighting
-        self.binary = binary
-        self.prediction = prediction
-        self.max_k = max_k
-        self.min_k = min_k
-        self.reg_user = reg_user
-        self.reg_item = reg_item
-
     def _fit(self, dataset: Dataset) -> None:
         self._check_combination()
         ratings = _values(dataset, binary=False)
@@ -447,38 +448,6 @@ class UserKNN(_KNNMixin, Recommender):
     supports_predict = True
     supports_history = True
     params: ClassVar[Mapping[str, Param]] = _KNN_PARAMS
-
-    def __init__(
-        self,
-        n_neighbors: int = 100,
-        similarity: str = "cosine",
-        alpha: float = 0.5,
-        shrink: float = 0.0,
-        norms: str = "full",
-        min_support: int = 1,
-        min_similarity: float = 0.0,
-        weighting: str = "none",
-        binary: bool = False,
-        prediction: str = "plain",
-        max_k: int = 40,
-        min_k: int = 1,
-        reg_user: float = 15.0,
-        reg_item: float = 10.0,
-    ) -> None:
-        self.n_neighbors = n_neighbors
-        self.similarity = similarity
-        self.alpha = alpha
-        self.shrink = shrink
-        self.norms = norms
-        self.min_support = min_support
-        self.min_similarity = min_similarity
-        self.weighting = weighting
-        self.binary = binary
-        self.prediction = prediction
-        self.max_k = max_k
-        self.min_k = min_k
-        self.reg_user = reg_user
-        self.reg_item = reg_item
 
     def _fit(self, dataset: Dataset) -> None:
         self._check_combination()
