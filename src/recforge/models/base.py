@@ -607,8 +607,8 @@ class Recommender:
 
     def recommend_for_history(
         self,
-        items: Sequence[Any],
-        values: Sequence[float] | None = None,
+        items: Sequence[Any] | np.ndarray,
+        values: Sequence[float] | np.ndarray | None = None,
         k: int = 10,
         *,
         exclude_seen: bool = True,

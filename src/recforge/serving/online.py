@@ -140,7 +140,8 @@ class OnlineState:
         self.last_seq = int(after_seq)
         self.max_history = int(max_history)
         self.max_users = int(max_users)
-        self._users: OrderedDict[str, deque[tuple[str, float, int]]] = OrderedDict()
+        # per user: (item, value, seq, item code or -1), oldest first
+        self._users: OrderedDict[str, deque[tuple[str, float, int, int]]] = OrderedDict()
         self._items = items
         self._counts = np.zeros(len(items) if items is not None else 0, dtype=np.float32)
         self._lock = threading.Lock()
@@ -154,7 +155,7 @@ class OnlineState:
         with self._lock:
             if codes.size:
                 np.add.at(self._counts, codes[codes >= 0], 1.0)
-            for e in events:
+            for e, code in zip(events, codes.tolist(), strict=True):
                 if e.seq <= self.last_seq:
                     continue
                 hist = self._users.get(e.user)
@@ -165,7 +166,7 @@ class OnlineState:
                         self._users.popitem(last=False)
                 else:
                     self._users.move_to_end(e.user)
-                hist.append((e.item, float(e.value), e.seq))
+                hist.append((e.item, float(e.value), e.seq, code))
                 self.last_seq = e.seq
                 n += 1
         return n
@@ -184,12 +185,32 @@ class OnlineState:
         """``(item, value)`` of the user's events since the cutoff, oldest first."""
         with self._lock:
             hist = self._users.get(user)
-            return [(i, v) for i, v, _ in hist] if hist else []
+            return [(i, v) for i, v, _, _ in hist] if hist else []
+
+    def recent_coded(self, user: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The user's events since the cutoff as ``(items, values, codes)``, oldest first.
+
+        ``codes`` are item codes of the index the state was built with (``-1``: unknown to
+        it), resolved once when the event was applied, so a request does no id lookups.
+        """
+        with self._lock:
+            hist = self._users.get(user)
+            if not hist:
+                return [], np.zeros(0, np.float32), np.zeros(0, np.int32)
+            items = [h[0] for h in hist]
+            values = np.fromiter((h[1] for h in hist), np.float32, len(hist))
+            codes = np.fromiter((h[3] for h in hist), np.int32, len(hist))
+        return items, values, codes
+
+    @property
+    def n_items(self) -> int:
+        """Items of the index the state codes events against."""
+        return len(self._items) if self._items is not None else 0
 
     def _codes(self, items: list[str]) -> np.ndarray:
-        if self._items is None or not items:
-            return np.zeros(0, dtype=np.int32)
         out = np.full(len(items), -1, dtype=np.int32)
+        if self._items is None or not items:
+            return out
         if self._items.is_integer:
             keep = [j for j, x in enumerate(items) if x.lstrip("-").isdigit() and len(x) < 19]
             if keep:
@@ -294,14 +315,19 @@ def recommend_user(
         ``reason`` says how the list was made, e.g. ``"unknown user: most popular items"``.
     """
     model = bundle.model
-    recent = state.recent(user) if state is not None else []
+    recent_items, recent_vals, recent_codes = (
+        state.recent_coded(user)
+        if state is not None
+        else ([], np.zeros(0, np.float32), np.zeros(0, np.int32))
+    )
+    if state is not None and len(model.items_) != state.n_items:
+        recent_codes = _recode(model, recent_items, recent_codes)
     conv_user = model_ids(model.users_, [user])
     ucode = int(model.users_.codes(conv_user, missing="negative")[0]) if conv_user else -1
-    recent_items = [i for i, _ in recent]
-    known_recent = _known_items(model, recent_items)
+    known = recent_codes >= 0
     cand = model_ids(model.items_, require) if require is not None else None
     excl = model_ids(model.items_, exclude)
-    if ucode >= 0 and (known_recent.size == 0 or not model.supports_history):
+    if ucode >= 0 and (not known.any() or not model.supports_history):
         if exclude_seen and recent_items:
             excl = excl + model_ids(model.items_, recent_items)
         recs = model.recommend(
@@ -311,44 +337,49 @@ def recommend_user(
         if recent_items:
             reason += f"; {len(recent_items)} new events excluded"
         return _rows(recs), reason
-    if known_recent.size and model.supports_history:
+    if known.any() and model.supports_history:
         seen_codes = (
             model.seen_.indices[model.seen_.indptr[ucode] : model.seen_.indptr[ucode + 1]]
             if ucode >= 0
             else np.zeros(0, np.int32)
         )
-        vals_recent = np.asarray(
-            [v for (i, v), ok in zip(recent, _mask_known(model, recent_items), strict=True) if ok],
-            dtype=np.float32,
-        )
-        hist_codes = np.concatenate([seen_codes.astype(np.int32), known_recent.astype(np.int32)])
-        hist_vals = np.concatenate([np.ones(seen_codes.size, np.float32), vals_recent])
+        hist_codes = np.concatenate([seen_codes.astype(np.int32), recent_codes[known]])
+        hist_vals = np.concatenate([np.ones(seen_codes.size, np.float32), recent_vals[known]])
         # one value per item: the latest event wins over training presence
         order = np.arange(hist_codes.size)[::-1]
         _, first = np.unique(hist_codes[order], return_index=True)
         keep = np.sort(order[first])
         hist_ids = model.items_.ids_of(hist_codes[keep])
         recs = model.recommend_for_history(
-            list(hist_ids),
-            list(hist_vals[keep]),
+            hist_ids,
+            hist_vals[keep],
             k,
             exclude_seen=exclude_seen,
             candidates=cand,
             exclude=excl or None,
         )
         who = "known user" if ucode >= 0 else "new user"
-        return _rows(recs), f"{who}: online fold-in of {known_recent.size} new events"
+        return _rows(recs), f"{who}: online fold-in of {int(known.sum())} new events"
     items = _popular(
         bundle, state, k, list(exclude) + (recent_items if exclude_seen else []), require
     )
     return items, "unknown user: most popular items"
 
 
-def _mask_known(model: Recommender, ids: Sequence[str]) -> list[bool]:
-    out = []
-    for x in ids:
-        conv = model_ids(model.items_, [x])
-        out.append(bool(conv) and int(model.items_.codes(conv, missing="negative")[0]) >= 0)
+def _recode(model: Recommender, items: list[str], codes: np.ndarray) -> np.ndarray:
+    """Codes in ``model``'s index for events the state could not code (items added later)."""
+    missing = np.flatnonzero(codes < 0)
+    if missing.size == 0:
+        return codes
+    out = codes.copy()
+    conv = model_ids(model.items_, [items[j] for j in missing])
+    if len(conv) == missing.size:
+        out[missing] = model.items_.codes(conv, missing="negative")
+    else:  # some ids do not parse as the index's type: they stay unknown
+        for j in missing:
+            one = model_ids(model.items_, [items[j]])
+            if one:
+                out[j] = model.items_.codes(one, missing="negative")[0]
     return out
 
 

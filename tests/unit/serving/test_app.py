@@ -446,6 +446,20 @@ def test_new_item_recommendable_at_once_with_content_model(client):
     assert client.get("/items", params={"q": "new com"}).json()[0]["id"] == "500"
 
 
+def test_events_on_an_item_added_after_loading_are_folded_in(client):
+    """The online state coded its events against the old index; the new item must still count."""
+    client.put(
+        "/items",
+        json={"items": [{"id": "501", "attributes": {"title": "New horror", "genres": "Horror"}}]},
+        headers=W,
+    )
+    client.post("/events", json={"event_id": "late-1", "user": "late", "item": "501"}, headers=W)
+    r = client.get("/recommendations/late", params={"k": 5, "details": True})
+    assert r.json()["reason"] == "new user: online fold-in of 1 new events"
+    assert "501" not in _items(r)
+    assert all(int(i) % 4 == 3 for i in _items(r))  # the Horror items of the fixture catalog
+
+
 # ------------------------------------------------------------------ hot swap
 def test_hot_swap_and_corrupt_version_keeps_old_model(tmp_path, registry, dataset):
     app = create_app(make_settings(tmp_path, registry), background=False)
