@@ -533,8 +533,23 @@ class Recommender:
         if allowed is not None:
             scores[:, ~allowed] = -np.inf
         if exclude_seen and user_codes is not None:
-            return topk(scores, k, user_codes, (seen.indptr, seen.indices))
+            return topk(scores, k, user_codes, self._exclusion_arrays(seen))
         return topk(scores, k)
+
+    def _exclusion_arrays(self, seen: sp.csr_array) -> tuple[np.ndarray, np.ndarray]:
+        """``(indptr int64, indices int32)`` of ``seen`` as the top-K kernel takes them.
+
+        SciPy stores both index arrays in one dtype (int64 for our matrices), so converting
+        per request would copy every stored interaction; the converted pair is kept per
+        matrix object (a new ``seen_`` gets its own).
+        """
+        cached = getattr(self, "_exclusion_cache", None)
+        if cached is not None and cached[0] is seen:
+            return cached[1], cached[2]
+        indptr = np.ascontiguousarray(seen.indptr, dtype=np.int64)
+        indices = np.ascontiguousarray(seen.indices, dtype=np.int32)
+        self._exclusion_cache = (seen, indptr, indices)
+        return indptr, indices
 
     def _package(
         self,

@@ -98,3 +98,14 @@ def test_inherited_constructor_is_validated() -> None:
     with pytest.raises(ConfigError, match=r"'shrink' parameter of UserKNN"):
         UserKNN(shrink=-1.0)
     assert UserKNN(n_neighbors=7).get_params()["n_neighbors"] == 7
+
+
+def test_seen_exclusion_follows_a_refit() -> None:
+    """The converted exclusion arrays are cached per seen matrix, never reused after a refit."""
+    model = MostPopular()
+    first = pd.DataFrame({"user": [1, 1, 2, 3], "item": ["a", "b", "a", "c"]})
+    model.fit(Dataset.from_frame(first))
+    assert set(model.recommend([1], k=3).items[0, :1]) == {"c"}
+    second = pd.DataFrame({"user": [1, 2, 2, 3], "item": ["c", "a", "b", "a"]})
+    model.fit(Dataset.from_frame(second))
+    assert model.recommend([1], k=2).items[0].tolist() == ["a", "b"]
