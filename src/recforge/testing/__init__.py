@@ -1,6 +1,15 @@
-"""Reusable test harness: the model contract, tiny data sets and a real server process."""
+"""Reusable test harness: the model contract, tiny data sets, a real server process and load."""
 
 from recforge.testing._contract import RecommenderContract, toy_dataset
+from recforge.testing._load import LoadResult, OpenLoopLoad, open_loop
 from recforge.testing._server import free_port, start_server
 
-__all__ = ["RecommenderContract", "free_port", "start_server", "toy_dataset"]
+__all__ = [
+    "LoadResult",
+    "OpenLoopLoad",
+    "RecommenderContract",
+    "free_port",
+    "open_loop",
+    "start_server",
+    "toy_dataset",
+]
