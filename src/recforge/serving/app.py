@@ -14,6 +14,7 @@ is rejected (counted in ``recforge_model_load_failures_total``, shown in ``/mode
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -90,7 +91,16 @@ class GuardMiddleware:
             too_large = length is not None and (not length.isdigit() or int(length) > limit)
             replay = receive
             if not too_large and scope.get("method") in ("POST", "PUT", "PATCH"):
-                body, too_large = await _read_body(receive, limit)
+                try:
+                    body, too_large = await asyncio.wait_for(
+                        _read_body(receive, limit), st.settings.body_timeout_s
+                    )
+                except TimeoutError:
+                    st.metrics.rejected.labels("body_timeout").inc()
+                    status["code"] = 408
+                    detail = f"request body not received within {st.settings.body_timeout_s:g} s"
+                    await _send_json(send, 408, {"detail": detail}, [(b"connection", b"close")])
+                    return
                 replay = _replay(body, receive)
             if too_large:
                 st.metrics.rejected.labels("body_too_large").inc()
@@ -469,15 +479,25 @@ def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
     """
     import uvicorn
 
+    from recforge.serving._protocol import guarded_h11_protocol
+
     _single_blas_thread()
     store = EventStore(settings.db, table_prefix=settings.table_prefix)
     settings.check_bind(store_has_keys=bool(store.api_key_scopes()))
     app = create_app(settings, store=store)
+    rejected = app.state.recforge.metrics.rejected
+    protocol = guarded_h11_protocol(
+        settings.header_timeout_s,
+        settings.max_connections,
+        settings.retry_after_s,
+        on_reject=lambda reason: rejected.labels(reason).inc(),
+    )
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        http=protocol,
         timeout_keep_alive=5,
         access_log=False,
     )

@@ -57,6 +57,12 @@ class ServiceSettings(BaseSettings):
     max_concurrency: int = Field(32, ge=1)
     """Requests handled at once; more are answered 503 with Retry-After."""
     retry_after_s: int = Field(1, ge=1)
+    max_connections: int = Field(1000, ge=1)
+    """Open connections beyond which new ones are answered 503 with Retry-After."""
+    header_timeout_s: float = Field(10.0, gt=0)
+    """A request head must arrive completely within this many seconds of its first byte."""
+    body_timeout_s: float = Field(30.0, gt=0)
+    """A request body must arrive completely within this many seconds (else 408)."""
     poll_interval_s: float = Field(2.0, gt=0)
     """How often the registry's active pointer is checked."""
     sync_interval_s: float = Field(0.5, gt=0)

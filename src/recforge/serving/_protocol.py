@@ -1,0 +1,107 @@
+"""Connection-level limits uvicorn's HTTP/1.1 protocol lacks: a header deadline and a cap.
+
+Uvicorn closes *idle* keep-alive connections, but a client that opens a connection and sends
+its request head a byte at a time is never timed out, and nothing bounds how many such
+connections are open. The request-level admission control (at most ``max_concurrency``
+requests in the application) never sees them, because no request is complete. This subclass of
+uvicorn's h11 protocol adds the two limits a production front end (nginx's
+``client_header_timeout``, HAProxy's ``timeout http-request``) would:
+
+* **Header deadline**: from the first byte of a request (or the opening of the connection)
+  the whole head must arrive within ``header_timeout_s``; otherwise the connection is closed.
+* **Connection cap**: beyond ``max_connections`` open connections, a new connection's request
+  is answered ``503`` with ``Retry-After`` and the connection is closed, so slow or idle
+  clients cannot exhaust file descriptors or memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = ["guarded_h11_protocol"]
+
+
+def _busy_app(retry_after_s: int, on_reject: Callable[[], None] | None) -> Any:
+    body = json.dumps({"detail": "too many open connections, retry later"}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(retry_after_s).encode()),
+        (b"connection", b"close"),
+    ]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if on_reject is not None:
+            on_reject()
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def guarded_h11_protocol(
+    header_timeout_s: float,
+    max_connections: int,
+    retry_after_s: int = 1,
+    on_reject: Callable[[str], None] | None = None,
+) -> type[H11Protocol]:
+    """An :class:`~uvicorn.protocols.http.h11_impl.H11Protocol` with a header deadline and a
+    connection cap, for ``uvicorn.run(..., http=...)``.
+
+    Parameters
+    ----------
+    header_timeout_s
+        Seconds a request head may take from its first byte (or from the connection's
+        opening) to its last.
+    max_connections
+        Open connections beyond which new ones are answered 503 with ``Retry-After``.
+    retry_after_s
+        Value of the ``Retry-After`` header.
+    on_reject
+        Called with ``"header_timeout"`` or ``"connections"`` for each refusal (metrics).
+    """
+    report: Callable[[str], None] = on_reject or (lambda reason: None)
+    busy = _busy_app(retry_after_s, lambda: report("connections"))
+
+    class GuardedH11Protocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                self.app = busy  # answer this connection's request 503, then close
+            self._arm_head_timer()
+
+        def data_received(self, data: bytes) -> None:
+            if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm_head_timer()  # the next request's head starts on a kept-alive connection
+            before = self.cycle
+            super().data_received(data)
+            if self.cycle is not before:  # a whole request head was parsed
+                self._disarm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm_head_timer()
+            super().connection_lost(exc)
+
+        def _arm_head_timer(self) -> None:
+            self._disarm_head_timer()
+            self._head_timer = self.loop.call_later(header_timeout_s, self._head_timed_out)
+
+        def _disarm_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                report("header_timeout")
+                self.transport.close()
+
+    return GuardedH11Protocol

@@ -1,0 +1,128 @@
+"""Slow and idle clients against a real ``recforge serve`` process: request heads that never
+finish are cut at the header deadline, bodies that trickle get 408, connections beyond the cap
+get 503 with Retry-After, and ordinary requests stay fast throughout."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+
+import httpx
+import pytest
+
+from recforge.models.popular import MostPopular
+from recforge.registry import ModelRegistry
+from recforge.testing import start_server, toy_dataset
+
+WRITE = "slow-clients-write-key"
+
+
+def _closed_by_server(sock: socket.socket, deadline: float) -> float | None:
+    """Seconds until the server closed ``sock`` (recv returns b'' or resets), or None."""
+    start = time.monotonic()
+    sock.settimeout(0.1)
+    while time.monotonic() < deadline:
+        try:
+            if sock.recv(4096) == b"":
+                return time.monotonic() - start
+        except TimeoutError:
+            continue
+        except ConnectionError:
+            return time.monotonic() - start
+    return None
+
+
+@pytest.fixture
+def server(tmp_path):
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.publish(MostPopular().fit(toy_dataset()), promote=True)
+    env = {
+        "RECFORGE_WRITE_KEYS": json.dumps([WRITE]),
+        "RECFORGE_HEADER_TIMEOUT_S": "1.0",
+        "RECFORGE_BODY_TIMEOUT_S": "1.0",
+        "RECFORGE_MAX_CONNECTIONS": "40",
+        "RECFORGE_METRICS_PUBLIC": "true",
+    }
+    proc, port = start_server(
+        registry.root, f"sqlite:///{tmp_path / 'events.db'}", tmp_path / "server.log", env=env
+    )
+    yield port
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_slow_heads_are_cut_and_ordinary_requests_stay_fast(server):
+    port = server
+    slow = []
+    for _ in range(20):  # each sends a partial head, then one byte every 0.2 s
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /recommendations/u1 HTTP/1.1\r\nHost: x\r\n")
+        slow.append(s)
+    latencies = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        t_end = time.monotonic() + 1.6
+        while time.monotonic() < t_end:
+            for s in slow:
+                with contextlib.suppress(OSError):  # already cut
+                    s.sendall(b"X")
+            t0 = time.perf_counter()
+            assert client.get("/recommendations/u1", params={"k": 5}).status_code == 200
+            latencies.append(time.perf_counter() - t0)
+            time.sleep(0.2)
+        closed = [_closed_by_server(s, time.monotonic() + 3.0) for s in slow]
+        metrics = client.get("/metrics").text
+    for s in slow:
+        s.close()
+    assert all(c is not None for c in closed), "a slow request head was never cut"
+    assert max(latencies) < 0.5
+    assert 'recforge_requests_rejected_total{reason="header_timeout"} 20.0' in metrics
+
+
+@pytest.mark.slow
+def test_connections_beyond_the_cap_get_503_with_retry_after(server):
+    port = server
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(45)]
+    try:
+        time.sleep(0.2)
+        r = httpx.get(f"http://127.0.0.1:{port}/recommendations/u1", timeout=5)
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "1"
+        assert "too many open connections" in r.json()["detail"]
+        # idle connections never send a head: the deadline frees their slots
+        assert all(_closed_by_server(s, time.monotonic() + 3.0) is not None for s in idle)
+        r = httpx.get(f"http://127.0.0.1:{port}/recommendations/u1", timeout=5)
+        assert r.status_code == 200
+    finally:
+        for s in idle:
+            s.close()
+
+
+@pytest.mark.slow
+def test_trickling_body_gets_408_and_frees_its_slot(server):
+    port = server
+    s = socket.create_connection(("127.0.0.1", port))
+    head = (
+        "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"X-API-Key: {WRITE}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    s.sendall(head.encode() + b'{"event_id": "e1", ')
+    s.settimeout(5)
+    t0 = time.monotonic()
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert 0.8 < time.monotonic() - t0 < 4
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        event = {"event_id": "e2", "user": "u1", "item": "101"}
+        ok = client.post("/events", json=event, headers={"X-API-Key": WRITE})
+        assert ok.status_code == 200
+        text = client.get("/metrics").text
+    assert 'recforge_requests_rejected_total{reason="body_timeout"} 1.0' in text
