@@ -16,7 +16,9 @@ What it does, all against a real ``recforge serve`` process (uvicorn, one worker
    the popularity baseline served the same way.
 3. Batch ingestion rate (4 clients posting 1,000-event batches).
 4. Capacity probe: the highest rate whose p99 <= 25 ms with 0 errors.
-5. Overload at 1,500 req/s: share of 200 vs 503, Retry-After present, p99 of admitted requests.
+5. Overload at 1,500 req/s while ``--slow-clients`` connections drip their request heads one
+   byte at a time: share of 200 vs 503, Retry-After present, p99 of admitted requests, and
+   how soon the server cut the slow connections (its header deadline, 10 s by default).
 """
 
 from __future__ import annotations
@@ -79,6 +81,79 @@ def open_loop(base: str, paths: list[str], rate: float, duration: float) -> dict
     return {"offered_rps": rate, **run(base, paths, rate, duration).summary()}
 
 
+class SlowHeaderClients:
+    """``n`` connections that send a request head one byte every 0.5 s (slowloris), in a thread.
+
+    A connection the server cuts is replaced at once, so the pressure stays constant; the
+    summary says how many were cut and how long each had lived.
+    """
+
+    def __init__(self, port: int, n: int) -> None:
+        import threading
+
+        self.port, self.n = port, n
+        self.cut_after_s: list[float] = []
+        self.refused = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SlowHeaderClients:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _open(self) -> tuple[Any, float] | None:
+        import socket
+
+        try:
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+            sock.sendall(b"GET /recommendations/1 HTTP/1.1\r\nHost: x\r\n")
+            sock.setblocking(False)
+            return sock, time.monotonic()
+        except OSError:
+            self.refused += 1
+            return None
+
+    def _run(self) -> None:
+        conns = [c for c in (self._open() for _ in range(self.n)) if c is not None]
+        while not self._stop.wait(0.5):
+            alive = []
+            for sock, opened in conns:
+                try:
+                    if sock.recv(4096) == b"":
+                        raise ConnectionResetError
+                except BlockingIOError:
+                    try:
+                        sock.send(b"X")
+                        alive.append((sock, opened))
+                        continue
+                    except OSError:
+                        pass
+                except OSError:
+                    pass
+                self.cut_after_s.append(time.monotonic() - opened)
+                sock.close()
+                new = self._open()
+                if new is not None:
+                    alive.append(new)
+            conns = alive
+        for sock, _ in conns:
+            sock.close()
+
+    def summary(self) -> dict[str, Any]:
+        cut = np.asarray(self.cut_after_s)
+        return {
+            "clients": self.n,
+            "cut_by_server": int(cut.size),
+            "cut_after_s_median": float(np.median(cut)) if cut.size else None,
+            "cut_after_s_max": float(cut.max()) if cut.size else None,
+            "connect_failures": self.refused,
+        }
+
+
 def _merge_notes(notes: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for n in notes:
@@ -137,6 +212,12 @@ def main() -> None:
         "instead of MovieLens latest-small",
     )
     ap.add_argument("--skip-probe", action="store_true", help="no capacity probe / overload")
+    ap.add_argument(
+        "--slow-clients",
+        type=int,
+        default=200,
+        help="slow-header (slowloris) connections held open during the overload phase",
+    )
     ap.add_argument(
         "--skip-ingest",
         action="store_true",
@@ -234,13 +315,17 @@ def main() -> None:
         results["capacity_rps_p99_le_25ms"] = best
         print(f"highest rate with p99 <= 25 ms and 0 errors: {best} req/s")
         if not args.skip_probe:
-            s = open_loop(servers["als64"], rec_paths, 1500, args.duration)
+            port = int(servers["als64"].rsplit(":", 1)[1])
+            with SlowHeaderClients(port, args.slow_clients) as slow:
+                s = open_loop(servers["als64"], rec_paths, 1500, args.duration)
             results["overload_1500"] = s
+            results["overload_slow_header_clients"] = slow.summary()
             print(
                 f"overload 1500 req/s: ok {s['ok']}, shed (503/429) {s['shed']} of which with Retry-After "
                 f"{s['shed_with_retry_after']}, errors {s['errors']}, admitted p99 {s['p99_ms']:.1f} ms, "
-                f"shed p99 {s['shed_p99_ms']:.1f} ms"
+                f"shed p99 {s['shed_p99_ms']:.1f} ms {s['notes'] or ''}"
             )
+            print(f"  with {args.slow_clients} slow-header clients: {slow.summary()}")
         alive = all(p.poll() is None for p in procs)
         results["servers_alive_after"] = alive
         print(f"servers alive after overload: {alive}")
