@@ -34,8 +34,10 @@ def _closed_by_server(sock: socket.socket, deadline: float) -> float | None:
     return None
 
 
-@pytest.fixture
-def server(tmp_path):
+@pytest.fixture(params=["h11", "httptools"])
+def server(request, tmp_path):
+    if request.param == "httptools":
+        pytest.importorskip("httptools")
     registry = ModelRegistry(tmp_path / "registry")
     registry.publish(MostPopular().fit(toy_dataset()), promote=True)
     env = {
@@ -44,6 +46,7 @@ def server(tmp_path):
         "RECFORGE_BODY_TIMEOUT_S": "1.0",
         "RECFORGE_MAX_CONNECTIONS": "40",
         "RECFORGE_METRICS_PUBLIC": "true",
+        "RECFORGE_HTTP": request.param,
     }
     proc, port = start_server(
         registry.root, f"sqlite:///{tmp_path / 'events.db'}", tmp_path / "server.log", env=env

@@ -1,11 +1,12 @@
-"""Connection-level limits uvicorn's HTTP/1.1 protocol lacks: a header deadline and a cap.
+"""Connection-level limits uvicorn's HTTP/1.1 protocols lack: a header deadline and a cap.
 
 Uvicorn closes *idle* keep-alive connections, but a client that opens a connection and sends
 its request head a byte at a time is never timed out, and nothing bounds how many such
 connections are open. The request-level admission control (at most ``max_concurrency``
-requests in the application) never sees them, because no request is complete. This subclass of
-uvicorn's h11 protocol adds the two limits a production front end (nginx's
-``client_header_timeout``, HAProxy's ``timeout http-request``) would:
+requests in the application) never sees them, because no request is complete. A subclass of
+uvicorn's protocol (httptools' C parser when installed, else h11) adds the two limits a
+production front end (nginx's ``client_header_timeout``, HAProxy's ``timeout http-request``)
+would:
 
 * **Header deadline**: from the first byte of a request (or the opening of the connection)
   the whole head must arrive within ``header_timeout_s``; otherwise the connection is closed.
@@ -21,9 +22,35 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from recforge.exceptions import ConfigError
 
-__all__ = ["guarded_h11_protocol"]
+__all__ = ["guarded_http_protocol", "http_protocol_base"]
+
+
+def http_protocol_base(kind: str = "auto") -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol class: ``"httptools"`` (C parser), ``"h11"`` (pure
+    Python), or ``"auto"``: httptools when installed, else h11.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown kind, or ``"httptools"`` when it is not installed.
+    """
+    if kind not in ("auto", "h11", "httptools"):
+        raise ConfigError(f"http must be 'auto', 'h11' or 'httptools', got {kind!r}")
+    if kind != "h11":
+        try:
+            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        except ImportError as exc:
+            if kind == "httptools":
+                raise ConfigError(
+                    "http='httptools' needs the httptools package: pip install 'recforge[serve]'"
+                ) from exc
+        else:
+            return HttpToolsProtocol
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    return H11Protocol
 
 
 def _busy_app(retry_after_s: int, on_reject: Callable[[], None] | None) -> Any:
@@ -44,14 +71,15 @@ def _busy_app(retry_after_s: int, on_reject: Callable[[], None] | None) -> Any:
     return app
 
 
-def guarded_h11_protocol(
+def guarded_http_protocol(
     header_timeout_s: float,
     max_connections: int,
     retry_after_s: int = 1,
     on_reject: Callable[[str], None] | None = None,
-) -> type[H11Protocol]:
-    """An :class:`~uvicorn.protocols.http.h11_impl.H11Protocol` with a header deadline and a
-    connection cap, for ``uvicorn.run(..., http=...)``.
+    base: type[asyncio.Protocol] | None = None,
+) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol with a header deadline and a connection cap, for
+    ``uvicorn.run(..., http=...)``.
 
     Parameters
     ----------
@@ -64,14 +92,19 @@ def guarded_h11_protocol(
         Value of the ``Retry-After`` header.
     on_reject
         Called with ``"header_timeout"`` or ``"connections"`` for each refusal (metrics).
+    base
+        uvicorn protocol class to extend (default: :func:`http_protocol_base`); both of
+        uvicorn's HTTP/1.1 protocols keep ``connections``, ``cycle``, ``app`` and ``loop``.
     """
     report: Callable[[str], None] = on_reject or (lambda reason: None)
     busy = _busy_app(retry_after_s, lambda: report("connections"))
 
-    class GuardedH11Protocol(H11Protocol):
+    parent: Any = base or http_protocol_base()
+
+    class GuardedHTTPProtocol(parent):  # type: ignore[misc,valid-type]
         _head_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             if len(self.connections) > max_connections:
                 self.app = busy  # answer this connection's request 503, then close
@@ -104,4 +137,4 @@ def guarded_h11_protocol(
                 report("header_timeout")
                 self.transport.close()
 
-    return GuardedH11Protocol
+    return GuardedHTTPProtocol

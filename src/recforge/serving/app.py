@@ -479,18 +479,19 @@ def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
     """
     import uvicorn
 
-    from recforge.serving._protocol import guarded_h11_protocol
+    from recforge.serving._protocol import guarded_http_protocol, http_protocol_base
 
     _single_blas_thread()
     store = EventStore(settings.db, table_prefix=settings.table_prefix)
     settings.check_bind(store_has_keys=bool(store.api_key_scopes()))
     app = create_app(settings, store=store)
     rejected = app.state.recforge.metrics.rejected
-    protocol = guarded_h11_protocol(
+    protocol = guarded_http_protocol(
         settings.header_timeout_s,
         settings.max_connections,
         settings.retry_after_s,
         on_reject=lambda reason: rejected.labels(reason).inc(),
+        base=http_protocol_base(settings.http),
     )
     uvicorn.run(
         app,

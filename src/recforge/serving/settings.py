@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +64,8 @@ class ServiceSettings(BaseSettings):
     """A request head must arrive completely within this many seconds of its first byte."""
     body_timeout_s: float = Field(30.0, gt=0)
     """A request body must arrive completely within this many seconds (else 408)."""
+    http: Literal["auto", "h11", "httptools"] = "auto"
+    """HTTP/1.1 parser: httptools (C) when installed, else h11 (pure Python)."""
     poll_interval_s: float = Field(2.0, gt=0)
     """How often the registry's active pointer is checked."""
     sync_interval_s: float = Field(0.5, gt=0)
