@@ -203,7 +203,7 @@ def main() -> None:
     )
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per load phase")
     ap.add_argument("--runs", type=int, default=3, help="repetitions of the 300 req/s phases")
-    ap.add_argument("--max-concurrency", type=int, default=32)
+    ap.add_argument("--max-concurrency", type=int, default=8)
     ap.add_argument(
         "--catalog-items",
         type=int,

@@ -31,30 +31,48 @@ def serve(
     model_dir: Annotated[
         Path | None, typer.Option("--model-dir", help="A single saved model to serve.")
     ] = None,
-    db: DbOpt = "sqlite:///recforge-events.db",
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Event store URL (default: RECFORGE_DB or sqlite:///recforge-events.db).",
+        ),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default: 8000).")] = None,
     max_concurrency: Annotated[
-        int, typer.Option(help="Requests handled at once; more get 503 + Retry-After.")
-    ] = 32,
+        int | None,
+        typer.Option(help="Requests handled at once; more get 503 + Retry-After (default: 8)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Run the REST service and web page (keys from RECFORGE_WRITE_KEYS / RECFORGE_ADMIN_KEYS)."""
+    """Run the REST service and web page.
+
+    Options not given on the command line come from ``RECFORGE_*`` environment variables
+    (e.g. ``RECFORGE_WRITE_KEYS``, ``RECFORGE_ADMIN_KEYS``, ``RECFORGE_MAX_CONNECTIONS``), then
+    from the defaults.
+    """
     from recforge.exceptions import ConfigError
     from recforge.serving.app import serve as run
     from recforge.serving.settings import ServiceSettings
 
-    if (registry is None) == (model_dir is None):
-        raise typer.BadParameter("give exactly one of --registry or --model-dir")
+    given: dict[str, Any] = {
+        "registry": registry,
+        "model_dir": model_dir,
+        "db": db,
+        "host": host,
+        "port": port,
+        "max_concurrency": max_concurrency,
+    }
     try:
-        settings = ServiceSettings(
-            registry=registry,
-            model_dir=model_dir,
-            db=db,
-            host=host,
-            port=port,
-            max_concurrency=max_concurrency,
-        )
+        settings = ServiceSettings(**{k: v for k, v in given.items() if v is not None})
+        if (settings.registry is None) == (settings.model_dir is None):
+            raise typer.BadParameter(
+                "give exactly one of --registry or --model-dir "
+                "(or RECFORGE_REGISTRY / RECFORGE_MODEL_DIR)"
+            )
         run(settings, log_level=log_level)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)

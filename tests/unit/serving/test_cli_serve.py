@@ -107,3 +107,24 @@ def test_serve_refuses_public_host_without_keys(tmp_path, registry, monkeypatch)
     assert "without an API key" in r.output
     r = runner.invoke(app, ["serve"])
     assert r.exit_code != 0
+
+
+def test_serve_options_not_given_come_from_the_environment(tmp_path, registry, monkeypatch):
+    """Command-line defaults must not mask RECFORGE_* variables (they used to)."""
+    import recforge.serving.app as service
+
+    got = {}
+    monkeypatch.setattr(service, "serve", lambda settings, log_level: got.update(s=settings))
+    monkeypatch.setenv("RECFORGE_MAX_CONCURRENCY", "5")
+    monkeypatch.setenv("RECFORGE_DB", f"sqlite:///{tmp_path / 'env.db'}")
+    monkeypatch.setenv("RECFORGE_REGISTRY", str(registry.root))
+    assert runner.invoke(app, ["serve", "--port", "8123"]).exit_code == 0
+    s = got["s"]
+    assert (s.max_concurrency, s.port, s.registry) == (5, 8123, registry.root)
+    assert s.db.endswith("env.db")
+    assert runner.invoke(app, ["serve", "--max-concurrency", "3"]).exit_code == 0
+    assert got["s"].max_concurrency == 3
+    monkeypatch.delenv("RECFORGE_REGISTRY")
+    r = runner.invoke(app, ["serve"])
+    assert r.exit_code == 2
+    assert "exactly one of --registry or --model-dir" in r.output
