@@ -26,6 +26,7 @@ from typing import Any
 
 from recforge.exceptions import ConfigError, ModelFormatError, RecforgeError
 from recforge.registry import ModelRegistry
+from recforge.serving._admission import Admission
 from recforge.serving.deps import ServiceState
 from recforge.serving.online import OnlineState, ServingModel, warm_up
 from recforge.serving.settings import ServiceSettings
@@ -49,8 +50,10 @@ WEB_DIR = Path(__file__).parent / "web"
 class GuardMiddleware:
     """Admission control, body-size limit and latency metrics in one pure ASGI layer.
 
-    * At most ``max_concurrency`` requests are handled at once; the next ones get 503 with
-      ``Retry-After`` immediately (nothing queues without bound). Health checks are exempt.
+    * At most ``max_concurrency`` requests are handled at once; up to ``max_queue`` more wait
+      at most ``queue_timeout_s`` for a slot (newest first, see :class:`Admission`), and the
+      rest get 503 with ``Retry-After`` at once (nothing queues without bound). Health checks
+      are exempt.
     * Bodies larger than ``max_body_bytes`` get 413 (checked on ``Content-Length`` and while
       reading chunked bodies).
     """
@@ -58,8 +61,8 @@ class GuardMiddleware:
     def __init__(self, app: ASGIApp, state: ServiceState) -> None:
         self.app = app
         self.state = state
-        self.in_flight = 0
-        self.lock = threading.Lock()
+        s = state.settings
+        self.admission = Admission(s.max_concurrency, s.max_queue, s.queue_timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,20 +71,15 @@ class GuardMiddleware:
         st = self.state
         path = scope.get("path", "")
         exempt = path in _EXEMPT
-        if not exempt:
-            with self.lock:
-                admitted = self.in_flight < st.settings.max_concurrency
-                if admitted:
-                    self.in_flight += 1
-            if not admitted:
-                st.metrics.rejected.labels("overload").inc()
-                await _send_json(
-                    send,
-                    503,
-                    {"detail": "server busy, retry later"},
-                    [(b"retry-after", str(st.settings.retry_after_s).encode())],
-                )
-                return
+        if not exempt and not await self.admission.acquire():
+            st.metrics.rejected.labels("overload").inc()
+            await _send_json(
+                send,
+                503,
+                {"detail": "server busy, retry later"},
+                [(b"retry-after", str(st.settings.retry_after_s).encode())],
+            )
+            return
         st.metrics.in_flight.inc()
         start = time.perf_counter()
         status = {"code": 500}
@@ -122,8 +120,7 @@ class GuardMiddleware:
             )
             st.metrics.in_flight.dec()
             if not exempt:
-                with self.lock:
-                    self.in_flight -= 1
+                self.admission.release()
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:

@@ -60,6 +60,10 @@ class ServiceSettings(BaseSettings):
     Python under one lock, so a few requests in flight already keep it busy; more only queue
     (measured: 32 gave a p99 of ~200 ms for admitted requests at 1,500 req/s offered, 8 gave
     ~30 ms at the same throughput). Raise it when requests wait on a remote database."""
+    max_queue: int = Field(16, ge=0)
+    """Requests that may wait for a slot when ``max_concurrency`` are running (newest first)."""
+    queue_timeout_s: float = Field(0.05, ge=0)
+    """Longest wait for a slot before 503 with Retry-After (0: refuse at once)."""
     retry_after_s: int = Field(1, ge=1)
     max_connections: int = Field(1000, ge=1)
     """Open connections beyond which new ones are answered 503 with Retry-After."""

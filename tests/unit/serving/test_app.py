@@ -527,19 +527,20 @@ def test_promote_and_rollback_routes(client, registry, dataset):
 
 
 def test_admission_control_answers_503_with_retry_after(tmp_path, registry):
-    s = make_settings(tmp_path, registry, max_concurrency=1)
+    s = make_settings(tmp_path, registry, max_concurrency=1, max_queue=0)
     app = create_app(s, background=False)
     with TestClient(app) as c:
         guard = c.app.middleware_stack
-        while not hasattr(guard, "in_flight"):
+        while not hasattr(guard, "admission"):
             guard = guard.app
-        guard.in_flight = 1  # one request is being handled
+        guard.admission.in_flight = 1  # one request is being handled
         r = c.get("/recommendations/u0")
         assert r.status_code == 503
         assert r.headers["retry-after"] == "1"
         assert c.get("/healthz").status_code == 200  # health checks are never refused
-        guard.in_flight = 0
+        guard.admission.in_flight = 0
         assert c.get("/recommendations/u0").status_code == 200
+        assert guard.admission.in_flight == 0
 
 
 def test_online_state_rebuilt_from_store_after_restart(tmp_path, registry):
