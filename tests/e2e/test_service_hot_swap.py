@@ -110,6 +110,9 @@ def test_twenty_promotions_broken_versions_and_rollback_under_load(tmp_path):
         lambda i: ItemKNN(n_neighbors=10 + i),
         lambda i: RP3beta(alpha=0.5 + i / 100),
     ]
+    # fit everything first, so kernel compilation on a cold cache never delays a swap
+    models = [families[i % 4](i + 1).fit(ds) for i in range(20)]
+    broken = {i: families[i % 4](99).fit(ds) for i in (6, 9, 12, 15, 18)}
     registry = ModelRegistry(tmp_path / "registry")
     first = registry.publish(families[0](0).fit(ds), promote=True)
     db = f"sqlite:///{tmp_path / 'events.db'}"
@@ -143,7 +146,7 @@ def test_twenty_promotions_broken_versions_and_rollback_under_load(tmp_path):
         swap_seconds = []
         for i in range(20):
             t0 = time.monotonic()
-            info = registry.publish(families[i % 4](i + 1).fit(ds), promote=True)
+            info = registry.publish(models[i], promote=True)
             wait_served(info.version)
             swap_seconds.append(time.monotonic() - t0)
             good.append(info.version)
@@ -156,7 +159,7 @@ def test_twenty_promotions_broken_versions_and_rollback_under_load(tmp_path):
                 assert r.json()["accepted"] == 300
             if i in (6, 9, 12, 15, 18):  # a broken version made active behind the registry
                 label, damage, refresh = DAMAGE[(i - 6) // 3]
-                bad = registry.publish(families[i % 4](99).fit(ds))
+                bad = registry.publish(broken[i])
                 damage(bad.path)
                 if refresh:
                     _refresh_checksums(bad.path)
