@@ -208,15 +208,9 @@ class OnlineState:
         return len(self._items) if self._items is not None else 0
 
     def _codes(self, items: list[str]) -> np.ndarray:
-        out = np.full(len(items), -1, dtype=np.int32)
-        if self._items is None or not items:
-            return out
-        if self._items.is_integer:
-            keep = [j for j, x in enumerate(items) if x.lstrip("-").isdigit() and len(x) < 19]
-            if keep:
-                out[keep] = self._items.codes([int(items[j]) for j in keep], missing="negative")
-            return out
-        return self._items.codes(items, missing="negative")
+        if self._items is None:
+            return np.full(len(items), -1, dtype=np.int32)
+        return _string_id_codes(self._items, items)
 
     def counts(self) -> np.ndarray:
         """Events per item code of the model since the cutoff (a copy)."""
@@ -372,14 +366,20 @@ def _recode(model: Recommender, items: list[str], codes: np.ndarray) -> np.ndarr
     if missing.size == 0:
         return codes
     out = codes.copy()
-    conv = model_ids(model.items_, [items[j] for j in missing])
-    if len(conv) == missing.size:
-        out[missing] = model.items_.codes(conv, missing="negative")
-    else:  # some ids do not parse as the index's type: they stay unknown
-        for j in missing:
-            one = model_ids(model.items_, [items[j]])
-            if one:
-                out[j] = model.items_.codes(one, missing="negative")[0]
+    out[missing] = _string_id_codes(model.items_, [items[j] for j in missing])
+    return out
+
+
+def _string_id_codes(index: IdIndex, items: list[str]) -> np.ndarray:
+    """Codes of string ids from HTTP in ``index`` (``-1``: unknown, or not an id of its type)."""
+    out = np.full(len(items), -1, dtype=np.int32)
+    if not items:
+        return out
+    if not index.is_integer:
+        return np.asarray(index.codes(items, missing="negative"), dtype=np.int32)
+    keep = [j for j, x in enumerate(items) if x.lstrip("-").isdigit() and len(x) < 19]
+    if keep:
+        out[keep] = index.codes([int(items[j]) for j in keep], missing="negative")
     return out
 
 
