@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from _common import DATA_DIR, environment, load_ratings, markdown_table, measure
 from recforge.data import Dataset
 from recforge.evaluation import evaluate
-from recforge.models.base import Recommender
+from recforge.models.base import Recommender, TrainingOptions
 from recforge.split import random_split
 
 
@@ -45,7 +45,7 @@ class FactorScores(Recommender):
         self.user_factors = user_factors
         self.item_factors = item_factors
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         self.user_factors_ = np.ascontiguousarray(self.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(self.item_factors, dtype=np.float32)
 

@@ -6,9 +6,9 @@ interactions. Test users without training interactions ("cold" users) cannot be 
 they get the model's popularity fallback (as ``recommend(..., on_unknown="popular")`` does) and
 are reported in their own group, so they neither flatter nor drown the personalised results.
 
-Ranking uses the models' internal ``_score_users`` in blocks of users and the shared top-K
-kernel, so evaluation costs about one ``recommend`` call per test user and the metric
-computation (vectorised in :mod:`recforge.metrics`) is a small fraction of it.
+Ranking goes through the model contract (``recommend`` in blocks of users, so a model that
+customises it is evaluated as it serves), and the metric computation (vectorised in
+:mod:`recforge.metrics`) is a small fraction of it.
 """
 
 from __future__ import annotations
@@ -291,28 +291,18 @@ def _rank_known(
     on_scores: Callable[[int, np.ndarray, np.ndarray], None] | None,
     tick: Callable[[int], None],
 ) -> np.ndarray:
-    """Top-``k`` item codes of known users, full catalogue, train items excluded.
+    """Top-``k`` item codes of known users through ``recommend``: full catalogue, seen excluded.
 
-    ``on_scores(start, codes, scores)`` sees every dense score block before selection. Models
-    that override :meth:`~recforge.models.Recommender.recommend` are ranked through it.
+    ``on_scores(start, codes, scores)`` sees each block's dense scores (``score_users``).
     """
     out = np.full((users.size, k), -1, dtype=np.int32)
-    seen = model.seen_
     block = max(1, int(model.score_block_size))
-    # a model that customises ``recommend`` (re-ranking, business rules) is evaluated through it
-    custom = type(model).recommend is not Recommender.recommend
     for start in range(0, users.size, block):
         codes = users[start : start + block]
-        scores = np.zeros((0, 0), dtype=np.float32)
-        if not custom or on_scores is not None:
-            scores = np.array(model._score_users(codes), dtype=np.float32)
-            if on_scores is not None:
-                on_scores(start, codes, scores)
-        if custom:
-            recs = model.recommend(model.users_.ids_of(codes), k=k)
-            idx = np.asarray(recs.item_codes, dtype=np.int32)
-        else:
-            idx, _ = topk(scores, k, codes, (seen.indptr, seen.indices))
+        if on_scores is not None:
+            on_scores(start, codes, model.score_users(codes))
+        recs = model.recommend(model.users_.ids_of(codes), k=k, exclude_seen=True)
+        idx = np.asarray(recs.item_codes, dtype=np.int32)
         out[start : start + block, : idx.shape[1]] = idx
         tick(codes.size)
     return out
@@ -323,8 +313,7 @@ def _rank_cold(model: Recommender, n_users: int, k: int) -> np.ndarray:
     out = np.full((n_users, k), -1, dtype=np.int32)
     if n_users == 0:
         return out
-    pop = np.asarray(model._popularity_scores(), dtype=np.float32)[None, :]
-    idx, _ = topk(pop.copy(), k)
+    idx, _ = topk(model.fallback_scores()[None, :], k)
     out[:, : idx.shape[1]] = idx[0]
     return out
 
@@ -605,7 +594,9 @@ def evaluate(
             t1 = time.perf_counter()
             bar.describe(f"ranking with {name}")
             known_users = test_users[groups["known"]]
-            auc = _AucCollector(truth[groups["known"]], model.seen_) if score_names else None
+            auc = (
+                _AucCollector(truth[groups["known"]], model.seen_matrix()) if score_names else None
+            )
             recs = np.empty((test_users.size, kmax), dtype=np.int32)
             recs[groups["known"]] = _rank_known(model, known_users, kmax, auc, bar.advance)
             recs[groups["cold"]] = _rank_cold(model, int(groups["cold"].size), kmax)

@@ -73,7 +73,7 @@ class ReversedPopular(MostPopular):
     """MostPopular whose ``recommend`` re-ranks its list worst-first (a custom re-ranker)."""
 
     def recommend(self, users: Any, k: int = 10, **kwargs: Any) -> Recommendations:
-        recs = super().recommend(users, k=self.n_items_catalog, **kwargs)
+        recs = super().recommend(users, k=self.n_items, **kwargs)
         order = np.argsort(-np.where(recs.item_codes >= 0, np.arange(recs.k), -1), axis=1)
         codes = np.take_along_axis(recs.item_codes, order, axis=1)[:, :k]
         items = np.take_along_axis(recs.items, order, axis=1)[:, :k]
@@ -171,7 +171,7 @@ def test_fit_sees_exactly_the_training_part(hand_split: Split) -> None:
     evaluate(spy, hand_split, k=2, n_bootstrap=0)
     assert len(spy.fitted_on) == 1
     assert spy.fitted_on[0] is hand_split.train
-    assert spy.seen_.nnz == len(hand_split.train)
+    assert spy.seen_matrix().nnz == len(hand_split.train)
 
 
 def test_models_compared_and_named() -> None:

@@ -219,7 +219,7 @@ def parse_model_spec(spec: str) -> tuple[str, type[Recommender], dict[str, Any]]
         cls = model_class(name)
     except KeyError as exc:
         raise ConfigError(str(exc.args[0]) if exc.args else str(exc)) from None
-    valid = cls._param_names()
+    valid = cls.param_names()
     params: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, raw = part.partition("=")

@@ -55,6 +55,7 @@ def model_arrays(model: Recommender) -> dict[str, np.ndarray]:
         f"{_BASE_PREFIX}item_ids": model.items_.to_array(),
         f"{_BASE_PREFIX}seen_indptr": np.asarray(seen.indptr, dtype=np.int64),
         f"{_BASE_PREFIX}seen_indices": np.asarray(seen.indices, dtype=np.int32),
+        f"{_BASE_PREFIX}seen_data": np.asarray(seen.data, dtype=np.float32),
         f"{_BASE_PREFIX}item_popularity": np.asarray(model.item_popularity_, dtype=np.float32),
     }
     for key, arr in model._get_state().items():
@@ -196,6 +197,11 @@ def load_model(path: Path) -> Recommender:
         indptr = check_state_shape(arrays, "base.seen_indptr", (len(users) + 1,), np.int64)
         indices = check_state_shape(arrays, "base.seen_indices", (None,), np.int32)
         pop = check_state_shape(arrays, "base.item_popularity", (None,), np.float32)
+        seen_data = (
+            check_state_shape(arrays, "base.seen_data", (indices.size,), np.float32)
+            if "base.seen_data" in arrays
+            else np.ones(indices.size, dtype=np.float32)  # saved before values were kept
+        )
         if indptr[0] != 0 or indptr[-1] != indices.size or np.any(np.diff(indptr) < 0):
             raise ModelFormatError("seen matrix index pointer is inconsistent")
         if indices.size and (indices.min() < 0 or indices.max() >= len(items)):
@@ -208,10 +214,10 @@ def load_model(path: Path) -> Recommender:
         raise ModelFormatError(f"{path}: invalid model arrays ({exc})") from exc
     model.users_ = users
     model.items_ = items
-    model.seen_ = sp.csr_array(
-        (np.ones(indices.size, dtype=np.float32), indices, indptr), shape=(len(users), len(items))
-    )
-    model.item_popularity_ = pop
+    model.seen_ = sp.csr_array((seen_data, indices, indptr), shape=(len(users), len(items)))
+    model.item_popularity_ = np.concatenate(
+        [pop, np.zeros(len(items) - pop.size, dtype=np.float32)]
+    )  # files written before catalogue growth padded it have a shorter array
     state = {k: v for k, v in arrays.items() if not k.startswith(_BASE_PREFIX)}
     meta = doc.get("meta") or {}
     try:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from recforge.data import Dataset
 from recforge.data.weighting import bm25, linear_confidence, log_confidence
-from recforge.models.base import Param, Recommender, check_state_shape
-from recforge.models.mf import CosineSimilarItems, EpochCallback, check_callback, make_rng
+from recforge.models._shared import CosineSimilarItems, make_rng
+from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
 
 __all__ = ["ALS"]
 
@@ -92,6 +92,7 @@ class ALS(CosineSimilarItems, Recommender):
     }
     supports_similar_items = True
     supports_history = True
+    supports_epochs = True
 
     user_factors_: np.ndarray
     item_factors_: np.ndarray
@@ -122,39 +123,6 @@ class ALS(CosineSimilarItems, Recommender):
         self.rng = rng
 
     # ------------------------------------------------------------------ fitting
-    def fit(
-        self,
-        dataset: Dataset,
-        *,
-        callback: EpochCallback | None = None,
-        progress: bool = False,
-        track_loss: bool = False,
-    ) -> Self:
-        """Learn from implicit interactions.
-
-        Parameters
-        ----------
-        dataset
-            Training interactions; values are the interaction strengths ``r``.
-        callback
-            ``callback(iteration, model)`` after each iteration; returning ``True`` stops,
-            raising aborts (e.g. a tuning pruner).
-        progress
-            Show a progress bar (rich) over the iterations.
-        track_loss
-            Record the objective after every iteration in :attr:`loss_`.
-
-        Returns
-        -------
-        self
-        """
-        check_callback(callback)
-        self._fit_opts = (callback, progress, track_loss)
-        try:
-            return super().fit(dataset)
-        finally:
-            self._fit_opts = (None, False, False)
-
     def _confidence(self, x: sp.csr_array) -> sp.csr_array:
         if self.weighting == "linear":
             return linear_confidence(x, alpha=self.alpha)
@@ -164,10 +132,9 @@ class ALS(CosineSimilarItems, Recommender):
         w.data = (self.alpha * w.data).astype(np.float32)
         return w
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         from recforge._kernels.als import als_loss
 
-        callback, progress, track_loss = getattr(self, "_fit_opts", (None, False, False))
         self._gram = None
         x = dataset.matrix()
         if self.weighting == "bm25":
@@ -181,29 +148,14 @@ class ALS(CosineSimilarItems, Recommender):
         self.user_factors_ = gen.normal(0.0, self.init_std, (dataset.n_users, f)).astype(np.float32)
         self.item_factors_ = gen.normal(0.0, self.init_std, (dataset.n_items, f)).astype(np.float32)
         self.loss_: list[float] = []
-        bar = None
-        if progress:
-            from rich.progress import Progress
-
-            bar = Progress(transient=True)
-            bar.start()
-            task = bar.add_task(f"{type(self).__name__} fit", total=self.iterations)
-        try:
-            for it in range(self.iterations):
-                self._half_step(ci, self.user_factors_, self.item_factors_)
-                self._half_step(cu, self.item_factors_, self.user_factors_)
-                self._gram = None
-                if track_loss:
-                    self.loss_.append(
-                        als_loss(*cu, self.user_factors_, self.item_factors_, self.reg)
-                    )
-                if bar is not None:
-                    bar.update(task, advance=1)
-                if callback is not None and callback(it, self):
-                    break
-        finally:
-            if bar is not None:
-                bar.stop()
+        for it in options.epochs(self.iterations, f"{type(self).__name__} fit"):
+            self._half_step(ci, self.user_factors_, self.item_factors_)
+            self._half_step(cu, self.item_factors_, self.user_factors_)
+            self._gram = None
+            if options.track_loss:
+                self.loss_.append(als_loss(*cu, self.user_factors_, self.item_factors_, self.reg))
+            if options.after_epoch(it, self):
+                break
 
     def _half_step(
         self,

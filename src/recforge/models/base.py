@@ -37,10 +37,12 @@ from recforge.exceptions import (
 
 __all__ = [
     "FORMAT_VERSION",
+    "EpochCallback",
     "Explanation",
     "Param",
     "Recommendations",
     "Recommender",
+    "TrainingOptions",
     "check_state_shape",
 ]
 
@@ -49,6 +51,54 @@ FORMAT_VERSION = 1
 
 OnUnknown = Literal["raise", "popular"]
 ItemFilter = Callable[[np.ndarray], np.ndarray]
+
+EpochCallback = Callable[[int, Any], Any]
+"""``callback(epoch, model)`` called after each epoch/iteration with the partly fitted model.
+
+Returning ``True`` stops training early; raising (e.g. ``optuna.TrialPruned``) aborts it.
+"""
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How one ``fit`` runs, as opposed to what it learns (hyperparameters).
+
+    The base class builds it from the keyword arguments of :meth:`Recommender.fit` and hands
+    it to the model's ``_fit``; models that train in epochs (``supports_epochs``) call
+    :meth:`after_epoch` once per epoch.
+
+    Attributes
+    ----------
+    callback : callable or None
+        ``callback(epoch, model)`` after each epoch; returning ``True`` stops training,
+        raising aborts it (a tuning pruner).
+    progress : bool
+        Show a progress bar over the epochs.
+    track_loss : bool
+        Record the training objective after every epoch (models that can compute it).
+    """
+
+    callback: EpochCallback | None = None
+    progress: bool = False
+    track_loss: bool = False
+
+    def __post_init__(self) -> None:
+        if self.callback is not None and not callable(self.callback):
+            raise ConfigError(
+                f"callback must be callable (epoch, model), got {type(self.callback).__name__}"
+            )
+
+    def after_epoch(self, epoch: int, model: Recommender) -> bool:
+        """Run the callback for ``epoch`` (0-based); ``True`` means stop training."""
+        return bool(self.callback(epoch, model)) if self.callback is not None else False
+
+    def epochs(self, n: int, description: str) -> Iterable[int]:
+        """``range(n)``, wrapped in a rich progress bar when :attr:`progress` is set."""
+        if not self.progress:
+            return range(n)
+        from rich.progress import track
+
+        return track(range(n), description=description, transient=True)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -232,25 +282,48 @@ class Recommender:
     ``_score_users`` on internal codes; the base class does id mapping, seen-item exclusion,
     candidate sets, filters, top-K selection, persistence and the unknown-id policy.
 
-    Capabilities are declared by class flags: :attr:`supports_predict`,
-    :attr:`supports_similar_items`, :attr:`supports_history`, :attr:`supports_explain`.
+    Library code (evaluation, pipeline, serving) uses a model only through its public
+    methods and declared capability flags, never through private members:
+
+    * by external ids: :meth:`recommend`, :meth:`predict`, :meth:`similar_items`,
+      :meth:`recommend_for_history`, :meth:`explain`, :meth:`add_items`;
+    * by internal codes (the position of an id in :attr:`users_` / :attr:`items_`):
+      :meth:`score_users`, :meth:`score_history`, :meth:`fallback_scores`,
+      :meth:`user_history`, :meth:`seen_matrix`, :meth:`item_vectors`;
+    * sizes: :attr:`n_users`, :attr:`n_items`; hyperparameter names: :meth:`param_names`.
+
+    Capabilities are declared by class flags, never guessed from attribute names:
+    :attr:`supports_predict`, :attr:`supports_similar_items`, :attr:`supports_history`,
+    :attr:`supports_explain`, :attr:`supports_item_vectors`, :attr:`supports_new_items`,
+    :attr:`supports_epochs`.
 
     Attributes
     ----------
     users_, items_ : IdIndex
-        Id maps of the training data.
+        Id maps of the training data (``items_`` grows with :meth:`add_items`).
     seen_ : scipy.sparse.csr_array
-        Binary user x item matrix of training interactions (used to exclude seen items).
+        User x item matrix of training interactions and their values (duplicates summed);
+        its pattern is what ``exclude_seen`` excludes.
     item_popularity_ : numpy.ndarray of float32
         Training interactions per item (fallback for unknown users).
     """
 
     name: ClassVar[str] = "recommender"
     params: ClassVar[Mapping[str, Param]] = {}
+    #: ``predict(users, items)`` gives rating estimates
     supports_predict: ClassVar[bool] = False
+    #: ``similar_items(items, k)``
     supports_similar_items: ClassVar[bool] = False
+    #: ``recommend_for_history`` / ``score_history`` fold a new history in without retraining
     supports_history: ClassVar[bool] = False
+    #: ``explain(user, item)``
     supports_explain: ClassVar[bool] = False
+    #: ``item_vectors()`` gives one row per item whose cosine measures item similarity
+    supports_item_vectors: ClassVar[bool] = False
+    #: ``add_items(attributes)`` makes new items recommendable from their attributes
+    supports_new_items: ClassVar[bool] = False
+    #: ``fit`` trains in epochs and honours ``callback`` (early stopping, pruning)
+    supports_epochs: ClassVar[bool] = False
     #: whether the model learns from rating values (explicit) rather than presence (implicit)
     explicit: ClassVar[bool] = False
     #: rows of users scored per block in ``recommend`` (bounded memory)
@@ -288,7 +361,8 @@ class Recommender:
         cls.__init__ = checked_init  # type: ignore[method-assign]
 
     @classmethod
-    def _param_names(cls) -> list[str]:
+    def param_names(cls) -> list[str]:
+        """Names of the hyperparameters: the constructor's keyword arguments, in order."""
         init = getattr(cls.__init__, "__wrapped__", cls.__init__)
         sig = inspect.signature(init)
         return [
@@ -299,19 +373,29 @@ class Recommender:
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as a flat dict (constructor argument -> value)."""
-        return {name: getattr(self, name) for name in self._param_names()}
+        return {name: getattr(self, name) for name in self.param_names()}
 
     def set_params(self, **params: Any) -> Self:
-        """Set hyperparameters; unknown names raise :class:`ConfigError`. Returns ``self``."""
-        valid = set(self._param_names())
-        for key, value in params.items():
+        """Set hyperparameters; unknown names raise :class:`ConfigError`. Returns ``self``.
+
+        Values are validated as on construction; on an invalid value nothing is changed.
+        """
+        valid = set(self.param_names())
+        for key in params:
             if key not in valid:
                 raise ConfigError(
                     f"{type(self).__name__} has no parameter {key!r} "
                     f"(parameters: {', '.join(sorted(valid))})"
                 )
+        before = {key: getattr(self, key) for key in params}
+        for key, value in params.items():
             setattr(self, key, value)
-        self._validate_params()
+        try:
+            self._validate_params()
+        except Exception:
+            for key, value in before.items():
+                setattr(self, key, value)
+            raise
         return self
 
     def _validate_params(self) -> None:
@@ -319,6 +403,13 @@ class Recommender:
         for name, spec in self.params.items():
             if hasattr(self, name):
                 setattr(self, name, spec.check(owner, name, getattr(self, name)))
+        self._check_params()
+
+    def _check_params(self) -> None:
+        """Checks of structured or interdependent hyperparameters (raise ConfigError).
+
+        Runs on construction, on ``set_params`` and before ``fit``; the default does nothing.
+        """
 
     def clone(self) -> Self:
         """Unfitted copy with the same hyperparameters."""
@@ -341,41 +432,70 @@ class Recommender:
                 f"Call 'fit' before '{action}'."
             )
 
-    def fit(self, dataset: Dataset) -> Self:
+    def fit(
+        self,
+        dataset: Dataset,
+        *,
+        callback: EpochCallback | None = None,
+        progress: bool = False,
+        track_loss: bool = False,
+    ) -> Self:
         """Learn from interactions.
 
         Parameters
         ----------
         dataset
             Training interactions.
+        callback
+            Only for models with ``supports_epochs``: ``callback(epoch, model)`` after each
+            epoch; returning ``True`` stops, raising aborts (e.g. a tuning pruner).
+        progress
+            Show a progress bar over the epochs (models that train in epochs).
+        track_loss
+            Record the training objective per epoch (models that can compute it).
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        DataError
+            If ``dataset`` is not a non-empty Dataset.
+        ConfigError
+            On invalid hyperparameters, or a callback for a model without epochs.
         """
         if not isinstance(dataset, Dataset):
             raise DataError(f"fit expects a recforge Dataset, got {type(dataset).__name__}")
         if dataset.n_interactions == 0:
             raise DataError(f"cannot fit {type(self).__name__} on an empty dataset")
+        if callback is not None and not self.supports_epochs:
+            raise ConfigError(
+                f"{type(self).__name__} does not train in epochs; it takes no callback"
+            )
+        options = TrainingOptions(callback=callback, progress=progress, track_loss=track_loss)
         self._validate_params()
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
+        self.__dict__.pop("_exclusion_cache", None)
         self.users_ = dataset.users
         self.items_ = dataset.items
-        seen = dataset.matrix(binary=True)
-        self.seen_ = seen
+        self.seen_ = dataset.matrix()
         self.item_popularity_ = np.bincount(dataset.item, minlength=dataset.n_items).astype(
             np.float32
         )
-        self._fit(dataset)
+        self._fit(dataset, options)
         return self
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         raise NotImplementedError
 
-    # ------------------------------------------------------------------ scoring hooks
+    # ------------------------------------------------------------------ model hooks
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        """Dense ``(len(user_idx), n_items)`` float32 scores of known users (codes)."""
+        """Dense ``(len(user_idx), n_items)`` float32 scores of known users (codes).
+
+        Every score hook returns a fresh array that the caller may modify in place.
+        """
         raise NotImplementedError
 
     def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -383,6 +503,10 @@ class Recommender:
         raise UnsupportedCapabilityError(
             f"{type(self).__name__} does not support recommend_for_history"
         )
+
+    def _fallback_scores(self) -> np.ndarray:
+        """``(n_items,)`` scores for users the model cannot personalise (popularity)."""
+        return np.asarray(self.item_popularity_, dtype=np.float32).copy()
 
     def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
         """Dense ``(len(item_idx), n_items)`` similarity of items to the catalog."""
@@ -396,9 +520,130 @@ class Recommender:
         """``(score, kind, contributions)``; contribution ids are external ids or names."""
         raise UnsupportedCapabilityError(f"{type(self).__name__} does not support explain")
 
+    def _item_vectors(self) -> np.ndarray | sp.csr_array:
+        """``(n_items, d)`` rows whose cosine measures item similarity."""
+        raise UnsupportedCapabilityError(f"{type(self).__name__} does not support item_vectors")
+
+    def _add_items(self, codes: np.ndarray, attributes: pd.DataFrame, n_items: int) -> None:
+        """Grow every per-item array to ``n_items`` rows and (re)build the rows ``codes``."""
+        raise UnsupportedCapabilityError(f"{type(self).__name__} does not support add_items")
+
     def _require(self, flag: str, what: str) -> None:
         if not getattr(self, flag):
             raise UnsupportedCapabilityError(f"{type(self).__name__} does not support {what}")
+
+    # ------------------------------------------------------------------ by internal codes
+    @property
+    def n_users(self) -> int:
+        """Number of users the model knows (codes ``0 .. n_users - 1``)."""
+        self._check_fitted("n_users")
+        return len(self.users_)
+
+    @property
+    def n_items(self) -> int:
+        """Number of items the model can score (codes ``0 .. n_items - 1``)."""
+        self._check_fitted("n_items")
+        return len(self.items_)
+
+    def score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        """Dense scores of the whole catalogue for known users given by code.
+
+        Parameters
+        ----------
+        user_idx
+            Codes in :attr:`users_`.
+
+        Returns
+        -------
+        numpy.ndarray of float32
+            Shape ``(len(user_idx), n_items)``, C-contiguous and writable (a fresh array).
+        """
+        self._check_fitted("score_users")
+        codes = _codes(user_idx, self.n_users, "user")
+        return _dense_scores(self._score_users(codes), (codes.size, self.n_items), self)
+
+    def score_history(self, item_idx: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """Scores of the whole catalogue for a history given by item codes (fold-in).
+
+        Parameters
+        ----------
+        item_idx
+            Item codes in :attr:`items_`, in the order they happened.
+        values
+            Interaction values with the training data's meaning (ratings stay ratings);
+            default 1.0 each.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape ``(n_items,)``
+        """
+        self._require("supports_history", "score_history")
+        self._check_fitted("score_history")
+        codes = _codes(item_idx, self.n_items, "item")
+        vals = (
+            np.ones(codes.size, dtype=np.float32)
+            if values is None
+            else np.asarray(values, dtype=np.float32).reshape(-1)
+        )
+        if vals.shape != codes.shape:
+            raise ConfigError("items and values differ in length")
+        if codes.size == 0:
+            return self.fallback_scores()
+        out = self._score_history(codes, vals)
+        return _dense_scores(np.asarray(out)[None, :], (1, self.n_items), self)[0]
+
+    def fallback_scores(self) -> np.ndarray:
+        """``(n_items,)`` float32 scores for users the model cannot personalise.
+
+        The popularity of each item in training (recency-weighted for models that weight
+        it), the list ``on_unknown="popular"`` and empty histories get.
+        """
+        self._check_fitted("fallback_scores")
+        return _dense_scores(self._fallback_scores()[None, :], (1, self.n_items), self)[0]
+
+    def seen_matrix(self) -> sp.csr_array:
+        """The ``(n_users, n_items)`` training matrix whose pattern ``exclude_seen`` removes.
+
+        The matrix is shared, not copied: treat it as read-only.
+        """
+        self._check_fitted("seen_matrix")
+        return self.seen_
+
+    def user_history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """Training items of one user and their values, with the training data's meaning.
+
+        Returns
+        -------
+        (item codes int32, values float32)
+            In item-code order; duplicates of a pair were summed as in training.
+        """
+        self._check_fitted("user_history")
+        u = int(user_idx)
+        if not 0 <= u < self.n_users:
+            raise UnknownIdError(f"user code {u} is out of range [0, {self.n_users})")
+        lo, hi = int(self.seen_.indptr[u]), int(self.seen_.indptr[u + 1])
+        return (
+            np.asarray(self.seen_.indices[lo:hi], dtype=np.int32),
+            np.asarray(self.seen_.data[lo:hi], dtype=np.float32),
+        )
+
+    def item_vectors(self) -> np.ndarray | sp.csr_array:
+        """One row per item (dense factors or sparse features) for diversity and similarity.
+
+        Returns
+        -------
+        numpy.ndarray or scipy.sparse.csr_array
+            Shape ``(n_items, d)``; the cosine of two rows is the model's item similarity.
+        """
+        self._require("supports_item_vectors", "item_vectors")
+        self._check_fitted("item_vectors")
+        vectors = self._item_vectors()
+        if vectors.shape[0] != self.n_items:
+            raise ModelFormatError(
+                f"{type(self).__name__} item vectors have {vectors.shape[0]} rows for "
+                f"{self.n_items} items"
+            )
+        return vectors
 
     # ------------------------------------------------------------------ public API
     def recommend(
@@ -455,40 +700,27 @@ class Recommender:
                 "(pass on_unknown='popular' for a popularity fallback)"
             )
         allowed = self._allowed_mask(items, exclude, filter)
-        k_eff = int(min(k, self.n_items_catalog))
+        k_eff = int(min(k, self.n_items))
         n = codes.shape[0]
         out_idx = np.full((n, k_eff), -1, dtype=np.int32)
         out_val = np.full((n, k_eff), -np.inf, dtype=np.float32)
         known_pos = np.flatnonzero(~unknown)
-        seen = self.seen_
         bs = self.score_block_size
         for start in range(0, known_pos.size, bs):
             pos = known_pos[start : start + bs]
-            scores = self._score_users(codes[pos])
-            idx, val = self._select(scores, codes[pos], allowed, k_eff, exclude_seen, seen)
+            scores = self.score_users(codes[pos])
+            idx, val = self._select(scores, codes[pos] if exclude_seen else None, allowed, k_eff)
             out_idx[pos] = idx
             out_val[pos] = val
         reasons = None
         if unknown.any():
             pos = np.flatnonzero(unknown)
-            pop = np.broadcast_to(self._popularity_scores(), (pos.size, self.n_items_catalog))
-            idx, val = self._select(np.array(pop), None, allowed, k_eff, False, seen)
+            idx, val = self._select(self.fallback_scores()[None, :], None, allowed, k_eff)
             out_idx[pos] = idx
             out_val[pos] = val
             reasons = np.full(n, None, dtype=object)
             reasons[pos] = "unknown user: most popular items"
         return self._package(user_ids, out_idx, out_val, reasons)
-
-    @property
-    def n_items_catalog(self) -> int:
-        """Number of items the model can score."""
-        return len(self.items_)
-
-    def _popularity_scores(self) -> np.ndarray:
-        pop = np.zeros(self.n_items_catalog, dtype=np.float32)
-        n = min(pop.size, self.item_popularity_.size)
-        pop[:n] = self.item_popularity_[:n]
-        return pop
 
     def _allowed_mask(
         self,
@@ -496,7 +728,7 @@ class Recommender:
         exclude: Iterable[Any] | None,
         filter: ItemFilter | None,
     ) -> np.ndarray | None:
-        n = self.n_items_catalog
+        n = self.n_items
         mask: np.ndarray | None = None
         if items is not None:
             cand = self.items_.codes(list(items), missing="negative")
@@ -518,37 +750,34 @@ class Recommender:
     def _select(
         self,
         scores: np.ndarray,
-        user_codes: np.ndarray | None,
+        exclude_users: np.ndarray | None,
         allowed: np.ndarray | None,
         k: int,
-        exclude_seen: bool,
-        seen: sp.csr_array,
     ) -> tuple[np.ndarray, np.ndarray]:
-        scores = np.ascontiguousarray(scores, dtype=np.float32)
-        if scores.shape[1] < self.n_items_catalog:  # items added after fit score -inf
-            pad = np.full(
-                (scores.shape[0], self.n_items_catalog - scores.shape[1]), -np.inf, np.float32
-            )
-            scores = np.hstack([scores, pad])
+        """Top-``k`` of full-catalogue score rows (modified in place).
+
+        ``exclude_users``: the user code of each row, whose training items are excluded.
+        """
         if allowed is not None:
             scores[:, ~allowed] = -np.inf
-        if exclude_seen and user_codes is not None:
-            return topk(scores, k, user_codes, self._exclusion_arrays(seen))
+        if exclude_users is not None:
+            return topk(scores, k, exclude_users, self._exclusion_arrays())
         return topk(scores, k)
 
-    def _exclusion_arrays(self, seen: sp.csr_array) -> tuple[np.ndarray, np.ndarray]:
-        """``(indptr int64, indices int32)`` of ``seen`` as the top-K kernel takes them.
+    def _exclusion_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(indptr int64, indices int32)`` of ``seen_`` as the top-K kernel takes them.
 
         SciPy stores both index arrays in one dtype (int64 for our matrices), so converting
         per request would copy every stored interaction; the converted pair is kept per
         matrix object (a new ``seen_`` gets its own).
         """
-        cached = getattr(self, "_exclusion_cache", None)
+        seen = self.seen_
+        cached = self.__dict__.get("_exclusion_cache")
         if cached is not None and cached[0] is seen:
             return cached[1], cached[2]
         indptr = np.ascontiguousarray(seen.indptr, dtype=np.int64)
         indices = np.ascontiguousarray(seen.indices, dtype=np.int32)
-        self._exclusion_cache = (seen, indptr, indices)
+        self.__dict__["_exclusion_cache"] = (seen, indptr, indices)
         return indptr, indices
 
     def _package(
@@ -578,7 +807,7 @@ class Recommender:
         """Dense scores of every catalog item for known users, shape ``(n_users, n_items)``."""
         self._check_fitted("score")
         codes = self.users_.codes(np.atleast_1d(np.asarray(users)), what="user")
-        return np.asarray(self._score_users(codes), dtype=np.float32)
+        return self.score_users(codes)
 
     def predict(self, users: Any, items: Any) -> np.ndarray:
         """Rating estimates for ``(user, item)`` pairs (unknown ids get the fallback estimate).
@@ -614,10 +843,10 @@ class Recommender:
         self._check_fitted("similar_items")
         q = np.atleast_1d(np.asarray(items if not isinstance(items, str) else [items]))
         codes = self.items_.codes(q, what="item")
-        scores = np.ascontiguousarray(self._similar_scores(codes), dtype=np.float32)
+        scores = _dense_scores(self._similar_scores(codes), (codes.size, self.n_items), self)
         scores[np.arange(codes.size), codes] = -np.inf
-        k_eff = int(min(k, max(self.n_items_catalog - 1, 1)))
-        idx, val = self._select(scores, None, None, k_eff, False, self.seen_)
+        k_eff = int(min(k, max(self.n_items - 1, 1)))
+        idx, val = self._select(scores, None, None, k_eff)
         return self._package(q, idx, val)
 
     def recommend_for_history(
@@ -636,9 +865,10 @@ class Recommender:
         Parameters
         ----------
         items
-            External ids of the items the user interacted with; unknown ids are ignored.
+            External ids of the items the user interacted with, oldest first; unknown ids
+            are ignored.
         values
-            Interaction values (default 1.0 each).
+            Interaction values with the training data's meaning (default 1.0 each).
         k
             List length.
         exclude_seen
@@ -659,16 +889,12 @@ class Recommender:
         codes = self.items_.codes(ids, missing="negative") if ids.size else ids.astype(np.int32)
         keep = codes >= 0
         codes, vals = codes[keep].astype(np.int32), vals[keep]
-        if codes.size == 0:
-            scores = self._popularity_scores()[None, :]
-        else:
-            scores = np.asarray(self._score_history(codes, vals), dtype=np.float32)[None, :]
-        scores = np.array(scores, dtype=np.float32)
+        scores = self.score_history(codes, vals)[None, :]
         if exclude_seen and codes.size:
             scores[0, codes] = -np.inf
         allowed = self._allowed_mask(candidates, exclude, filter)
-        k_eff = int(min(k, self.n_items_catalog))
-        idx, val = self._select(scores, None, allowed, k_eff, False, self.seen_)
+        k_eff = int(min(k, self.n_items))
+        idx, val = self._select(scores, None, allowed, k_eff)
         reasons = None if codes.size else np.array(["empty history: most popular items"], object)
         return self._package(np.array([None], dtype=object), idx, val, reasons)
 
@@ -682,6 +908,57 @@ class Recommender:
         return Explanation(
             _py(user), _py(item), float(score), kind, [(_py(c), float(w)) for c, w in contrib]
         )
+
+    # ------------------------------------------------------------------ catalogue growth
+    def add_items(self, attributes: pd.DataFrame) -> Self:
+        """Make new (or updated) items recommendable from their attributes; no retraining.
+
+        New ids are appended to :attr:`items_`; every per-item array (the seen matrix,
+        popularity and the model's own) grows with it, so the model stays consistent. Ids
+        already known get their attribute-derived parts rebuilt.
+
+        Parameters
+        ----------
+        attributes
+            Attribute table indexed by item id, with the columns the model was fitted on.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        UnsupportedCapabilityError
+            Unless ``supports_new_items``.
+        DataError
+            Missing columns or bad values (naming the column and item).
+        """
+        self._require("supports_new_items", "add_items")
+        self._check_fitted("add_items")
+        if not isinstance(attributes, pd.DataFrame):
+            raise DataError(
+                f"add_items expects a pandas DataFrame, got {type(attributes).__name__}"
+            )
+        if attributes.index.has_duplicates:
+            dup = attributes.index[attributes.index.duplicated()][0]
+            raise DataError(f"add_items: duplicate item id {_py(dup)!r}")
+        if len(attributes) == 0:
+            return self
+        ids = attributes.index.to_numpy()
+        items = self.items_.extend(ids)
+        codes = np.asarray(items.codes(ids), dtype=np.int32)
+        n_items = len(items)
+        self._add_items(codes, attributes, n_items)
+        if n_items > self.seen_.shape[1]:
+            seen = self.seen_
+            self.seen_ = sp.csr_array(
+                (seen.data, seen.indices, seen.indptr), shape=(seen.shape[0], n_items)
+            )
+            pop = np.zeros(n_items, dtype=np.float32)
+            pop[: self.item_popularity_.size] = self.item_popularity_
+            self.item_popularity_ = pop
+        self.items_ = items
+        return self
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:
@@ -734,3 +1011,30 @@ def check_state_shape(
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ModelFormatError(f"model array {name!r} contains NaN or infinite values")
     return arr
+
+
+def _codes(idx: Any, n: int, what: str) -> np.ndarray:
+    """``idx`` as an int32 code array, checked against ``[0, n)``."""
+    codes = np.atleast_1d(np.asarray(idx))
+    if codes.ndim != 1 or (codes.size and codes.dtype.kind not in "iu"):
+        raise ConfigError(f"{what} codes must be a 1-d integer array, got {codes.dtype}")
+    codes = codes.astype(np.int32, copy=False)
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= n):
+        bad = codes[(codes < 0) | (codes >= n)][0]
+        raise UnknownIdError(f"{what} code {int(bad)} is out of range [0, {n})")
+    return codes
+
+
+def _dense_scores(scores: Any, shape: tuple[int, int], model: Recommender) -> np.ndarray:
+    """A model hook's scores as a writable C-contiguous float32 array of ``shape``.
+
+    Hooks return fresh arrays (the caller modifies them in place), so a copy is made only
+    when the hook's array has another dtype or layout, or is read-only.
+    """
+    out = np.require(scores, dtype=np.float32, requirements=["C", "W"])
+    if out.shape != shape:
+        raise ModelFormatError(
+            f"{type(model).__name__} scored shape {out.shape}, expected {shape}: every "
+            "per-item array must cover the whole catalogue"
+        )
+    return out

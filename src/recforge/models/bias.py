@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models.base import Param, Recommender, check_state_shape
+from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
 
 __all__ = ["BiasedBaseline", "fit_biases"]
 
@@ -80,7 +80,7 @@ class BiasedBaseline(Recommender):
         self.reg_item = reg_item
         self.iterations = iterations
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         mu, bu, bi = fit_biases(
             dataset.user,
             dataset.item,

@@ -8,13 +8,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models.base import Param, check_state_shape
-from recforge.models.mf import CosineSimilarItems, _EpochFit, make_rng, num_threads
+from recforge.models._shared import CosineSimilarItems, make_rng, num_threads
+from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
 
 __all__ = ["BPR"]
 
 
-class BPR(CosineSimilarItems, _EpochFit):
+class BPR(CosineSimilarItems, Recommender):
     """Matrix factorisation with item biases trained by BPR-Opt (Rendle et al. 2009).
 
     Scores are ``b_i + p_u·q_i``. Each epoch draws as many ``(u, i, j)`` triples as there are
@@ -71,6 +71,7 @@ class BPR(CosineSimilarItems, _EpochFit):
     }
     supports_similar_items = True
     supports_history = True
+    supports_epochs = True
 
     user_factors_: np.ndarray
     item_factors_: np.ndarray
@@ -105,7 +106,7 @@ class BPR(CosineSimilarItems, _EpochFit):
             return np.empty(0, dtype=np.float64)
         return negative_cdf(self.item_popularity_, self.neg_beta)
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         from recforge._kernels.bpr import bpr_epoch, seed_states
 
         x = self.seen_
@@ -120,14 +121,14 @@ class BPR(CosineSimilarItems, _EpochFit):
         states = seed_states(gen, num_threads())
         cdf = self._negative_cdf()
         self.train_accuracy_: list[float] = []
-        for epoch in range(self.epochs):
+        for epoch in options.epochs(self.epochs, "BPR"):
             stats = bpr_epoch(
                 row_of, indptr, indices,
                 self.user_factors_, self.item_factors_, self.item_bias_,
                 self.learning_rate, self.reg, indices.shape[0], cdf, states,
             )  # fmt: skip
             self.train_accuracy_.append(float(stats[1] / max(stats[0], 1.0)))
-            if self._after_epoch(epoch):
+            if options.after_epoch(epoch, self):
                 break
 
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:

@@ -30,7 +30,14 @@ import scipy.sparse as sp
 from recforge.data import Dataset
 from recforge.exceptions import ConfigError, DataError, ModelFormatError
 from recforge.features import ItemFeatures, attributes_of
-from recforge.models.base import Explanation, Param, Recommender, _py, check_state_shape
+from recforge.models.base import (
+    Explanation,
+    Param,
+    Recommender,
+    TrainingOptions,
+    _py,
+    check_state_shape,
+)
 
 __all__ = ["ContentBased", "ContentExplanation", "profile_weights"]
 
@@ -120,15 +127,6 @@ def profile_weights(
     out.sum_duplicates()
     out.sort_indices()
     return out
-
-
-def _check_new_items(attributes: Any) -> None:
-    """Raise :class:`DataError` unless ``add_items`` got a DataFrame with unique item ids."""
-    if not isinstance(attributes, pd.DataFrame):
-        raise DataError(f"add_items expects a pandas DataFrame, got {type(attributes).__name__}")
-    if not attributes.index.is_unique:
-        dup = attributes.index[attributes.index.duplicated()][0]
-        raise DataError(f"add_items: duplicate item id {_py(dup)!r}")
 
 
 def _pad_rows(m: sp.csr_array, n_rows: int) -> sp.csr_array:
@@ -231,6 +229,8 @@ class ContentBased(Recommender):
     supports_similar_items = True
     supports_history = True
     supports_explain = True
+    supports_item_vectors = True
+    supports_new_items = True
     #: number of features / history items listed by ``explain``
     explain_top: ClassVar[int] = 10
 
@@ -258,7 +258,7 @@ class ContentBased(Recommender):
             return ItemFeatures.auto(attrs)
         return ItemFeatures.from_config(self.features)
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         attrs = attributes_of(dataset)
         self.features_ = self._builder(attrs)
         self.item_features_ = self.features_.fit_dataset(dataset)
@@ -372,41 +372,17 @@ class ContentBased(Recommender):
         )
 
     # ------------------------------------------------------------------ new items
-    def add_items(self, attributes: pd.DataFrame) -> ContentBased:
-        """Featurise new (or updated) items with the fitted vocabulary; no retraining.
-
-        New ids are appended to ``items_`` and become recommendable at once; ids already
-        known get their feature rows replaced.
-
-        Parameters
-        ----------
-        attributes
-            Attribute table indexed by item id, with the columns the model was fitted on.
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        DataError
-            Missing columns or bad values (naming the column and item).
-        """
-        self._check_fitted("add_items")
-        _check_new_items(attributes)
-        if len(attributes) == 0:
-            return self
+    def _add_items(self, codes: np.ndarray, attributes: pd.DataFrame, n_items: int) -> None:
+        # featurised with the fitted vocabulary; user profiles stay as they are
         new_rows = self.features_.transform(attributes)
-        items = self.items_.extend(attributes.index.to_numpy())
-        codes = items.codes(attributes.index.to_numpy())
-        n_old, n_new = self.item_features_.shape[0], len(items)
-        padded = _pad_rows(self.item_features_, n_new)
+        padded = _pad_rows(self.item_features_, n_items)
         self.item_features_ = _replace_rows(padded, codes, new_rows)
-        self.items_ = items
-        if n_new > n_old:
-            w = self.weights_
-            self.weights_ = sp.csr_array((w.data, w.indices, w.indptr), shape=(w.shape[0], n_new))
-        return self
+        w = self.weights_
+        if n_items > w.shape[1]:
+            self.weights_ = sp.csr_array((w.data, w.indices, w.indptr), shape=(w.shape[0], n_items))
+
+    def _item_vectors(self) -> sp.csr_array:
+        return self.item_features_
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:

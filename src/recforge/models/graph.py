@@ -24,8 +24,8 @@ import scipy.sparse as sp
 
 from recforge._kernels.similarity import topn_similarity
 from recforge.data import Dataset
-from recforge.models.base import Param
-from recforge.models.knn import ItemItemModel
+from recforge.models._itemitem import ItemItemModel
+from recforge.models.base import Param, TrainingOptions
 
 __all__ = ["RP3beta", "rp3beta_weights"]
 
@@ -107,7 +107,7 @@ class RP3beta(ItemItemModel):
         self.normalize = normalize
         self.binary = binary
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         self.user_items_ = dataset.matrix(binary=self.binary, dtype=np.float32)
         self.weights_ = rp3beta_weights(
             self.user_items_, self.alpha, self.beta, self.n_neighbors, self.normalize

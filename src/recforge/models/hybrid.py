@@ -33,9 +33,9 @@ from recforge._kernels.hybrid import LOSS_BPR, LOSS_WARP, run_epoch
 from recforge.data import Dataset
 from recforge.exceptions import ConfigError, DataError, ModelFormatError
 from recforge.features import ItemFeatures
-from recforge.models.base import Param, Recommender, check_state_shape
+from recforge.models._shared import num_threads
+from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
 from recforge.models.content import (
-    _check_new_items,
     _csr_from_state,
     _csr_state,
     _pad_rows,
@@ -54,12 +54,6 @@ def _l1_rows(x: sp.csr_array) -> sp.csr_array:
     inv = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
     x.data *= np.repeat(inv, np.diff(x.indptr))
     return x
-
-
-def _num_threads() -> int:
-    import numba
-
-    return int(numba.get_num_threads())
 
 
 class HybridMF(Recommender):
@@ -142,6 +136,9 @@ class HybridMF(Recommender):
     supports_history = True
     supports_similar_items = True
     supports_explain = True
+    supports_item_vectors = True
+    supports_new_items = True
+    supports_epochs = True
     explain_top: ClassVar[int] = 10
 
     def __init__(
@@ -211,7 +208,7 @@ class HybridMF(Recommender):
         builder = ItemFeatures.from_config(self.user_features).fit(attrs)
         return builder, builder.transform_index(attrs, dataset.users)
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         self.features_, xfeat = self._feature_block(dataset)
         self.user_features_, ufeat = self._user_block(dataset)
         keep = np.ones(dataset.n_interactions, dtype=bool)
@@ -258,11 +255,11 @@ class HybridMF(Recommender):
         warm_items = self.identity_items_
         n_neg = self.max_sampled if self.loss == "warp" else _BPR_TRIES
         loss_code = LOSS_WARP if self.loss == "warp" else LOSS_BPR
-        chunks = self.n_threads or _num_threads()
+        chunks = self.n_threads or num_threads()
         self.loss_history_: list[float] = []
         fmat = (f.indptr.astype(np.int64), f.indices.astype(np.int32), f.data)
         gmat = (g.indptr.astype(np.int64), g.indices.astype(np.int32), g.data)
-        for _ in range(self.epochs):
+        for epoch in options.epochs(self.epochs, "HybridMF"):
             if users.size == 0:
                 break
             order = gen.permutation(users.size).astype(np.int64)
@@ -288,6 +285,11 @@ class HybridMF(Recommender):
                 n_chunks=chunks,
             )
             self.loss_history_.append(total / users.size)
+            if options.callback is not None:
+                self._refresh_items()  # the callback sees a model that can score
+                self._refresh_users()
+                if options.after_epoch(epoch, self):
+                    break
         self._refresh_items()
         self._refresh_users()
 
@@ -388,24 +390,22 @@ class HybridMF(Recommender):
         """Represent new (or updated) items by their attribute features; no retraining.
 
         New ids are appended to ``items_``; known ids get their feature part replaced (their
-        identity embedding, if any, is kept).
+        identity embedding, if any, is kept). See :meth:`Recommender.add_items`.
 
         Raises
         ------
         DataError
             If the model was fitted without item features, or on bad attributes.
         """
-        self._check_fitted("add_items")
-        if self.features_ is None:
+        if self.is_fitted and self.features_ is None:
             raise DataError("HybridMF was fitted without item features; cannot add items")
-        _check_new_items(attributes)
-        if len(attributes) == 0:
-            return self
+        return super().add_items(attributes)
+
+    def _add_items(self, codes: np.ndarray, attributes: pd.DataFrame, n_items: int) -> None:
+        assert self.features_ is not None
         x = self.features_.transform(attributes)
-        items = self.items_.extend(attributes.index.to_numpy())
-        codes = items.codes(attributes.index.to_numpy())
         n_id = self.n_identity_
-        padded = _pad_rows(self.item_feature_matrix_, len(items))
+        padded = _pad_rows(self.item_feature_matrix_, n_items)
         # rows of the given items are rebuilt: identity flag (if trained) + new features
         has_id = np.asarray(padded[codes][:, :n_id].sum(axis=1)).ravel() > 0
         id_col = np.zeros(codes.size, dtype=np.int64)
@@ -419,9 +419,10 @@ class HybridMF(Recommender):
         )
         fresh = _l1_rows(sp.hstack([ident, x], format="csr"))
         self.item_feature_matrix_ = _replace_rows(padded, codes, fresh)
-        self.items_ = items
         self._refresh_items()
-        return self
+
+    def _item_vectors(self) -> np.ndarray:
+        return self.item_repr_
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:
@@ -524,21 +525,22 @@ def _normalise(scores: np.ndarray, how: str) -> np.ndarray:
 
 
 def _ndcg_at_k(scores: np.ndarray, truth: sp.csr_array, k: int) -> float:
-    """Mean NDCG@k of score rows against binary relevant-item rows (rows without truth skipped)."""
-    n = scores.shape[0]
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    top = np.take_along_axis(top, np.argsort(-top_scores, axis=1, kind="stable"), axis=1)
-    rel = np.asarray(truth[np.repeat(np.arange(n), k), top.ravel()]).reshape(n, k) > 0
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (rel * disc).sum(axis=1)
-    n_rel = np.minimum(np.diff(truth.indptr), k)
-    idcg = np.cumsum(disc)[np.maximum(n_rel - 1, 0)]
-    has = n_rel > 0
-    if not has.any():
-        return 0.0
-    return float((dcg[has] / idcg[has]).mean())
+    """Mean NDCG@k of full-catalogue score rows (``-inf``: excluded) against ``truth`` rows.
+
+    Ranked by the shared top-K kernel and scored by :func:`recforge.metrics.compute_metrics`,
+    the same two steps every reported ranking metric goes through.
+    """
+    from recforge._kernels.topk import topk
+    from recforge.metrics import MetricContext, compute_metrics
+
+    n_items = scores.shape[1]
+    codes, _ = topk(np.ascontiguousarray(scores, dtype=np.float32), min(k, n_items))
+    context = MetricContext(
+        n_items=n_items, item_popularity=np.zeros(n_items), n_users_train=max(1, len(codes))
+    )
+    per_user = compute_metrics(codes, truth, [k], ["ndcg"], context)[("ndcg", k)]
+    assert isinstance(per_user, np.ndarray)
+    return float(np.nanmean(per_user)) if np.isfinite(per_user).any() else 0.0
 
 
 class Blend(Recommender):
@@ -730,9 +732,7 @@ class Blend(Recommender):
         seen = train.matrix(binary=True)[users]
         norm = []
         for mm in fitted:
-            s = np.asarray(mm._score_users(users.astype(np.int32)), dtype=np.float32)
-            s = self._pad(s, dataset.n_items)
-            norm.append(_normalise(s, self.normalization))
+            norm.append(_normalise(mm.score_users(users), self.normalization))
         mask = seen.toarray() > 0
         sub_truth = truth[users]
 
@@ -763,13 +763,7 @@ class Blend(Recommender):
                 break
         return w / w.sum(), best
 
-    @staticmethod
-    def _pad(s: np.ndarray, n_items: int) -> np.ndarray:
-        if s.shape[1] < n_items:
-            s = np.hstack([s, np.full((s.shape[0], n_items - s.shape[1]), -np.inf, np.float32)])
-        return s
-
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         if self.weights is None:
             self.weights_, self.validation_ndcg_ = self._learn_weights(dataset)
         else:
@@ -780,8 +774,7 @@ class Blend(Recommender):
 
     # ------------------------------------------------------------------ scoring
     def _combine(self, rows: list[np.ndarray]) -> np.ndarray:
-        n_items = len(self.items_)
-        norm = [_normalise(self._pad(r, n_items), self.normalization) for r in rows]
+        norm = [_normalise(r, self.normalization) for r in rows]
         total = np.zeros_like(norm[0])
         for w, s in zip(self.weights_, norm, strict=True):
             if w:
@@ -798,25 +791,23 @@ class Blend(Recommender):
         return total
 
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        rows = [np.asarray(m._score_users(user_idx), np.float32) for m in self.members_]
+        rows = [m.score_users(user_idx) for m in self.members_]
         total = self._combine(rows)
         if self.fallback is not None and self.min_user_interactions > 0:
             short = self.user_counts_[user_idx] < self.min_user_interactions
             if short.any():
-                fb = self._pad(rows[self.fallback], len(self.items_))
-                total[short] = _normalise(fb[short], self.normalization)
+                total[short] = _normalise(rows[self.fallback][short], self.normalization)
         return total
 
     def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        rows = []
-        for m in self.members_:
-            if m.supports_history:
-                rows.append(np.asarray(m._score_history(item_idx, values), np.float32)[None, :])
-            else:
-                rows.append(m._popularity_scores()[None, :])
+        rows = [
+            (m.score_history(item_idx, values) if m.supports_history else m.fallback_scores())[
+                None, :
+            ]
+            for m in self.members_
+        ]
         if self.fallback is not None and item_idx.size < self.min_user_interactions:
-            fb = self._pad(rows[self.fallback], len(self.items_))
-            return _normalise(fb, self.normalization)[0]
+            return _normalise(rows[self.fallback], self.normalization)[0]
         return self._combine(rows)[0]
 
     # ------------------------------------------------------------------ persistence

@@ -43,10 +43,12 @@ from recforge._kernels.similarity import topn_similarity
 from recforge.data import Dataset
 from recforge.data.weighting import bm25, tfidf
 from recforge.exceptions import ConfigError, ModelFormatError
-from recforge.models.base import Param, Recommender, check_state_shape
+from recforge.models._itemitem import ItemItemModel
+from recforge.models._shared import CooccurrenceItemVectors, csr_from_state, csr_state
+from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
 from recforge.models.bias import fit_biases
 
-__all__ = ["ItemItemModel", "ItemKNN", "UserKNN"]
+__all__ = ["ItemKNN", "UserKNN"]
 
 SIMILARITIES = ("cosine", "adjusted_cosine", "pearson", "jaccard", "asymmetric_cosine")
 _KERNEL_MODE = {
@@ -56,30 +58,6 @@ _KERNEL_MODE = {
     "jaccard": "jaccard",
     "asymmetric_cosine": "asymmetric",
 }
-
-
-# --------------------------------------------------------------------------- state helpers
-def csr_state(prefix: str, m: sp.csr_array) -> dict[str, np.ndarray]:
-    """Arrays of a CSR matrix for ``arrays.npz`` (``<prefix>_indptr/_indices/_data``)."""
-    return {
-        f"{prefix}_indptr": np.asarray(m.indptr, dtype=np.int64),
-        f"{prefix}_indices": np.asarray(m.indices, dtype=np.int32),
-        f"{prefix}_data": np.asarray(m.data, dtype=np.float32),
-    }
-
-
-def csr_from_state(
-    state: Mapping[str, np.ndarray], prefix: str, shape: tuple[int, int]
-) -> sp.csr_array:
-    """Rebuild a CSR matrix saved by :func:`csr_state`, validating it (ModelFormatError)."""
-    indptr = check_state_shape(state, f"{prefix}_indptr", (shape[0] + 1,), np.int64)
-    indices = check_state_shape(state, f"{prefix}_indices", (None,), np.int32)
-    data = check_state_shape(state, f"{prefix}_data", (indices.shape[0],), np.float32)
-    if indptr[0] != 0 or indptr[-1] != indices.shape[0] or np.any(np.diff(indptr) < 0):
-        raise ModelFormatError(f"model array {prefix + '_indptr'!r} is inconsistent")
-    if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
-        raise ModelFormatError(f"model array {prefix + '_indices'!r} has codes out of range")
-    return sp.csr_array((data, indices, indptr), shape=shape)
 
 
 def _values(dataset: Dataset, binary: bool) -> sp.csr_array:
@@ -103,95 +81,6 @@ def _centre_columns(m: sp.csr_array) -> sp.csr_array:
     mean = np.divide(s, n, out=np.zeros_like(s), where=n > 0)
     out.data = (out.data - mean[out.indices]).astype(np.float32)
     return out
-
-
-# --------------------------------------------------------------------------- shared scoring
-class ItemItemModel(Recommender):
-    """Base of models that score with an item x item matrix: ``scores = x_u @ W``.
-
-    Subclasses set ``weights_`` (``W``, items x items, row = the user's item, column = the
-    scored item; sparse CSR or dense ndarray) and ``user_items_`` (users x items CSR of the
-    values ``x`` used for scoring) in ``_fit``.
-
-    Fold-in (:meth:`recommend_for_history`) applies the same product to the given history, so
-    a known user's history gives exactly that user's scores. Explanations list the user's items
-    by their contribution ``x_ui · W[i, j]``.
-    """
-
-    supports_similar_items = True
-    supports_history = True
-    supports_explain = True
-
-    weights_: sp.csr_array | np.ndarray
-    user_items_: sp.csr_array
-
-    #: interactions are binarised before scoring (subclasses define the ``binary`` parameter)
-    binary: bool
-
-    def _history_row(self, item_idx: np.ndarray, values: np.ndarray) -> sp.csr_array:
-        vals = np.ones_like(values, dtype=np.float32) if self.binary else values
-        n = self.n_items_catalog
-        row = sp.csr_array(
-            (vals.astype(np.float32), (np.zeros(item_idx.size, dtype=np.int64), item_idx)),
-            shape=(1, n),
-        )
-        row.sum_duplicates()
-        if self.binary:
-            row.data[:] = 1.0
-        return row
-
-    def _product(self, x: sp.csr_array) -> np.ndarray:
-        w = self.weights_
-        if isinstance(w, np.ndarray):
-            out = np.asarray(x @ w, dtype=np.float32)
-        else:
-            out = np.asarray((x @ w).toarray(), dtype=np.float32)
-        return np.ascontiguousarray(out)
-
-    def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._product(self.user_items_[user_idx])
-
-    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return self._product(self._history_row(item_idx, values))[0]
-
-    def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
-        w = self.weights_
-        if isinstance(w, np.ndarray):
-            return np.array(w[item_idx], dtype=np.float32)
-        return np.asarray(w[item_idx].toarray(), dtype=np.float32)
-
-    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
-        x = self.user_items_[[user_idx]]
-        src = x.indices
-        w = self.weights_
-        col = (
-            np.asarray(w[src, item_idx], dtype=np.float64)
-            if isinstance(w, np.ndarray)
-            else np.asarray(w[:, [item_idx]].toarray()[src, 0], dtype=np.float64)
-        )
-        contrib = x.data.astype(np.float64) * col
-        score = float(contrib.sum())
-        keep = np.flatnonzero(contrib != 0)
-        order = keep[np.lexsort((src[keep], -np.abs(contrib[keep])))]
-        ids = self.items_.ids_of(src[order])
-        return score, "items", [(i, float(c)) for i, c in zip(ids, contrib[order], strict=True)]
-
-    # persistence helpers for subclasses
-    def _item_item_state(self) -> dict[str, np.ndarray]:
-        state = csr_state("user_items", self.user_items_)
-        if isinstance(self.weights_, np.ndarray):
-            state["weights"] = np.ascontiguousarray(self.weights_, dtype=np.float32)
-        else:
-            state.update(csr_state("weights", self.weights_))
-        return state
-
-    def _set_item_item_state(self, state: Mapping[str, np.ndarray], dense: bool) -> None:
-        n_u, n_i = len(self.users_), len(self.items_)
-        self.user_items_ = csr_from_state(state, "user_items", (n_u, n_i))
-        if dense:
-            self.weights_ = check_state_shape(state, "weights", (n_i, n_i), np.float32)
-        else:
-            self.weights_ = csr_from_state(state, "weights", (n_i, n_i))
 
 
 # --------------------------------------------------------------------------- kNN common
@@ -402,7 +291,7 @@ class ItemKNN(_KNNMixin, ItemItemModel):
     params: ClassVar[Mapping[str, Param]] = _KNN_PARAMS
     _item_based: ClassVar[bool] = True
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         self._check_combination()
         ratings = _values(dataset, binary=False)
         self.similarity_ = self._entity_similarity(sp.csr_array(ratings.T))
@@ -426,7 +315,7 @@ class ItemKNN(_KNNMixin, ItemItemModel):
         _set_knn_bases(self, state, meta, n_i, n_u)
 
 
-class UserKNN(_KNNMixin, Recommender):
+class UserKNN(CooccurrenceItemVectors, _KNNMixin, Recommender):
     """User-based k-nearest-neighbours (Herlocker et al. 1999; Surprise's user-based kNN).
 
     Scores ``Σ_v s(u, v) · x_vj`` over the ``n_neighbors`` users most similar to ``u``; rating
@@ -449,7 +338,7 @@ class UserKNN(_KNNMixin, Recommender):
     supports_history = True
     params: ClassVar[Mapping[str, Param]] = _KNN_PARAMS
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         self._check_combination()
         ratings = _values(dataset, binary=False)
         self.ratings_ = ratings

@@ -25,8 +25,8 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from recforge.data import Dataset
-from recforge.models.base import Param
-from recforge.models.knn import ItemItemModel
+from recforge.models._itemitem import ItemItemModel
+from recforge.models.base import Param, TrainingOptions
 
 __all__ = ["EASE", "SLIM", "ease_weights", "slim_weights"]
 
@@ -75,7 +75,7 @@ class EASE(ItemItemModel):
         self.binary = binary
         self.precision = precision
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         self.user_items_ = dataset.matrix(binary=self.binary, dtype=np.float32)
         self.weights_ = ease_weights(self.user_items_, self.reg, np.dtype(self.precision))
 
@@ -242,7 +242,7 @@ class SLIM(ItemItemModel):
         self.binary = binary
         self.n_threads = n_threads
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         self.user_items_ = dataset.matrix(binary=self.binary, dtype=np.float32)
         self.weights_, self.n_not_converged_ = slim_weights(
             self.user_items_,

@@ -1,85 +1,17 @@
-"""Explicit-rating matrix factorisation trained by SGD: :class:`SVD` and :class:`SVDpp`.
-
-Also holds the helpers shared by the factor models of :mod:`recforge.models.als` and
-:mod:`recforge.models.bpr` (seeding, thread count, epoch callbacks, cosine similarity).
-"""
+"""Explicit-rating matrix factorisation trained by SGD: :class:`SVD` and :class:`SVDpp`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Self
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.exceptions import ConfigError
-from recforge.models.base import Param, Recommender, check_state_shape
+from recforge.models._shared import CosineSimilarItems, make_rng, num_threads
+from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
 
-__all__ = ["SVD", "EpochCallback", "SVDpp"]
-
-EpochCallback = Callable[[int, Any], Any]
-"""``callback(epoch, model)`` called after each epoch/iteration with the partly fitted model.
-
-Returning ``True`` stops training early; raising (e.g. ``optuna.TrialPruned``) aborts it.
-"""
-
-
-def num_threads() -> int:
-    """Threads numba's parallel kernels use (``NUMBA_NUM_THREADS`` / ``set_num_threads``)."""
-    import numba
-
-    return int(numba.get_num_threads())
-
-
-def make_rng(seed: int | None) -> np.random.Generator:
-    """Generator from the model's ``rng`` seed (``None``: fresh OS entropy)."""
-    return np.random.default_rng(seed)
-
-
-def factor_norms(factors: np.ndarray) -> np.ndarray:
-    """Euclidean norm of each factor row (float32), with 1 for all-zero rows."""
-    f = factors.astype(np.float32, copy=False)
-    norms = np.sqrt(np.einsum("ij,ij->i", f, f))
-    norms[norms == 0] = 1.0
-    return norms
-
-
-def cosine_scores(
-    factors: np.ndarray, item_idx: np.ndarray, norms: np.ndarray | None = None
-) -> np.ndarray:
-    """``(len(item_idx), n_items)`` float32 cosine similarities between item factor rows.
-
-    ``norms`` (from :func:`factor_norms`) may be passed to avoid recomputing them per call.
-    """
-    f = factors.astype(np.float32, copy=False)
-    if norms is None:
-        norms = factor_norms(f)
-    q = f[item_idx] / norms[item_idx, None]
-    return np.asarray((q @ f.T) / norms[None, :], dtype=np.float32)
-
-
-class CosineSimilarItems:
-    """Mixin: ``similar_items`` by cosine of ``item_factors_``, with the norms cached.
-
-    The cache holds the factor array it was computed from and is rebuilt whenever
-    ``item_factors_`` is another array (refit, load), so serving pays for the norms once.
-    """
-
-    item_factors_: np.ndarray
-
-    def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
-        factors = self.item_factors_
-        cache = self.__dict__.get("_norm_cache")
-        if cache is None or cache[0] is not factors:
-            cache = (factors, factor_norms(factors))
-            self.__dict__["_norm_cache"] = cache
-        return cosine_scores(factors, item_idx, cache[1])
-
-
-def check_callback(callback: EpochCallback | None) -> None:
-    """Raise :class:`ConfigError` unless ``callback`` is ``None`` or callable."""
-    if callback is not None and not callable(callback):
-        raise ConfigError(f"callback must be callable (epoch, model), got {type(callback)!r}")
+__all__ = ["SVD", "SVDpp"]
 
 
 def group_by_user(
@@ -100,44 +32,14 @@ def group_by_user(
     )
 
 
-class _EpochFit(Recommender):
-    """A recommender trained in epochs whose :meth:`fit` takes an epoch callback."""
-
-    def fit(self, dataset: Dataset, *, callback: EpochCallback | None = None) -> Self:
-        """Learn from ``dataset``.
-
-        Parameters
-        ----------
-        dataset
-            Training interactions.
-        callback
-            Called as ``callback(epoch, model)`` after each epoch; returning ``True`` stops,
-            raising aborts, e.g. a tuning pruner (see :data:`EpochCallback`).
-
-        Returns
-        -------
-        self
-        """
-        check_callback(callback)
-        self._callback = callback
-        try:
-            return super().fit(dataset)
-        finally:
-            self._callback = None
-
-    def _after_epoch(self, epoch: int) -> bool:
-        """Call the epoch callback, if any; ``True`` means stop training."""
-        cb = getattr(self, "_callback", None)
-        return bool(cb(epoch, self)) if cb is not None else False
-
-
-class _RatingMF(CosineSimilarItems, _EpochFit):
+class _RatingMF(CosineSimilarItems, Recommender):
     """Shared parts of the SGD rating models (prediction clipping, persistence of biases)."""
 
     explicit = True
     supports_predict = True
     supports_similar_items = True
     supports_history = True
+    supports_epochs = True
 
     factors: int
     init_mean: float
@@ -315,7 +217,7 @@ class SVD(_RatingMF):
         self.clip = clip
         self.rng = rng
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         from recforge._kernels.sgd import svd_epoch, svd_epoch_hogwild
 
         gen, threads = self._init_common(dataset)
@@ -333,14 +235,14 @@ class SVD(_RatingMF):
             lr_bu, lr_bi, lr, lr, reg_bu, reg_bi, reg, reg,
         )  # fmt: skip
         self.train_rmse_: list[float] = []
-        for epoch in range(self.epochs):
+        for epoch in options.epochs(self.epochs, "SVD"):
             order = gen.permutation(user.shape[0]).astype(np.int64)
             if threads > 1:
                 sse = svd_epoch_hogwild(user, item, value, order, *args, threads)
             else:
                 sse = svd_epoch(user, item, value, order, *args)
             self.train_rmse_.append(float(np.sqrt(sse / max(1, user.shape[0]))))
-            if self._after_epoch(epoch):
+            if options.after_epoch(epoch, self):
                 break
 
     def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -434,7 +336,7 @@ class SVDpp(_RatingMF):
         self.clip = clip
         self.rng = rng
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         from recforge._kernels.sgd import svdpp_epoch, svdpp_epoch_hogwild, svdpp_implicit_sums
 
         gen, threads = self._init_common(dataset)
@@ -451,7 +353,7 @@ class SVDpp(_RatingMF):
         )  # fmt: skip
         self.train_rmse_: list[float] = []
         self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
-        for epoch in range(self.epochs):
+        for epoch in options.epochs(self.epochs, "SVD++"):
             user_order = gen.permutation(nu).astype(np.int64)
             if threads > 1:
                 sse = svdpp_epoch_hogwild(user_order, *args, threads)
@@ -459,7 +361,7 @@ class SVDpp(_RatingMF):
                 sse = svdpp_epoch(user_order, *args)
             self.train_rmse_.append(float(np.sqrt(sse / max(1, indices.shape[0]))))
             self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
-            if self._after_epoch(epoch):
+            if options.after_epoch(epoch, self):
                 break
 
     def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models.base import Param, Recommender, check_state_shape
+from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
 
 __all__ = ["MostPopular", "Random"]
 
@@ -35,7 +35,7 @@ class MostPopular(Recommender):
     def __init__(self, half_life_days: float | None = None) -> None:
         self.half_life_days = half_life_days
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         if self.half_life_days is not None and dataset.time is not None:
             age_days = (dataset.time.max() - dataset.time).astype(np.float64) / 86400.0
             w = np.power(0.5, age_days / self.half_life_days)
@@ -51,7 +51,7 @@ class MostPopular(Recommender):
     def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.scores_.copy()
 
-    def _popularity_scores(self) -> np.ndarray:
+    def _fallback_scores(self) -> np.ndarray:
         return self.scores_.copy()
 
     def _get_state(self) -> dict[str, np.ndarray]:
@@ -80,7 +80,7 @@ class Random(Recommender):
     def __init__(self, rng: int = 0) -> None:
         self.rng = rng
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         pass
 
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:

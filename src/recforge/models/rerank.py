@@ -717,7 +717,7 @@ class Reranker:
         history = None
         if self.calibration is not None:
             codes = model.users_.codes(recs.users, missing="negative")
-            seen = sp.csr_array(model.seen_)
+            seen = model.seen_matrix()
             rows = np.where(codes >= 0, codes, 0)
             history = sp.csr_array(seen[rows])
             history = sp.csr_array(sp.diags_array((codes >= 0).astype(np.float32)) @ history)

@@ -548,7 +548,7 @@ def _check_models(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
             )
             errors.append(f"{where_model}: models.{label}: {text}")
             continue
-        names = cls._param_names()
+        names = cls.param_names()
         owner = cls.__name__
         for key, value in mc.fixed.items():
             path = (*base, key)

@@ -11,7 +11,6 @@ overhead times.
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -113,7 +112,7 @@ def default_search_space(name: str) -> dict[str, dict[str, Any]]:
         cls = model_class(name)
     except KeyError as exc:
         raise ConfigError(str(exc.args[0])) from None
-    declared = set(cls._param_names())
+    declared = set(cls.param_names())
     space = DEFAULT_SPACES.get(name.lower(), {})
     return {key: dict(val) for key, val in space.items() if key in declared}
 
@@ -122,16 +121,9 @@ def make_model(name: str, params: Mapping[str, Any], seed: int) -> Recommender:
     """Instantiate a registered model; a declared ``rng`` parameter defaults to ``seed``."""
     cls = model_class(name)
     kwargs = dict(params)
-    if "rng" in cls._param_names() and "rng" not in kwargs:
+    if "rng" in cls.param_names() and "rng" not in kwargs:
         kwargs["rng"] = seed
     return cls(**kwargs)
-
-
-def _accepts_callback(model: Recommender) -> bool:
-    try:
-        return "callback" in inspect.signature(model.fit).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def validation_score(
@@ -359,7 +351,7 @@ def tune(
         for fold, (tr, va) in enumerate(folds):
             model = make_model(model_cfg.model, params, seed)
             t0 = time.perf_counter()
-            if tuning.pruning and fold == 0 and _accepts_callback(model):
+            if tuning.pruning and fold == 0 and model.supports_epochs:
                 step_eval = [0.0, 0.0]  # evaluation seconds, callback calls
 
                 def callback(
@@ -393,7 +385,7 @@ def tune(
                         raise _optuna.TrialPruned(f"pruned at iteration {iteration}")
 
                 try:
-                    model.fit(tr, callback=callback)  # type: ignore[call-arg]
+                    model.fit(tr, callback=callback)
                 finally:
                     times[0] += time.perf_counter() - t0 - step_eval[0]
                     times[1] += step_eval[0]

@@ -242,10 +242,8 @@ def _popular(
     require: Sequence[str] | None,
 ) -> list[tuple[str, float]]:
     model = bundle.model
-    n = len(model.items_)
-    pop = np.zeros(n, dtype=np.float32)
-    base = np.asarray(model.item_popularity_, dtype=np.float32)[:n]
-    pop[: base.size] = base
+    n = model.n_items
+    pop = model.fallback_scores()
     if state is not None:
         counts = state.counts()
         m = min(counts.size, n)  # items added after the state was built have no counts yet
@@ -332,13 +330,13 @@ def recommend_user(
             reason += f"; {len(recent_items)} new events excluded"
         return _rows(recs), reason
     if known.any() and model.supports_history:
-        seen_codes = (
-            model.seen_.indices[model.seen_.indptr[ucode] : model.seen_.indptr[ucode + 1]]
+        seen_codes, seen_vals = (
+            model.user_history(ucode)
             if ucode >= 0
-            else np.zeros(0, np.int32)
+            else (np.zeros(0, np.int32), np.zeros(0, np.float32))
         )
-        hist_codes = np.concatenate([seen_codes.astype(np.int32), recent_codes[known]])
-        hist_vals = np.concatenate([np.ones(seen_codes.size, np.float32), recent_vals[known]])
+        hist_codes = np.concatenate([seen_codes, recent_codes[known]])
+        hist_vals = np.concatenate([seen_vals, recent_vals[known]])
         # one value per item: the latest event wins over training presence
         order = np.arange(hist_codes.size)[::-1]
         _, first = np.unique(hist_codes[order], return_index=True)
@@ -429,11 +427,10 @@ def with_new_items(bundle: ServingModel, attributes: pd.DataFrame) -> ServingMod
     The current model is never mutated: a shallow copy gets the new items, so requests
     holding the old bundle are unaffected.
     """
-    add = getattr(bundle.model, "add_items", None)
-    if add is None:
+    if not bundle.model.supports_new_items:
         return None
     clone = copy.copy(bundle.model)
-    clone.add_items(attributes)  # type: ignore[attr-defined]
+    clone.add_items(attributes)
     return ServingModel(
         clone, bundle.version, bundle.info, bundle.events_seq, bundle.loaded_at, bundle.online
     )

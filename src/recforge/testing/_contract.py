@@ -19,8 +19,14 @@ import pandas as pd
 import pytest
 
 from recforge.data import Dataset
-from recforge.exceptions import ConfigError, NotFittedError, UnknownIdError
-from recforge.models.base import Recommender
+from recforge.exceptions import (
+    ConfigError,
+    DataError,
+    NotFittedError,
+    UnknownIdError,
+    UnsupportedCapabilityError,
+)
+from recforge.models.base import Explanation, Param, Recommender
 
 
 def toy_dataset(
@@ -191,3 +197,141 @@ class RecommenderContract:
             est = m.predict(["u0", "u0", "nobody"], [100, 99999, 100])
             assert est.shape == (3,)
             assert np.all(np.isfinite(est))
+
+    # ------------------------------------------------------------------ construction
+    def test_construction_sets_no_learned_attribute(self) -> None:
+        for cfg in self.configs:
+            m = self.model(**cfg)
+            learned = [a for a in vars(m) if a.endswith("_") and not a.startswith("_")]
+            assert learned == [], f"the constructor set learned attributes {learned}"
+
+    def test_set_params_validates_and_keeps_state(self) -> None:
+        m = self.model(**self.configs[0])
+        for name, spec in m.params.items():
+            before = m.get_params()
+            with pytest.raises(ConfigError, match=name):
+                m.set_params(**{name: _invalid_value(spec)})
+            assert m.get_params() == before, f"a rejected {name!r} changed the parameters"
+
+    def test_param_names_are_the_constructor(self) -> None:
+        names = self.model.param_names()
+        assert set(self.model().get_params()) == set(names)
+        assert set(self.model.params) <= set(names)
+
+    # ------------------------------------------------------------------ protocol by codes
+    def test_scores_by_code(self, fitted: list[Recommender]) -> None:
+        for m in fitted:
+            codes = np.array([0, 3], dtype=np.int32)
+            s = m.score_users(codes)
+            assert s.shape == (2, m.n_items)
+            assert s.dtype == np.float32
+            np.testing.assert_allclose(s, m.score(m.users_.ids_of(codes)), atol=self.atol)
+            s[:] = np.nan  # the caller owns the array: the next call is unaffected
+            assert not np.isnan(m.score_users(codes)).all()
+            fb = m.fallback_scores()
+            assert fb.shape == (m.n_items,)
+            assert np.isfinite(fb).all()
+            with pytest.raises(UnknownIdError):
+                m.score_users(np.array([m.n_users]))
+
+    def test_user_history_is_the_training_data(
+        self, fitted: list[Recommender], data: Dataset
+    ) -> None:
+        x = data.matrix()
+        for m in fitted:
+            codes, values = m.user_history(2)
+            np.testing.assert_array_equal(codes, x[[2]].indices)
+            np.testing.assert_allclose(values, x[[2]].data)
+            assert m.seen_matrix().shape == (m.n_users, m.n_items)
+
+    def test_score_history_matches_recommend_for_history(self, fitted: list[Recommender]) -> None:
+        for m in fitted:
+            if not m.supports_history:
+                with pytest.raises(UnsupportedCapabilityError):
+                    m.score_history(np.array([0, 1]))
+                continue
+            codes = m.items_.codes([100, 101, 102])
+            scores = m.score_history(codes)
+            assert scores.shape == (m.n_items,)
+            scores[codes] = -np.inf
+            recs = m.recommend_for_history([100, 101, 102], k=5)
+            best = np.sort(scores)[::-1][:5]
+            np.testing.assert_allclose(recs.scores[0, : recs.lengths[0]], best, atol=1e-4)
+
+    def test_item_vectors(self, fitted: list[Recommender]) -> None:
+        for m in fitted:
+            if not m.supports_item_vectors:
+                with pytest.raises(UnsupportedCapabilityError):
+                    m.item_vectors()
+                continue
+            v = m.item_vectors()
+            assert v.shape[0] == m.n_items
+            assert v.shape[1] > 0
+
+    def test_explain(self, fitted: list[Recommender]) -> None:
+        for m in fitted:
+            recs = m.recommend(["u0"], k=1)
+            item = recs.items[0, 0]
+            if not m.supports_explain:
+                with pytest.raises(UnsupportedCapabilityError):
+                    m.explain("u0", item)
+                continue
+            e = m.explain("u0", item)
+            assert isinstance(e, Explanation)
+            assert np.isfinite(e.score)
+            assert e.to_dict()["item"] == e.item
+
+    def test_epochs(self, data: Dataset) -> None:
+        cfg = self.configs[0]
+        if not self.model.supports_epochs:
+            with pytest.raises(ConfigError, match="epochs"):
+                self.model(**cfg).fit(data, callback=lambda epoch, model: None)
+            return
+        calls: list[int] = []
+
+        def stop_at_first(epoch: int, model: Recommender) -> bool:
+            calls.append(epoch)
+            assert model.score_users(np.array([0])).shape == (1, data.n_items)
+            return True
+
+        m = self.model(**cfg).fit(data, callback=stop_at_first)
+        assert calls == [0]
+        assert m.is_fitted
+
+    def test_add_items(self, fitted: list[Recommender], data: Dataset) -> None:
+        for m in fitted:
+            if not m.supports_new_items:
+                with pytest.raises(UnsupportedCapabilityError):
+                    m.add_items(pd.DataFrame(index=pd.Index([999_999], name="item")))
+                continue
+            attrs = data.item_attributes
+            if attrs is None:
+                pytest.skip("the contract data has no item attributes")
+            new = attrs.iloc[:2].set_axis(pd.Index([999_998, 999_999], name=attrs.index.name))
+            fresh = m.clone().fit(data)
+            if fresh.get_params().get("features") == []:
+                # a configuration that learns nothing from attributes says so
+                with pytest.raises(DataError, match="without item features"):
+                    fresh.add_items(new)
+                continue
+            grown = fresh.add_items(new)
+            n = grown.n_items
+            assert n == m.n_items + 2
+            assert grown.seen_matrix().shape == (grown.n_users, n)
+            assert grown.fallback_scores().shape == (n,)
+            assert grown.score_users(np.array([0])).shape == (1, n)
+            recs = grown.recommend(["u0"], k=n, exclude_seen=False)
+            assert {999_998, 999_999} <= set(recs.items[0, : recs.lengths[0]].tolist())
+
+
+def _invalid_value(spec: Param) -> Any:
+    """A value that ``spec`` must reject."""
+    if spec.options is not None:
+        return "definitely-not-an-option"
+    if spec.kind in (int, float):
+        if spec.low is not None:
+            return spec.low - 1
+        if spec.high is not None:
+            return spec.high + 1
+        return "not-a-number"
+    return 12345 if spec.kind is str else "not-a-bool"

@@ -124,7 +124,7 @@ def test_default_spaces_fit_the_models(name: str) -> None:
     cls = model_class(name)
     space = default_search_space(name)
     assert space, f"no declared parameter of {cls.__name__} is tuned by default"
-    names = cls._param_names()
+    names = cls.param_names()
     for key, spec in space.items():
         assert key in names
         param = cls.params.get(key)

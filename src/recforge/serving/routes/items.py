@@ -30,7 +30,7 @@ def put_items(body: ItemsIn, state: StateDep) -> dict[str, Any]:
     note = None
     with state.holder.lock:
         bundle = state.holder.current
-        if bundle is not None and hasattr(bundle.model, "add_items"):
+        if bundle is not None and bundle.model.supports_new_items:
             try:
                 new = with_new_items(bundle, _attribute_frame(bundle.model, items))
             except (DataError, KeyError, ValueError) as exc:

@@ -97,10 +97,7 @@ def diversify(
     from recforge.models.rerank import mmr
 
     model = bundle.model
-    vectors = getattr(model, "item_factors_", None)
-    if vectors is None:
-        vectors = getattr(model, "item_features_", None)
-    if vectors is None:
+    if not model.supports_item_vectors:
         raise HTTPException(
             422,
             detail=f"the served model ({bundle.info.get('model')}) has no item vectors "
@@ -108,6 +105,7 @@ def diversify(
         )
     if not pairs:
         return pairs
+    vectors = model.item_vectors()
     codes = model.items_.codes(model_ids(model.items_, [i for i, _ in pairs]), missing="negative")
     scores = np.asarray([s for _, s in pairs], dtype=np.float32)
     picked, picked_scores = mmr(codes[None, :], scores[None, :], vectors, k, 1.0 - diversity)

@@ -49,9 +49,9 @@ def user_history(
     conv = model_ids(model.users_, [user_id])
     code = int(model.users_.codes(conv, missing="negative")[0]) if conv else -1
     if code >= 0:
-        row = model.seen_.indices[model.seen_.indptr[code] : model.seen_.indptr[code + 1]]
-        for i in model.items_.ids_of(row[::-1]):
-            pairs.append((str(i.item() if hasattr(i, "item") else i), 1.0))
+        row, values = model.user_history(code)
+        for i, v in zip(model.items_.ids_of(row[::-1]), values[::-1], strict=True):
+            pairs.append((str(i.item() if hasattr(i, "item") else i), float(v)))
     seen: set[str] = set()
     uniq = []
     for item, v in pairs:

@@ -1,0 +1,126 @@
+"""Helpers shared by the factor models (ALS, BPR, SVD, SVD++, HybridMF).
+
+Seeding, the kernels' thread count, and cosine similarity of item factor rows (with the
+norms cached per factor array).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from recforge.exceptions import ModelFormatError
+from recforge.models.base import check_state_shape
+
+__all__ = [
+    "CooccurrenceItemVectors",
+    "CosineSimilarItems",
+    "cosine_scores",
+    "factor_norms",
+    "make_rng",
+    "num_threads",
+]
+
+
+def num_threads() -> int:
+    """Threads numba's parallel kernels use (``NUMBA_NUM_THREADS`` / ``set_num_threads``)."""
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+def make_rng(seed: int | None) -> np.random.Generator:
+    """Generator from the model's ``rng`` seed (``None``: fresh OS entropy)."""
+    return np.random.default_rng(seed)
+
+
+def factor_norms(factors: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each factor row (float32), with 1 for all-zero rows."""
+    f = factors.astype(np.float32, copy=False)
+    norms = np.sqrt(np.einsum("ij,ij->i", f, f))
+    norms[norms == 0] = 1.0
+    return norms
+
+
+def cosine_scores(
+    factors: np.ndarray, item_idx: np.ndarray, norms: np.ndarray | None = None
+) -> np.ndarray:
+    """``(len(item_idx), n_items)`` float32 cosine similarities between item factor rows.
+
+    ``norms`` (from :func:`factor_norms`) may be passed to avoid recomputing them per call.
+    """
+    f = factors.astype(np.float32, copy=False)
+    if norms is None:
+        norms = factor_norms(f)
+    q = f[item_idx] / norms[item_idx, None]
+    return np.asarray((q @ f.T) / norms[None, :], dtype=np.float32)
+
+
+class CosineSimilarItems:
+    """Mixin: ``similar_items`` by cosine of ``item_factors_``, with the norms cached.
+
+    The cache holds the factor array it was computed from and is rebuilt whenever
+    ``item_factors_`` is another array (refit, load), so serving pays for the norms once.
+    """
+
+    supports_item_vectors: ClassVar[bool] = True
+    item_factors_: np.ndarray
+
+    def _item_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
+        factors = self.item_factors_
+        cache = self.__dict__.get("_norm_cache")
+        if cache is None or cache[0] is not factors:
+            cache = (factors, factor_norms(factors))
+            self.__dict__["_norm_cache"] = cache
+        return cosine_scores(factors, item_idx, cache[1])
+
+
+class CooccurrenceItemVectors:
+    """Mixin: item vectors of neighbourhood and linear models, the items' user columns.
+
+    Row ``i`` is the binary vector of the training users of item ``i``, so the cosine of two
+    rows is their co-occurrence similarity. Built on first use and kept per ``seen_`` matrix.
+    """
+
+    supports_item_vectors: ClassVar[bool] = True
+    seen_: sp.csr_array
+
+    def _item_vectors(self) -> sp.csr_array:
+        seen = self.seen_
+        cache = self.__dict__.get("_item_vector_cache")
+        if cache is None or cache[0] is not seen:
+            vectors = sp.csr_array(seen.T, dtype=np.float32)
+            vectors.data[:] = 1.0
+            vectors.sort_indices()
+            cache = (seen, vectors)
+            self.__dict__["_item_vector_cache"] = cache
+        return cache[1]
+
+
+def csr_state(prefix: str, m: sp.csr_array) -> dict[str, np.ndarray]:
+    """Arrays of a CSR matrix for ``arrays.npz`` (``<prefix>_indptr/_indices/_data``)."""
+    return {
+        f"{prefix}_indptr": np.asarray(m.indptr, dtype=np.int64),
+        f"{prefix}_indices": np.asarray(m.indices, dtype=np.int32),
+        f"{prefix}_data": np.asarray(m.data, dtype=np.float32),
+    }
+
+
+def csr_from_state(
+    state: Mapping[str, np.ndarray], prefix: str, shape: tuple[int, int]
+) -> sp.csr_array:
+    """Rebuild a CSR matrix saved by :func:`csr_state`, validating it (ModelFormatError)."""
+    indptr = check_state_shape(state, f"{prefix}_indptr", (shape[0] + 1,), np.int64)
+    indices = check_state_shape(state, f"{prefix}_indices", (None,), np.int32)
+    data = check_state_shape(state, f"{prefix}_data", (indices.shape[0],), np.float32)
+    if indptr[0] != 0 or indptr[-1] != indices.shape[0] or np.any(np.diff(indptr) < 0):
+        raise ModelFormatError(f"model array {prefix + '_indptr'!r} is inconsistent")
+    if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
+        raise ModelFormatError(f"model array {prefix + '_indices'!r} has codes out of range")
+    return sp.csr_array((data, indices, indptr), shape=shape)
