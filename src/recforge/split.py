@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,6 +41,7 @@ from recforge.data import Dataset
 from recforge.exceptions import ConfigError, DataError
 
 __all__ = [
+    "SPLITS_METHODS",
     "SPLIT_METHODS",
     "Split",
     "cold_start_split",
@@ -48,6 +49,8 @@ __all__ = [
     "leave_one_out",
     "random_split",
     "split_by_name",
+    "split_options",
+    "splits_by_name",
     "temporal_split",
 ]
 
@@ -723,9 +726,60 @@ _METHODS: dict[str, tuple[Callable[..., Split], dict[str, Any]]] = {
     "cold_items": (cold_start_split, {"entity": "item"}),
 }
 _ALIASES = {"loo": "leave_one_out", "per_user": "user_random", "cold": "cold_start"}
+#: Splitters that give several splits (evaluation reports the mean and spread over them).
+_MULTI: dict[str, Callable[..., Iterable[Split]]] = {"kfold": kfold}
 
 #: Method names accepted by :func:`split_by_name` (dashes and underscores are interchangeable).
 SPLIT_METHODS: tuple[str, ...] = tuple(sorted([*_METHODS, *_ALIASES]))
+#: Method names accepted by :func:`splits_by_name`: every split method plus ``kfold``.
+SPLITS_METHODS: tuple[str, ...] = tuple(sorted([*SPLIT_METHODS, *_MULTI]))
+
+
+def split_options(method: str) -> tuple[str, list[str]]:
+    """Canonical name of a split method and the options a configuration may give it.
+
+    Raises
+    ------
+    ConfigError
+        If the method is unknown (naming the nearest one).
+    """
+    raw = str(method)
+    name = raw.strip().lower().replace("-", "_")
+    name = _ALIASES.get(name, name)
+    if name in _MULTI:
+        return name, [k for k in _keywords(_MULTI[name])]
+    if name not in _METHODS:
+        import difflib
+
+        near = difflib.get_close_matches(name, list(SPLITS_METHODS), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ConfigError(
+            f"unknown split method {raw!r}{hint} (methods: {', '.join(SPLITS_METHODS)})"
+        )
+    func, fixed = _METHODS[name]
+    return name, [k for k in _keywords(func) if k not in fixed]
+
+
+def splits_by_name(ds: Dataset, spec: Mapping[str, Any]) -> list[Split]:
+    """Like :func:`split_by_name`, but ``{"method": "kfold", "n_folds": 5}`` gives every fold.
+
+    Returns
+    -------
+    list of Split
+        One split, or the folds of ``kfold``.
+    """
+    if isinstance(spec, Mapping) and "method" in spec:
+        name, allowed = split_options(str(spec["method"]))
+        if name in _MULTI:
+            kwargs = {k: v for k, v in spec.items() if k != "method"}
+            for key in kwargs:
+                if key not in allowed:
+                    raise ConfigError(
+                        f"split method {spec['method']!r} has no option {key!r} "
+                        f"(options: {', '.join(allowed)})"
+                    )
+            return list(_MULTI[name](ds, **kwargs))
+    return [split_by_name(ds, spec)]
 
 
 def _keywords(func: Callable[..., Any]) -> list[str]:

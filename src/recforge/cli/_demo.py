@@ -81,7 +81,7 @@ def print_leaderboard(result: RunResult, k: int) -> None:
     import pandas as pd
 
     s = result.summary
-    known = s[(s["k"] == k) & (s["group"] == "all")]
+    known = s[(s["k"] == k) & (s["group"] == "known")]
     table = known.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
     table = table.reindex(columns=[m for m in DEMO_METRICS if m in table.columns])
     if "ndcg" in table.columns:
@@ -167,15 +167,17 @@ def publish(result: RunResult, workdir: Path) -> tuple[Path, str]:
     """
     import shutil
 
+    import pandas as pd
+
     from recforge.registry import ModelRegistry
 
     root = workdir / "registry"
     registry = ModelRegistry(root)
     model = load_model(result, result.best)
     s = result.summary
-    rows = s[(s["model"] == result.best) & (s["group"] == "all")]
+    rows = s[(s["model"] == result.best) & (s["group"] == "known")]
     metrics = {
-        f"{m}@{k}": float(v)
+        (m if pd.isna(k) else f"{m}@{k}"): float(v)
         for m, k, v in zip(rows["metric"], rows["k"], rows["value"], strict=True)
     }
     info = registry.publish(model, metrics=metrics, promote=True)

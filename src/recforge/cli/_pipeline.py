@@ -79,16 +79,20 @@ def _print_result(result: Any) -> None:
     summary = result.summary
     table = Table(title="Leaderboard", title_justify="left")
     sig = result.significance
-    main = summary[summary["group"] == "all"]
-    if main.empty:
-        return
     import json
+
+    from recforge.evaluation import direction
+    from recforge.pipeline.runner import headline
 
     meta = json.loads((result.run_dir / "metrics.json").read_text(encoding="utf-8"))
     metric, k = meta["main_metric"]["metric"], meta["main_metric"]["k"]
-    rows = main[(main["metric"] == metric) & (main["k"] == k)].sort_values("value", ascending=False)
+    group = meta["main_metric"].get("group", "known")
+    rows = headline(summary, metric, k, group)
+    if rows.empty:
+        return
+    rows = rows.sort_values("value", ascending=direction(metric) == "minimize")
     table.add_column("model")
-    table.add_column(f"{metric}@{k}", justify="right")
+    table.add_column(metric if k is None else f"{metric}@{k}", justify="right")
     table.add_column("95% CI", justify="right")
     table.add_column("vs best")
     for r in rows.to_dict("records"):

@@ -150,13 +150,21 @@ def retrain(
     param: Annotated[
         list[str] | None, typer.Option("--param", help="Challenger hyperparameter NAME=JSON_VALUE.")
     ] = None,
-    metric: Annotated[str, typer.Option(help="ndcg@K or recall@K.")] = "ndcg@10",
+    metric: Annotated[str, typer.Option(help="ndcg@K, recall@K, map@K, ...")] = "ndcg@10",
     margin: Annotated[
         float, typer.Option(help="Required improvement over the active model.")
     ] = 0.0,
     holdout: Annotated[float, typer.Option(help="Newest fraction held out.")] = 0.1,
+    min_users: Annotated[
+        int, typer.Option(help="Fewest held-out users compared before any promotion.")
+    ] = 20,
 ) -> None:
-    """Train a challenger on the original data plus stored events; promote only if better."""
+    """Train a challenger on the original data plus stored events; promote only if better.
+
+    The incumbent's recipe is refitted on the same older data as the challenger and both are
+    scored on the newest interactions, paired by user; a promotion needs at least
+    ``--min-users`` users and a paired-difference interval above zero.
+    """
     from recforge.exceptions import RecforgeError
     from recforge.models import model_class
     from recforge.registry import ModelRegistry
@@ -185,6 +193,7 @@ def retrain(
             metric=metric,
             margin=margin,
             holdout=holdout,
+            min_users=min_users,
         )
     except (RecforgeError, KeyError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -1,20 +1,20 @@
-"""Statistics of a run: confidence intervals and paired tests of every model against the best."""
+"""Statistics of a run: paired tests of every model against the best, and k-fold summaries."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from recforge.metrics.significance import (
-    bootstrap_ci,
     holm_correction,
     paired_t_test,
     wilcoxon_test,
 )
 
-__all__ = ["paired_tests", "summarise"]
+__all__ = ["fold_summary", "paired_tests"]
 
 
 def _p_value(kind: str, a: np.ndarray, b: np.ndarray) -> float:
@@ -22,42 +22,53 @@ def _p_value(kind: str, a: np.ndarray, b: np.ndarray) -> float:
     return float(res.pvalue) if np.isfinite(res.pvalue) else 1.0
 
 
+def _select(per_user: pd.DataFrame, metric: str, k: int | None) -> pd.DataFrame:
+    sel = per_user["metric"] == metric
+    sel &= per_user["k"].isna() if k is None else per_user["k"] == k
+    return per_user[sel]
+
+
 def paired_tests(
     per_user: pd.DataFrame,
     *,
     metric: str,
-    k: int,
+    k: int | None,
     tests: Sequence[str] = ("t-test", "wilcoxon"),
     alpha: float = 0.05,
     correction: str = "holm",
+    maximize: bool = True,
 ) -> tuple[str, pd.DataFrame]:
     """Compare every model with the best one on per-user values of ``metric@k``.
 
     Parameters
     ----------
     per_user
-        Long frame ``model, user, metric, k, value``; models are paired by user.
+        Long frame ``model, user, metric, k, value`` (and ``fold`` for k-fold runs, where
+        models are paired by fold and user); models are paired by user.
     metric, k
-        The compared metric.
+        The compared metric (``k`` is ``None`` for metrics without a cutoff).
     tests
         ``"t-test"`` (paired Student) and/or ``"wilcoxon"`` (signed-rank).
     alpha
         Level at which an adjusted p-value counts as significant.
     correction
         ``"holm"`` or ``"none"``.
+    maximize
+        Whether a larger value is better (``False`` for RMSE/MAE).
 
     Returns
     -------
     best : str
-        Model with the highest mean.
+        Model with the best mean.
     table : pandas.DataFrame
         One row per other model and test: ``model, test, mean, best_mean, diff, p_value,
         p_adjusted, significant``.
     """
-    sel = per_user[(per_user["metric"] == metric) & (per_user["k"] == k)]
-    wide = sel.pivot_table(index="user", columns="model", values="value", aggfunc="first")
+    sel = _select(per_user, metric, k)
+    index = ["fold", "user"] if "fold" in sel.columns else ["user"]
+    wide = sel.pivot_table(index=index, columns="model", values="value", aggfunc="first")
     wide = wide.dropna()
-    means = wide.mean().sort_values(ascending=False, kind="stable")
+    means = wide.mean().sort_values(ascending=not maximize, kind="stable")
     best = str(means.index[0])
     rows = []
     for test in tests:
@@ -71,7 +82,7 @@ def paired_tests(
                     "test": test,
                     "mean": float(means[model]),
                     "best_mean": float(means[best]),
-                    "diff": float(means[best] - means[model]),
+                    "diff": float(abs(means[best] - means[model])),
                     "p_value": _p_value(test, a, b),
                 }
             )
@@ -85,61 +96,62 @@ def paired_tests(
     return best, pd.DataFrame(rows, columns=cols)
 
 
-def summarise(
-    per_user: pd.DataFrame,
-    catalog: pd.DataFrame,
-    segments: pd.Series | None = None,
-    *,
-    segment_metric: tuple[str, int] | None = None,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
+def fold_summary(
+    per_user: pd.DataFrame, aggregates: pd.DataFrame, *, alpha: float = 0.05
 ) -> pd.DataFrame:
-    """Tidy summary ``model, metric, k, value, ci_low, ci_high, n_users, group``.
+    """Summary of a k-fold evaluation: the mean over folds and a t-interval over folds.
 
-    Per-user metrics get a bootstrap CI of the mean over users for ``group == "all"`` and
-    for each user segment (``segments`` maps user code -> label; only ``segment_metric``
-    ``(metric, k)`` when given); catalog-level metrics have no interval.
+    Each fold's value is the mean over its users (or its aggregate value, for coverage, gini,
+    RMSE and MAE); ``n_users`` sums the folds' users.
     """
+    from recforge.evaluation import RATING_METRICS
+
+    keys = ["model", "group", "metric", "k"]
+    means = (
+        per_user[~per_user["metric"].isin(RATING_METRICS)]
+        .assign(k=lambda f: f["k"].astype("float64"))
+        .groupby([*keys, "fold"], sort=False, dropna=False)["value"]
+        .agg(value="mean", n_users="size")
+        .reset_index()
+    )
+    agg = aggregates.assign(k=aggregates["k"].astype("float64"))[
+        [*keys, "fold", "value", "n_users"]
+    ]
+    per_fold = pd.concat([means, agg], ignore_index=True)
     rows = []
-    groups: list[tuple[str, pd.DataFrame]] = [("all", per_user)]
-    if segments is not None and len(per_user):
-        chosen = per_user
-        if segment_metric is not None:
-            seg_metric, seg_k = segment_metric
-            chosen = per_user[(per_user["metric"] == seg_metric) & (per_user["k"] == seg_k)]
-        labels = segments.reindex(chosen["user"].to_numpy()).to_numpy()
-        for seg in ("cold", "regular", "heavy"):
-            groups.append((seg, chosen[labels == seg]))
-    for group, frame in groups:
-        for (model, metric, k), part in frame.groupby(["model", "metric", "k"], sort=False):
-            vals = part["value"].to_numpy()
-            if n_boot > 0 and vals.size > 1:
-                lo, hi = bootstrap_ci(vals, confidence=1 - alpha, n_resamples=n_boot, rng=seed)
-            else:
-                lo = hi = float(np.nanmean(vals)) if vals.size else float("nan")
-            rows.append(
-                {
-                    "model": str(model),
-                    "metric": str(metric),
-                    "k": int(k),  # type: ignore[call-overload]
-                    "value": float(np.nanmean(vals)) if vals.size else float("nan"),
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "n_users": int(vals.size),
-                    "group": group,
-                }
-            )
-    for rec in catalog.to_dict("records"):
+    for key, part in per_fold.groupby(keys, sort=False, dropna=False):
+        model, group, metric, k = key  # type: ignore[misc]
+        cutoff: Any = k
+        vals = part["value"].to_numpy(dtype=np.float64)
+        lo, hi = _t_interval(vals, 1.0 - alpha)
         rows.append(
             {
-                **{str(key): val for key, val in rec.items()},
-                "ci_low": np.nan,
-                "ci_high": np.nan,
-                "n_users": 0,
-                "group": "all",
+                "model": model,
+                "group": group,
+                "metric": metric,
+                "k": None if pd.isna(cutoff) else int(cutoff),
+                "value": float(np.nanmean(vals)),
+                "ci_low": lo,
+                "ci_high": hi,
+                "n_users": int(part["n_users"].sum()),
+                "n_folds": int(vals.size),
             }
         )
-    return pd.DataFrame(
-        rows, columns=["model", "metric", "k", "value", "ci_low", "ci_high", "n_users", "group"]
+    out = pd.DataFrame(rows)
+    out["k"] = pd.array(out["k"].tolist(), dtype="Int64")
+    return out
+
+
+def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    from scipy import stats
+
+    finite = values[np.isfinite(values)]
+    if finite.size < 2:
+        return float("nan"), float("nan")
+    mean = float(finite.mean())
+    half = (
+        float(stats.t.ppf(0.5 + confidence / 2, finite.size - 1))
+        * float(finite.std(ddof=1))
+        / np.sqrt(finite.size)
     )
+    return mean - half, mean + half

@@ -602,26 +602,13 @@ def _check_models(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
 
 def _check_split(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
     """Check the split method and its arguments without running it."""
-    import difflib
-
     from recforge import split as splitting
 
-    methods: dict[str, Any] = getattr(splitting, "_METHODS", {})
-    aliases: dict[str, str] = getattr(splitting, "_ALIASES", {})
     raw = cfg.split.method
-    method = aliases.get(
-        raw.strip().lower().replace("-", "_"), raw.strip().lower().replace("-", "_")
-    )
-    if method not in methods:
-        names = list(splitting.SPLIT_METHODS)
-        near = difflib.get_close_matches(method, names, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        return [
-            f"{_where(source, lines, ('split', 'method'))}: split.method: unknown split method "
-            f"{raw!r}{hint} (methods: {', '.join(names)})"
-        ]
-    func, fixed = methods[method]
-    allowed = [k for k in splitting._keywords(func) if k not in fixed]
+    try:
+        _, allowed = splitting.split_options(raw)
+    except ConfigError as exc:
+        return [f"{_where(source, lines, ('split', 'method'))}: split.method: {exc}"]
     errors = []
     for key in cfg.split.model_extra or {}:
         if key not in allowed:

@@ -6,12 +6,13 @@ Layout of a run directory::
       config.yaml, config.json   the file as given and the resolved configuration
       environment.json           Python, library versions, CPU and thread settings
       data.json                  data fingerprint, summary and preparation reports
-      split/{train,valid,test}.parquet   the split, with external ids
+      split/{train,valid,test}.parquet   the split, with external ids (split/fold<i>/ for
+                                 k-fold evaluation)
       tuning/<model>/trials.csv, journal.log   every Optuna trial and the study journal
       models/<model>/model/      the fitted model (safe format: JSON + npz, no pickle)
       models/<model>/result.json completion marker, written last (atomically)
-      metrics.json, metrics.csv  summary with bootstrap CIs, per segment
-      per_user.parquet           per-user metric values
+      metrics.json, metrics.csv  summary with confidence intervals, per user group and segment
+      per_user.parquet           per-user metric values (from the evaluation engine)
       significance.csv           paired tests against the best model (Holm-corrected)
       report.html                the self-contained report
       run.log
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import sys
@@ -39,13 +41,23 @@ import numpy as np
 import pandas as pd
 
 from recforge.data import Dataset
-from recforge.evaluation import _jsonable
-from recforge.exceptions import require
+from recforge.evaluation import (
+    RATING_METRICS,
+    SCORE_METRICS,
+    EvaluationProtocol,
+    check_metrics,
+    direction,
+    evaluate_model,
+    summarise,
+    user_segments,
+)
+from recforge.evaluation import jsonable as _jsonable
+from recforge.exceptions import ConfigError, require
 from recforge.models.base import Recommender
-from recforge.pipeline._evaluate import check_metrics, evaluate_models, user_segments
-from recforge.pipeline._stats import paired_tests, summarise
+from recforge.pipeline._stats import fold_summary, paired_tests
 from recforge.pipeline.config import ModelConfig, RunConfig, load_config
-from recforge.pipeline.tuning import make_model, tune
+from recforge.pipeline.tuning import make_model, tune, tuning_metric
+from recforge.split import Split
 
 __all__ = ["RunResult", "load_data", "run", "run_config"]
 
@@ -175,14 +187,6 @@ def data_summary(ds: Dataset) -> dict[str, Any]:
 _QUANTS = {"min": 0.0, "median": 0.5, "p90": 0.9, "max": 1.0}
 
 
-def _save_split_part(ds: Dataset, path: Path) -> None:
-    frame = ds.to_frame()
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
 # --------------------------------------------------------------------------- progress
 class _Progress:
     """Rich progress bars on stderr, or nothing."""
@@ -276,27 +280,52 @@ def _model_key(
     )
 
 
-def main_metric(cfg: RunConfig) -> tuple[str, int]:
-    """Metric and cut-off that decide the winner."""
-    metric = (cfg.significance.metric or cfg.tuning.metric).lower()
+def main_metric(cfg: RunConfig) -> tuple[str, int | None]:
+    """Metric and cut-off that decide the winner (no cut-off for ``rmse``, ``mae``, ``auc``)."""
+    metric = check_metrics(
+        [cfg.significance.metric or cfg.tuning.metric],
+        kinds=("ranking", "score", "rating"),
+        what="significance.metric",
+    )[0]
+    if metric in RATING_METRICS or metric in SCORE_METRICS:
+        return metric, None
     ks = cfg.evaluation.k
     k = cfg.tuning.k if cfg.tuning.k in ks else ks[len(ks) // 2]
     return metric, k
 
 
-def explain_winner(summary: pd.DataFrame, sig: pd.DataFrame, best: str, metric: str, k: int) -> str:
+def headline(summary: pd.DataFrame, metric: str, k: int | None, group: str) -> pd.DataFrame:
+    """Rows of ``metric@k`` for ``group`` (one per model)."""
+    sel = (summary["group"] == group) & (summary["metric"] == metric)
+    sel &= summary["k"].isna() if k is None else summary["k"] == k
+    return summary[sel]
+
+
+def _label(metric: str, k: int | None) -> str:
+    return metric if k is None else f"{metric}@{k}"
+
+
+def explain_winner(
+    summary: pd.DataFrame,
+    sig: pd.DataFrame,
+    best: str,
+    metric: str,
+    k: int | None,
+    group: str = "known",
+) -> str:
     """One paragraph saying why ``best`` won (value, CI, margins, significance)."""
-    allm = summary[
-        (summary["group"] == "all") & (summary["metric"] == metric) & (summary["k"] == k)
-    ]
+    allm = headline(summary, metric, k, group)
     row = allm[allm["model"] == best].iloc[0]
+    lower = direction(metric) == "minimize"
+    word = "lowest" if lower else "highest"
+    who = "test users" if group == "known" else f"{group} test users"
     text = (
-        f"{best} has the highest {metric}@{k}: {row['value']:.4f} "
-        f"(95% CI {row['ci_low']:.4f}–{row['ci_high']:.4f}, {int(row['n_users'])} test users)."
+        f"{best} has the {word} {_label(metric, k)}: {row['value']:.4f} "
+        f"(95% CI {row['ci_low']:.4f}–{row['ci_high']:.4f}, {int(row['n_users'])} {who})."
     )
     if len(allm) < 2:
         return text
-    runner_up = allm[allm["model"] != best].sort_values("value", ascending=False).iloc[0]
+    runner_up = allm[allm["model"] != best].sort_values("value", ascending=lower).iloc[0]
     text += (
         f" The runner-up, {runner_up['model']}, scores {runner_up['value']:.4f} "
         f"({(row['value'] / max(runner_up['value'], 1e-12) - 1) * 100:+.1f}% for {best})."
@@ -395,30 +424,73 @@ def run_config(
         handler.close()
 
 
-def _run(
-    cfg: RunConfig,
-    out: Path,
-    show: bool,
-    on_model_done: ModelHook | None,
-    source_text: str | None,
-    report: bool,
-    dataset: Dataset | None,
-    extra_notes: Mapping[str, Any] | None,
-) -> RunResult:
-    from recforge.split import split_by_name
+@dataclass(frozen=True)
+class RunDirectory:
+    """The files of one run, each written atomically (readers never see a partial file)."""
 
-    t_run = time.perf_counter()
-    metrics = check_metrics(cfg.evaluation.metrics)
+    root: Path
+
+    def path(self, *parts: str) -> Path:
+        """``root / parts``, its parent directory created."""
+        out = self.root.joinpath(*parts)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def text(self, name: str, text: str) -> None:
+        """Write a text file."""
+        atomic_write(self.path(name), text)
+
+    def json(self, name: str, doc: Any) -> None:
+        """Write indented JSON (NaN as ``null``)."""
+        write_json(self.path(name), doc)
+
+    def parquet(self, name: str, frame: pd.DataFrame) -> None:
+        """Write a Parquet file."""
+        target = self.path(name)
+        tmp = target.with_name(f".{target.name}.tmp")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+
+    def npz(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
+        """Write a NumPy archive (no pickled objects)."""
+        target = self.path(name)
+        tmp = target.with_name(f".{target.name}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, target)
+
+    def model_dir(self, label: str) -> Path:
+        """Directory of one model's results."""
+        return self.root / "models" / label
+
+
+@dataclass
+class _ModelRun:
+    """One model's results over the folds of a run (loaded from disk when resumed)."""
+
+    info: dict[str, Any]
+    per_user: pd.DataFrame
+    aggregates: pd.DataFrame
+    recommended_popularity: np.ndarray
+
+
+def _protocol(cfg: RunConfig) -> tuple[EvaluationProtocol, str, int | None]:
+    """The evaluation protocol of a run, its main metric and cut-off (all validated)."""
     metric, k_main = main_metric(cfg)
-    check_metrics([metric])
-    if cfg.mlflow.enabled:
-        require("mlflow", "mlflow")
-    log.info("run %s started in %s", cfg.name, out)
-    if source_text is not None:
-        atomic_write(out / "config.yaml", source_text)
-    write_json(out / "config.json", cfg.to_dict())
-    write_json(out / "environment.json", environment())
+    metrics = check_metrics(cfg.evaluation.metrics, what="evaluation.metrics")
+    if metric not in metrics:
+        metrics.append(metric)
+    protocol = EvaluationProtocol(
+        metrics=tuple(metrics),
+        ks=tuple(cfg.evaluation.k),
+        max_users=cfg.evaluation.max_users,
+        seed=cfg.seed,
+    )
+    return protocol, metric, k_main
 
+
+def _prepare(cfg: RunConfig, rd: RunDirectory, dataset: Dataset | None) -> tuple[Dataset, str]:
+    """Read and prepare the data; write ``data.json``."""
     ds = dataset if dataset is not None else load_data(cfg)
     reports: list[Any] = []
     if cfg.prepare:
@@ -426,8 +498,8 @@ def _run(
 
         ds, reports = apply_steps(ds, cfg.prepare)
     fingerprint = ds.fingerprint()
-    write_json(
-        out / "data.json",
+    rd.json(
+        "data.json",
         {
             "fingerprint": fingerprint,
             "summary": data_summary(ds),
@@ -435,126 +507,121 @@ def _run(
         },
     )
     log.info("data %s: fingerprint %s", ds, fingerprint)
+    return ds, fingerprint
 
-    split = split_by_name(ds, cfg.split.to_spec())
-    for part, pds in split.parts.items():
-        _save_split_part(pds, out / "split" / f"{part}.parquet")
-    full_train = split.train if split.valid is None else split.train.concat(split.valid)
-    log.info("split %s", split.name)
 
-    bar = _Progress(show)
-    per_user_frames: list[pd.DataFrame] = []
-    catalog_frames: list[pd.DataFrame] = []
-    rec_pop: dict[str, np.ndarray] = {}
-    model_info: dict[str, dict[str, Any]] = {}
-    refitted: list[str] = []
-    with bar.running():
-        overall = bar.add("models", len(cfg.models))
-        for label, mc in cfg.models.items():
-            mdir = out / "models" / label
-            key = _model_key(label, mc, cfg, fingerprint, split.name)
-            done = _load_done(mdir, key)
-            if done is None:
-                info = _fit_one(
-                    cfg,
-                    label,
-                    mc,
-                    split.train,
-                    split.valid,
-                    full_train,
-                    split.test,
-                    metrics,
-                    out,
-                    bar,
-                )
-                info["key"] = key
-                write_json(mdir / "result.json", info)  # completion marker, written last
-                refitted.append(label)
-                done = _load_done(mdir, key)
-                assert done is not None
-            else:
-                log.info("%s: resumed from %s", label, mdir)
-            info, pu, cat, pop = done
-            model_info[label] = info
-            per_user_frames.append(pu)
-            catalog_frames.append(cat)
-            rec_pop[label] = pop
-            bar.advance(overall, description=f"models (last: {label})")
-            if on_model_done is not None:
-                on_model_done(label)
+def _split(cfg: RunConfig, rd: RunDirectory, ds: Dataset) -> list[Split]:
+    """The split (or the folds of k-fold evaluation); write its parts."""
+    from recforge.split import splits_by_name
 
-    per_user = pd.concat(per_user_frames, ignore_index=True)
-    catalog = pd.concat(catalog_frames, ignore_index=True)
-    users = np.unique(per_user["user"].to_numpy())
-    segments = pd.Series(user_segments(full_train, users), index=users)
-    summary = summarise(
-        per_user,
-        catalog,
-        segments,
-        segment_metric=(metric, k_main),
-        n_boot=cfg.evaluation.bootstrap,
-        seed=cfg.seed,
-    )
-    best, sig = paired_tests(
-        per_user,
-        metric=metric,
-        k=k_main,
-        tests=cfg.significance.tests,
-        alpha=cfg.significance.alpha,
-        correction=cfg.significance.correction,
-    )
-    reason = explain_winner(summary, sig, best, metric, k_main)
-    atomic_write(out / "metrics.csv", summary.to_csv(index=False))
-    atomic_write(out / "significance.csv", sig.to_csv(index=False))
-    tmp = out / ".per_user.parquet.tmp"
-    per_user.to_parquet(tmp, index=False)
-    os.replace(tmp, out / "per_user.parquet")
-    arrays: dict[str, np.ndarray] = {"catalog": full_train.item_counts().astype(np.float32)}
-    arrays.update({f"model_{i}": rec_pop[label] for i, label in enumerate(cfg.models)})
-    with open(out / ".popularity.npz.tmp", "wb") as fh:
-        np.savez(fh, **arrays)  # type: ignore[arg-type]
-    os.replace(out / ".popularity.npz.tmp", out / "popularity.npz")
-    doc = {
-        "name": cfg.name,
-        "main_metric": {"metric": metric, "k": k_main},
-        "best": best,
-        "reason": reason,
-        "models": model_info,
-        "model_order": list(cfg.models),
-        "summary": summary.to_dict("records"),
-        "significance": sig.to_dict("records"),
-        "split": {"name": split.name, "parts": split.describe().reset_index().to_dict("records")},
-        "alpha": cfg.significance.alpha,
-        "wall_s": time.perf_counter() - t_run,
-        "notes": dict(extra_notes or {}),
-    }
-    write_json(out / "metrics.json", doc)
-    if cfg.registry:
-        from recforge.registry import ModelRegistry
+    folds = splits_by_name(ds, cfg.split.to_spec())
+    for i, split in enumerate(folds):
+        prefix = ("split",) if len(folds) == 1 else ("split", f"fold{i}")
+        for part, pds in split.parts.items():
+            rd.parquet("/".join((*prefix, f"{part}.parquet")), pds.to_frame())
+    log.info("split %s", ", ".join(s.name for s in folds))
+    return folds
 
-        reg_root = cfg.resolve(Path(cfg.registry))
-        model = Recommender.load(out / "models" / best / "model")
-        version = ModelRegistry(reg_root).publish(
-            model,
-            metrics={f"{metric}@{k_main}": model_info[best]["test_score"]},
-            data_fingerprint=full_train.fingerprint(),
-            promote=True,
+
+def _fit_and_evaluate(
+    cfg: RunConfig,
+    rd: RunDirectory,
+    label: str,
+    mc: ModelConfig,
+    folds: list[Split],
+    protocol: EvaluationProtocol,
+    bar: _Progress,
+) -> dict[str, Any]:
+    """Tune (on the first fold), fit and evaluate one model on every fold; save the results."""
+    mdir = rd.model_dir(label)
+    mdir.mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {"model": mc.model, "tuned": mc.tuned}
+    first = folds[0]
+    params = dict(mc.fixed)
+    if mc.tuned:
+        params, info["tuning"] = _tune_one(cfg, rd, label, mc, first, bar)
+    per_user, aggregates, rec_pop = [], [], []
+    fit_s = recommend_s = 0.0
+    notes: dict[str, str] = {}
+    n_users: dict[str, int] = {}
+    task = bar.add(f"fit {label}", 2 * len(folds))
+    model: Recommender | None = None
+    for i, split in enumerate(folds):
+        full_train = split.train if split.valid is None else split.train.concat(split.valid)
+        model = make_model(mc.model, params, cfg.seed)
+        t0 = time.perf_counter()
+        model.fit(full_train)
+        fit_s += time.perf_counter() - t0
+        bar.advance(task)
+        ev = evaluate_model(model, full_train, split.test, protocol, label=label)
+        bar.advance(task)
+        per_user.append(ev.per_user.assign(fold=i))
+        aggregates.append(ev.aggregates.assign(fold=i))
+        rec_pop.append(ev.recommended_popularity)
+        recommend_s += ev.seconds["recommend"]
+        notes.update(ev.notes)
+        n_users = {g: n_users.get(g, 0) + n for g, n in ev.n_users.items()}
+    assert model is not None
+    if cfg.output.save_models:
+        model.save(
+            mdir / "model",
+            metadata={"data_fingerprint": folds[-1].train.fingerprint(), "run": cfg.name},
         )
-        log.info("registered %s as %s in %s", best, version.version, reg_root)
-    if cfg.mlflow.enabled:
-        _log_mlflow(cfg, out, summary, model_info, best)
-    report_path = None
-    if report:
-        from recforge.pipeline.report import build_report
+    sub = RunDirectory(mdir)
+    sub.parquet("per_user.parquet", pd.concat(per_user, ignore_index=True))
+    sub.parquet("aggregates.parquet", pd.concat(aggregates, ignore_index=True))
+    sub.npz("recommended_popularity.npz", {"popularity": np.concatenate(rec_pop)})
+    info.update(
+        {
+            "params": model.get_params(),
+            "fit_s": fit_s,
+            "recommend_s": recommend_s,
+            "n_users": n_users,
+            "notes": notes,
+        }
+    )
+    return info
 
-        report_path = build_report(out)
-    log.info("winner: %s", reason)
-    return RunResult(out, summary, sig, best, reason, refitted, report_path)
+
+def _tune_one(
+    cfg: RunConfig, rd: RunDirectory, label: str, mc: ModelConfig, split: Split, bar: _Progress
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Search one model's hyperparameters on the split's validation part."""
+    tuning = cfg.tuning
+    if mc.n_trials is not None or mc.budget is not None:
+        tuning = tuning.model_copy(
+            update={
+                "n_trials": mc.n_trials if mc.n_trials is not None else tuning.n_trials,
+                "timeout": mc.budget if mc.budget is not None else tuning.timeout,
+            }
+        )
+    task = bar.add(f"tune {label}", tuning.n_trials)
+    log.info("%s: tuning %s", label, sorted(mc.space))
+    result = tune(
+        mc,
+        tuning,
+        split.train,
+        split.valid,
+        seed=cfg.seed,
+        storage_path=rd.path("tuning", label, "journal.log"),
+        study_name=label,
+        on_trial=lambda n, v: bar.advance(task),
+    )
+    rd.text(f"tuning/{label}/trials.csv", result.trials.to_csv(index=False))
+    summary = {
+        "best_value": result.best_value,
+        "n_trials": len(result.trials),
+        "n_complete": int((result.trials["state"] == "COMPLETE").sum()),
+        "n_pruned": int((result.trials["state"] == "PRUNED").sum()),
+        "wall_s": result.wall_s,
+        "overhead_per_trial_s": result.overhead_per_trial_s,
+        "metric": _label(*tuning_metric(tuning.metric, tuning.k)),
+        "budget": {"n_trials": tuning.n_trials, "timeout_s": tuning.timeout},
+    }
+    return result.best_params, summary
 
 
-def _load_done(
-    mdir: Path, key: str
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, np.ndarray] | None:
+def _load_done(mdir: Path, key: str) -> _ModelRun | None:
     marker = mdir / "result.json"
     if not marker.is_file():
         return None
@@ -566,104 +633,194 @@ def _load_done(
         return None
     try:
         pu = pd.read_parquet(mdir / "per_user.parquet")
-        cat = pd.read_csv(mdir / "catalog.csv")
+        agg = pd.read_parquet(mdir / "aggregates.parquet")
         with np.load(mdir / "recommended_popularity.npz", allow_pickle=False) as z:
             pop = z["popularity"]
     except (OSError, ValueError, KeyError):
         return None
-    return info, pu, cat, pop
+    return _ModelRun(info, pu, agg, pop)
 
 
-def _fit_one(
+def _evaluate_all(
     cfg: RunConfig,
-    label: str,
-    mc: ModelConfig,
-    train: Dataset,
-    valid: Dataset | None,
-    full_train: Dataset,
-    test: Dataset,
-    metrics: list[str],
+    rd: RunDirectory,
+    folds: list[Split],
+    fingerprint: str,
+    protocol: EvaluationProtocol,
+    show: bool,
+    on_model_done: ModelHook | None,
+) -> tuple[dict[str, _ModelRun], list[str]]:
+    """Every model's results, fitted now or resumed from a matching earlier run."""
+    bar = _Progress(show)
+    done: dict[str, _ModelRun] = {}
+    refitted: list[str] = []
+    split_name = "+".join(s.name for s in folds)
+    with bar.running():
+        overall = bar.add("models", len(cfg.models))
+        for label, mc in cfg.models.items():
+            mdir = rd.model_dir(label)
+            key = _model_key(label, mc, cfg, fingerprint, split_name)
+            result = _load_done(mdir, key)
+            if result is None:
+                info = _fit_and_evaluate(cfg, rd, label, mc, folds, protocol, bar)
+                info["key"] = key
+                rd.json(f"models/{label}/result.json", info)  # completion marker, written last
+                refitted.append(label)
+                result = _load_done(mdir, key)
+                assert result is not None
+            else:
+                log.info("%s: resumed from %s", label, mdir)
+            done[label] = result
+            bar.advance(overall, description=f"models (last: {label})")
+            if on_model_done is not None:
+                on_model_done(label)
+    return done, refitted
+
+
+def _summary(
+    cfg: RunConfig,
+    folds: list[Split],
+    per_user: pd.DataFrame,
+    aggregates: pd.DataFrame,
+    metric: str,
+    k_main: int | None,
+) -> pd.DataFrame:
+    """Summary rows: per group and activity segment, or over folds for k-fold evaluation."""
+    if len(folds) > 1:
+        return fold_summary(per_user, aggregates, alpha=cfg.significance.alpha)
+    train = folds[0].train if folds[0].valid is None else folds[0].train.concat(folds[0].valid)
+    known = per_user.loc[per_user["group"] == "known", "user"].drop_duplicates().to_numpy()
+    codes = train.users.codes(known, missing="negative")
+    segments = pd.Series(user_segments(train, codes), index=known)
+    return summarise(
+        per_user,
+        aggregates,
+        n_bootstrap=cfg.evaluation.bootstrap,
+        confidence=1.0 - cfg.significance.alpha,
+        rng=cfg.seed,
+        segments=segments,
+        segment_metrics=[(metric, k_main)],
+    )
+
+
+def _selection_group(per_user: pd.DataFrame, metric: str) -> str:
+    """``known`` users decide the winner; on a cold-user split (none known), ``cold`` users."""
+    rows = per_user[per_user["metric"] == metric]
+    return "known" if (rows["group"] == "known").any() else "cold"
+
+
+def _run(
+    cfg: RunConfig,
     out: Path,
-    bar: _Progress,
-) -> dict[str, Any]:
-    mdir = out / "models" / label
-    mdir.mkdir(parents=True, exist_ok=True)
-    info: dict[str, Any] = {"model": mc.model, "tuned": mc.tuned}
-    params = dict(mc.fixed)
-    if mc.tuned:
-        tdir = out / "tuning" / label
-        tuning = cfg.tuning
-        if mc.n_trials is not None or mc.budget is not None:
-            tuning = tuning.model_copy(
-                update={
-                    "n_trials": mc.n_trials if mc.n_trials is not None else tuning.n_trials,
-                    "timeout": mc.budget if mc.budget is not None else tuning.timeout,
-                }
-            )
-        task = bar.add(f"tune {label}", tuning.n_trials)
-        log.info("%s: tuning %s", label, sorted(mc.space))
-        result = tune(
-            mc,
-            tuning,
-            train,
-            valid,
-            seed=cfg.seed,
-            storage_path=tdir / "journal.log",
-            study_name=label,
-            on_trial=lambda n, v: bar.advance(task),
-        )
-        atomic_write(tdir / "trials.csv", result.trials.to_csv(index=False))
-        params = result.best_params
-        info["tuning"] = {
-            "best_value": result.best_value,
-            "n_trials": len(result.trials),
-            "n_complete": int((result.trials["state"] == "COMPLETE").sum()),
-            "n_pruned": int((result.trials["state"] == "PRUNED").sum()),
-            "wall_s": result.wall_s,
-            "overhead_per_trial_s": result.overhead_per_trial_s,
-            "metric": f"{tuning.metric}@{tuning.k}",
-            "budget": {"n_trials": tuning.n_trials, "timeout_s": tuning.timeout},
-        }
-    task = bar.add(f"fit {label}", 2)
-    model = make_model(mc.model, params, cfg.seed)
-    t0 = time.perf_counter()
-    model.fit(full_train)
-    fit_s = time.perf_counter() - t0
-    bar.advance(task)
-    ev = evaluate_models(
-        {label: model},
-        full_train,
-        test,
-        metrics=metrics,
-        ks=cfg.evaluation.k,
-        max_users=cfg.evaluation.max_users,
-        seed=cfg.seed,
+    show: bool,
+    on_model_done: ModelHook | None,
+    source_text: str | None,
+    report: bool,
+    dataset: Dataset | None,
+    extra_notes: Mapping[str, Any] | None,
+) -> RunResult:
+    t_run = time.perf_counter()
+    rd = RunDirectory(out)
+    protocol, metric, k_main = _protocol(cfg)
+    if cfg.mlflow.enabled:
+        require("mlflow", "mlflow")
+    log.info("run %s started in %s", cfg.name, out)
+    if source_text is not None:
+        rd.text("config.yaml", source_text)
+    rd.json("config.json", cfg.to_dict())
+    rd.json("environment.json", environment())
+    ds, fingerprint = _prepare(cfg, rd, dataset)
+    folds = _split(cfg, rd, ds)
+    done, refitted = _evaluate_all(cfg, rd, folds, fingerprint, protocol, show, on_model_done)
+
+    per_user = pd.concat([r.per_user for r in done.values()], ignore_index=True)
+    aggregates = pd.concat([r.aggregates for r in done.values()], ignore_index=True)
+    group = _selection_group(per_user, metric)
+    summary = _summary(cfg, folds, per_user, aggregates, metric, k_main)
+    pairs = per_user[per_user["group"] == group]
+    best, sig = paired_tests(
+        pairs,
+        metric=metric,
+        k=k_main,
+        tests=cfg.significance.tests,
+        alpha=cfg.significance.alpha,
+        correction=cfg.significance.correction,
+        maximize=direction(metric) == "maximize",
     )
-    bar.advance(task)
-    if cfg.output.save_models:
-        model.save(
-            mdir / "model",
-            metadata={"data_fingerprint": full_train.fingerprint(), "run": cfg.name},
-        )
-    tmp = mdir / ".per_user.parquet.tmp"
-    ev.per_user.to_parquet(tmp, index=False)
-    os.replace(tmp, mdir / "per_user.parquet")
-    atomic_write(mdir / "catalog.csv", ev.catalog.to_csv(index=False))
-    with open(mdir / ".pop.npz.tmp", "wb") as fh:
-        np.savez(fh, popularity=ev.recommended_popularity[label])
-    os.replace(mdir / ".pop.npz.tmp", mdir / "recommended_popularity.npz")
-    metric, k_main = main_metric(cfg)
-    sel = ev.per_user[(ev.per_user["metric"] == metric) & (ev.per_user["k"] == k_main)]
-    info.update(
+    if metric in RATING_METRICS:  # decided by the error over interactions, not a user mean
+        rows = headline(summary, metric, None, group)
+        best = str(rows.sort_values("value", kind="stable")["model"].iloc[0])
+    reason = explain_winner(summary, sig, best, metric, k_main, group)
+    for label, result in done.items():
+        rows = headline(summary, metric, k_main, group)
+        match = rows[rows["model"] == label]
+        result.info["test_score"] = float(match["value"].iloc[0]) if len(match) else math.nan
+    rd.text("metrics.csv", summary.to_csv(index=False))
+    rd.text("significance.csv", sig.to_csv(index=False))
+    rd.parquet("per_user.parquet", per_user)
+    train0 = folds[0].train if folds[0].valid is None else folds[0].train.concat(folds[0].valid)
+    arrays: dict[str, np.ndarray] = {"catalog": train0.item_counts().astype(np.float32)}
+    arrays.update(
+        {f"model_{i}": done[label].recommended_popularity for i, label in enumerate(cfg.models)}
+    )
+    rd.npz("popularity.npz", arrays)
+    rd.json(
+        "metrics.json",
         {
-            "params": model.get_params(),
-            "fit_s": fit_s,
-            "recommend_s": float(ev.timings["recommend_s"].iloc[0]),
-            "test_score": float(sel["value"].mean()) if len(sel) else float("nan"),
-        }
+            "name": cfg.name,
+            "main_metric": {"metric": metric, "k": k_main, "group": group},
+            "protocol": {**protocol.to_dict(), "folds": len(folds)},
+            "best": best,
+            "reason": reason,
+            "models": {label: r.info for label, r in done.items()},
+            "model_order": list(cfg.models),
+            "summary": summary.to_dict("records"),
+            "significance": sig.to_dict("records"),
+            "split": {
+                "name": "+".join(s.name for s in folds),
+                "parts": folds[0].describe().reset_index().to_dict("records"),
+            },
+            "alpha": cfg.significance.alpha,
+            "wall_s": time.perf_counter() - t_run,
+            "notes": dict(extra_notes or {}),
+        },
     )
-    log.info("%s: fitted in %.2fs, %s@%d = %.4f", label, fit_s, metric, k_main, info["test_score"])
-    return info
+    if cfg.registry:
+        _publish(cfg, out, best, done[best].info, metric, k_main, train0)
+    if cfg.mlflow.enabled:
+        _log_mlflow(cfg, out, summary, {label: r.info for label, r in done.items()}, best)
+    report_path = None
+    if report:
+        from recforge.pipeline.report import build_report
+
+        report_path = build_report(out)
+    log.info("winner: %s", reason)
+    return RunResult(out, summary, sig, best, reason, refitted, report_path)
+
+
+def _publish(
+    cfg: RunConfig,
+    out: Path,
+    best: str,
+    info: Mapping[str, Any],
+    metric: str,
+    k_main: int | None,
+    train: Dataset,
+) -> None:
+    from recforge.registry import ModelRegistry
+
+    if not cfg.output.save_models:
+        raise ConfigError("registry needs output.save_models: true (the winner is published)")
+    assert cfg.registry is not None
+    reg_root = cfg.resolve(Path(cfg.registry))
+    model = Recommender.load(out / "models" / best / "model")
+    version = ModelRegistry(reg_root).publish(
+        model,
+        metrics={_label(metric, k_main): info["test_score"]},
+        data_fingerprint=train.fingerprint(),
+        promote=True,
+    )
+    log.info("registered %s as %s in %s", best, version.version, reg_root)
 
 
 def _log_mlflow(
@@ -677,7 +834,7 @@ def _log_mlflow(
 
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     mlflow.set_experiment(cfg.mlflow.experiment)
-    allm = summary[summary["group"] == "all"]
+    allm = summary[summary["group"] == "known"]
     with mlflow.start_run(run_name=cfg.name):
         mlflow.set_tag("best_model", best)
         for label, info in model_info.items():
@@ -686,8 +843,11 @@ def _log_mlflow(
                 rows = allm[allm["model"] == label]
                 mlflow.log_metrics(
                     {
-                        f"{r['metric']}_at_{r['k']}": float(r["value"])
+                        (r["metric"] if pd.isna(r["k"]) else f"{r['metric']}_at_{r['k']}"): float(
+                            r["value"]
+                        )
                         for r in rows.to_dict("records")
+                        if np.isfinite(r["value"])
                     }
                 )
         for name in ("metrics.json", "metrics.csv", "significance.csv", "config.json"):

@@ -2,9 +2,11 @@
 
 :func:`tune` runs a seeded study (TPE by default) for one model: every trial fits the model on
 the training part and scores the tuning metric on the validation part (or averages it over
-k folds of the training data). The budget is a number of trials and/or a wall time. Iterative
-models that accept a per-iteration ``callback`` in ``fit`` report intermediate validation
-scores so the median pruner can stop hopeless trials early. The study is kept in an Optuna
+k folds of the training data) with the evaluation engine, so a trial's value is the number
+``recforge evaluate`` would report. Ranking metrics and AUC are maximised, RMSE and MAE
+minimised. The budget is a number of trials and/or a wall time. Models that train in epochs
+(``supports_epochs``) report intermediate validation scores so the median pruner can stop
+hopeless trials early. The study is kept in an Optuna
 journal file and every trial is written to ``trials.csv`` with its fit, evaluation and
 overhead times.
 """
@@ -16,16 +18,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from recforge.data import Dataset
+from recforge.evaluation import (
+    RATING_METRICS,
+    SCORE_METRICS,
+    EvaluationProtocol,
+    check_metrics,
+    direction,
+    evaluate_model,
+)
 from recforge.exceptions import ConfigError, require
 from recforge.models import model_class
 from recforge.models.base import Recommender
-from recforge.pipeline._evaluate import ACCURACY_METRICS, evaluate_models
 
 if TYPE_CHECKING:
     import optuna
@@ -126,15 +135,39 @@ def make_model(name: str, params: Mapping[str, Any], seed: int) -> Recommender:
     return cls(**kwargs)
 
 
+def tuning_metric(metric: str, k: int | None) -> tuple[str, int | None]:
+    """The validated tuning metric and its cutoff (``None`` for ``rmse``, ``mae``, ``auc``).
+
+    Ranking metrics (``ndcg``, ``recall``, ...), ``auc`` and the rating metrics ``rmse`` and
+    ``mae`` (minimised) can be tuned; list-level and beyond-accuracy metrics cannot.
+
+    Raises
+    ------
+    ConfigError
+        Naming the setting and the metrics it accepts.
+    """
+    name = check_metrics([metric], kinds=("ranking", "score", "rating"), what="tuning.metric")[0]
+    return name, (None if name in RATING_METRICS or name in SCORE_METRICS else k)
+
+
 def validation_score(
-    model: Recommender, train: Dataset, valid: Dataset, metric: str, k: int, *, max_users: int
+    model: Recommender,
+    train: Dataset,
+    valid: Dataset,
+    metric: str,
+    k: int | None,
+    *,
+    max_users: int,
 ) -> float:
-    """Mean of ``metric@k`` over validation users of a fitted model."""
-    out = evaluate_models(
-        {"m": model}, train, valid, metrics=[metric], ks=[k], max_users=max_users, seed=0
-    )
-    vals = out.per_user["value"].to_numpy()
-    return float(vals.mean()) if vals.size else 0.0
+    """``metric@k`` of a fitted model on validation users, from the evaluation engine.
+
+    Known users decide; on data whose validation users are all cold, the cold group does.
+    """
+    name, cutoff = tuning_metric(metric, k)
+    protocol = EvaluationProtocol(metrics=(name,), ks=(cutoff or 10,), max_users=max_users, seed=0)
+    ev = evaluate_model(model, train, valid, protocol)
+    group = "known" if ev.n_users.get("known") else "cold"
+    return ev.value(name, cutoff, group)
 
 
 @dataclass
@@ -279,136 +312,40 @@ def tune(
     Raises
     ------
     ConfigError
-        If there is no validation data, the metric is not a ranking metric, or every trial
-        failed.
+        If there is no validation data, the metric cannot be tuned (or needs a rating model
+        on explicit data), or every trial failed.
     """
-    optuna = require("optuna", "tune")
-    import optuna as _optuna  # for the type checker and attribute access
+    require("optuna", "tune")
+    import optuna
 
-    del optuna
-    metric = tuning.metric.lower()
-    if metric not in ACCURACY_METRICS:
-        raise ConfigError(
-            f"tuning.metric must be one of {', '.join(ACCURACY_METRICS)}, got {tuning.metric!r}"
-        )
-    if tuning.cv_folds:
-        folds = _kfold(train, tuning.cv_folds, seed)
-    elif valid is not None and valid.n_interactions:
-        folds = [(train, valid)]
-    else:
-        raise ConfigError(
-            "tuning needs validation data: set split.valid_size > 0 or tuning.cv_folds"
-        )
-    _optuna.logging.set_verbosity(_optuna.logging.WARNING)
-    # The search runs on in-memory storage; each finished trial is appended to the journal
-    # file as one record (one fsync), instead of one synced write per Optuna operation,
-    # which would cost tens of milliseconds per trial.
-    journal: Any = None
-    if storage_path is not None:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        storage_path.parent.mkdir(parents=True, exist_ok=True)
-        journal = _optuna.create_study(
-            study_name=study_name,
-            storage=JournalStorage(JournalFileBackend(str(storage_path))),
-            load_if_exists=True,
-            direction="maximize",
-        )
-    pruner = (
-        _optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-        if tuning.pruning
-        else _optuna.pruners.NopPruner()
-    )
-    spaces = {name: sp.to_dict() for name, sp in model_cfg.space.items()}
-    study = _optuna.create_study(
-        study_name=study_name,
-        direction="maximize",
-        sampler=_sampler(tuning.sampler, seed, spaces),
-        pruner=pruner,
-    )
-    if journal is not None:
-        study.add_trials([t for t in journal.get_trials(deepcopy=False) if t.state.is_finished()])
-    t_study = time.perf_counter()
-    deadline = None if tuning.timeout is None else t_study + tuning.timeout
-    lock = threading.Lock()
-
-    def objective(trial: _optuna.Trial) -> float:
-        t_start = time.perf_counter()
-        params = dict(model_cfg.fixed)
-        for name, space in spaces.items():
-            params[name] = _suggest(trial, name, space)
-        times = [0.0, 0.0]  # seconds fitting, seconds evaluating
-        try:
-            return _run_trial(trial, params, times)
-        finally:  # also for pruned trials, so their fit time is not counted as overhead
-            trial.set_user_attr(
-                "timing", {"fit_s": times[0], "eval_s": times[1], "start_s": t_start - t_study}
+    metric, k = tuning_metric(tuning.metric, tuning.k)
+    if metric in RATING_METRICS:
+        cls = model_class(model_cfg.model)
+        if not cls.supports_predict or train.is_implicit:
+            raise ConfigError(
+                f"tuning.metric {metric!r} needs a rating model (one that predicts) on explicit "
+                f"data; {model_cfg.model!r} on {'implicit' if train.is_implicit else 'its'} "
+                "data cannot be tuned on it"
             )
-
-    def _run_trial(trial: _optuna.Trial, params: dict[str, Any], times: list[float]) -> float:
-        scores = []
-        for fold, (tr, va) in enumerate(folds):
-            model = make_model(model_cfg.model, params, seed)
-            t0 = time.perf_counter()
-            if tuning.pruning and fold == 0 and model.supports_epochs:
-                step_eval = [0.0, 0.0]  # evaluation seconds, callback calls
-
-                def callback(
-                    iteration: int,
-                    fitted: Any,
-                    *_: Any,
-                    tr: Dataset = tr,
-                    va: Dataset = va,
-                    step_eval: list[float] = step_eval,
-                ) -> None:
-                    step_eval[1] += 1
-                    calls = int(step_eval[1])
-                    if (
-                        deadline is not None
-                        and time.perf_counter() > deadline
-                        and any(
-                            t.state == _optuna.trial.TrialState.COMPLETE
-                            for t in study.get_trials(deepcopy=False)
-                        )
-                    ):
-                        raise _optuna.TrialPruned("the time budget ran out")
-                    if calls & (calls - 1):  # report after iterations 1, 2, 4, 8, ... only
-                        return
-                    te = time.perf_counter()
-                    value = validation_score(
-                        fitted, tr, va, metric, tuning.k, max_users=max_eval_users
-                    )
-                    step_eval[0] += time.perf_counter() - te
-                    trial.report(value, iteration)
-                    if trial.should_prune():
-                        raise _optuna.TrialPruned(f"pruned at iteration {iteration}")
-
-                try:
-                    model.fit(tr, callback=callback)
-                finally:
-                    times[0] += time.perf_counter() - t0 - step_eval[0]
-                    times[1] += step_eval[0]
-            else:
-                model.fit(tr)
-                times[0] += time.perf_counter() - t0
-            t1 = time.perf_counter()
-            scores.append(
-                validation_score(model, tr, va, metric, tuning.k, max_users=max_eval_users)
-            )
-            times[1] += time.perf_counter() - t1
-        return float(np.mean(scores))
-
+    folds = _tuning_folds(train, valid, tuning.cv_folds, seed)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spaces = {name: space.to_dict() for name, space in model_cfg.space.items()}
+    study, journal = _studies(tuning, study_name, storage_path, direction(metric), seed, spaces)
+    objective = _Objective(
+        model_cfg, folds, metric, k, seed, max_eval_users, tuning.pruning, spaces, study
+    )
     done = sum(1 for t in study.trials if t.state.is_finished())
     remaining = None if tuning.n_trials is None else max(0, tuning.n_trials - done)
+    lock = threading.Lock()
 
-    def after(study: _optuna.Study, trial: _optuna.trial.FrozenTrial) -> None:
+    def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         with lock:
             if journal is not None:
                 journal.add_trial(trial)
             if on_trial is not None:
                 on_trial(trial.number, trial.value)
 
+    objective.start(tuning.timeout)
     if remaining is None or remaining > 0:
         study.optimize(
             objective,
@@ -418,11 +355,10 @@ def tune(
             callbacks=[after],
             catch=(ArithmeticError, FloatingPointError, np.linalg.LinAlgError),
         )
-    wall = time.perf_counter() - t_study
+    wall = time.perf_counter() - objective.t_study
     trials = _trials_frame(study)
     new = trials[trials["number"] >= done]
-    complete = [t for t in study.trials if t.state == _optuna.trial.TrialState.COMPLETE]
-    if not complete:
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
         raise ConfigError(
             f"tuning of {model_cfg.model!r} finished no trial within the budget "
             f"(n_trials={tuning.n_trials}, timeout={tuning.timeout}); raise the budget"
@@ -436,6 +372,175 @@ def tune(
         n_new=len(new),
         work_s=float(np.nansum(new["fit_s"]) + np.nansum(new["eval_s"])),
     )
+
+
+def _tuning_folds(
+    train: Dataset, valid: Dataset | None, cv_folds: int | None, seed: int
+) -> list[tuple[Dataset, Dataset]]:
+    if cv_folds:
+        return _kfold(train, cv_folds, seed)
+    if valid is not None and valid.n_interactions:
+        return [(train, valid)]
+    raise ConfigError("tuning needs validation data: set split.valid_size > 0 or tuning.cv_folds")
+
+
+def _studies(
+    tuning: TuningConfig,
+    study_name: str,
+    storage_path: Path | None,
+    goal: Literal["maximize", "minimize"],
+    seed: int,
+    spaces: Mapping[str, Mapping[str, Any]],
+) -> tuple[optuna.Study, optuna.Study | None]:
+    """The in-memory study and, with a journal file, the journal study it resumes from.
+
+    The search runs on in-memory storage; each finished trial is appended to the journal
+    file as one record (one fsync), instead of one synced write per Optuna operation, which
+    would cost tens of milliseconds per trial.
+    """
+    import optuna
+
+    journal: optuna.Study | None = None
+    if storage_path is not None:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        storage_path.parent.mkdir(parents=True, exist_ok=True)
+        journal = optuna.create_study(
+            study_name=study_name,
+            storage=JournalStorage(JournalFileBackend(str(storage_path))),
+            load_if_exists=True,
+            direction=goal,
+        )
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        if tuning.pruning
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(
+        study_name=study_name,
+        direction=goal,
+        sampler=_sampler(tuning.sampler, seed, spaces),
+        pruner=pruner,
+    )
+    if journal is not None:
+        study.add_trials([t for t in journal.get_trials(deepcopy=False) if t.state.is_finished()])
+    return study, journal
+
+
+class _Objective:
+    """One trial: fit on each fold's training part, score on its validation part, average.
+
+    Models that train in epochs (``supports_epochs``) report the validation score after
+    epochs 1, 2, 4, 8, ... of the first fold, so the pruner can stop hopeless trials; a trial
+    is also stopped once the time budget has run out and another trial has completed.
+    """
+
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        folds: list[tuple[Dataset, Dataset]],
+        metric: str,
+        k: int | None,
+        seed: int,
+        max_users: int,
+        pruning: bool,
+        spaces: Mapping[str, Mapping[str, Any]],
+        study: optuna.Study,
+    ) -> None:
+        self.model_cfg = model_cfg
+        self.folds = folds
+        self.metric = metric
+        self.k = k
+        self.seed = seed
+        self.max_users = max_users
+        self.pruning = pruning
+        self.spaces = spaces
+        self.study = study
+        self.t_study = time.perf_counter()
+        self.deadline: float | None = None
+
+    def start(self, timeout: float | None) -> None:
+        """Start the clock of the study (and of its time budget)."""
+        self.t_study = time.perf_counter()
+        self.deadline = None if timeout is None else self.t_study + timeout
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        t_start = time.perf_counter()
+        params = dict(self.model_cfg.fixed)
+        for name, space in self.spaces.items():
+            params[name] = _suggest(trial, name, space)
+        times = [0.0, 0.0]  # seconds fitting, seconds evaluating
+        try:
+            scores = [
+                self._fold(trial, params, fold, tr, va, times)
+                for fold, (tr, va) in enumerate(self.folds)
+            ]
+            return float(np.mean(scores))
+        finally:  # also for pruned trials, so their fit time is not counted as overhead
+            trial.set_user_attr(
+                "timing",
+                {"fit_s": times[0], "eval_s": times[1], "start_s": t_start - self.t_study},
+            )
+
+    def _score(self, model: Recommender, tr: Dataset, va: Dataset) -> float:
+        return validation_score(model, tr, va, self.metric, self.k, max_users=self.max_users)
+
+    def _fold(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        fold: int,
+        tr: Dataset,
+        va: Dataset,
+        times: list[float],
+    ) -> float:
+        model = make_model(self.model_cfg.model, params, self.seed)
+        t0 = time.perf_counter()
+        eval_s = [0.0]
+        callback = (
+            self._pruning_callback(trial, tr, va, eval_s)
+            if self.pruning and fold == 0 and model.supports_epochs
+            else None
+        )
+        try:
+            model.fit(tr, callback=callback) if callback is not None else model.fit(tr)
+        finally:
+            times[0] += time.perf_counter() - t0 - eval_s[0]
+            times[1] += eval_s[0]
+        t1 = time.perf_counter()
+        score = self._score(model, tr, va)
+        times[1] += time.perf_counter() - t1
+        return score
+
+    def _pruning_callback(
+        self, trial: optuna.Trial, tr: Dataset, va: Dataset, eval_s: list[float]
+    ) -> Callable[[int, Recommender], None]:
+        import optuna
+
+        calls = [0]
+
+        def callback(epoch: int, fitted: Recommender) -> None:
+            calls[0] += 1
+            if (
+                self.deadline is not None
+                and time.perf_counter() > self.deadline
+                and any(
+                    t.state == optuna.trial.TrialState.COMPLETE
+                    for t in self.study.get_trials(deepcopy=False)
+                )
+            ):
+                raise optuna.TrialPruned("the time budget ran out")
+            if calls[0] & (calls[0] - 1):  # report after epochs 1, 2, 4, 8, ... only
+                return
+            te = time.perf_counter()
+            value = self._score(fitted, tr, va)
+            eval_s[0] += time.perf_counter() - te
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at iteration {epoch}")
+
+        return callback
 
 
 def _trials_frame(study: optuna.Study) -> pd.DataFrame:

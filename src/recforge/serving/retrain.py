@@ -2,19 +2,25 @@
 
 Procedure (:func:`retrain`):
 
-1. Combine the original interactions with every stored event (ids unified).
-2. Hold out the newest ``holdout`` fraction of interactions by time; train the challenger on
-   the rest.
-3. Score challenger and active model on the held-out interactions with the same metric
-   (NDCG@k or recall@k, binary relevance), both excluding each user's training items.
-4. Promote only if ``challenger > active + margin``: the challenger is then refitted on all
-   data, published with its metrics, data fingerprint, lineage and the last event it includes
-   (``events_seq``), and made active. The decision is always recorded as JSON in the registry.
+1. Combine the original interactions with every stored event (ids unified) into one dataset.
+2. Hold out the newest ``holdout`` fraction of interactions by time (the *window*); both
+   candidates are trained on the rest: the challenger, and the incumbent's recipe (the active
+   model's class and hyperparameters) refitted on the same data. Neither has seen the window,
+   so the comparison is like with like (an incumbent trained on the window would be scored
+   on interactions it must exclude as "seen").
+3. Score both on the window with the evaluation engine (:func:`recforge.evaluation.
+   evaluate_model`, the code path of every reported metric), paired by user.
+4. Promote only if at least ``min_users`` users were compared, the challenger's mean beats the
+   incumbent's by more than ``margin``, and the lower end of the ``confidence`` interval of
+   the paired per-user difference is above zero. The active version is read again just before
+   promoting: a version promoted by hand meanwhile is never overwritten. The winner is refitted
+   on all data, published with its metrics, data fingerprint, lineage and the last event it
+   includes (``events_seq``), and made active. The decision is always recorded as JSON.
 """
 
 from __future__ import annotations
 
-import re
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,14 +29,13 @@ import numpy as np
 import pandas as pd
 
 from recforge.data import Dataset
+from recforge.evaluation import EvaluationProtocol, evaluate_model, parse_metric
 from recforge.exceptions import ConfigError, DataError
 from recforge.models.base import Recommender
 from recforge.registry import ModelRegistry
 from recforge.serving.store import EventStore
 
-__all__ = ["RetrainDecision", "combine", "ranking_metric", "retrain"]
-
-_METRIC_RE = re.compile(r"^(ndcg|recall)@(\d{1,4})$")
+__all__ = ["RetrainDecision", "combine", "compare", "ranking_metric", "retrain"]
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,14 @@ class RetrainDecision:
     challenger : str
         Model name and parameters.
     n_train, n_test, n_test_users, events_seq : int
-        Sizes, and the last event included.
+        Sizes, and the last event included (``n_test_users``: users compared).
     created : float
         Epoch seconds.
+    difference, ci_low, ci_high, p_value : float or None
+        Mean paired per-user difference (challenger - incumbent), its interval at
+        ``confidence`` and the two-sided paired t-test p-value.
+    min_users, confidence : int, float
+        The decision rule's settings.
     """
 
     promoted: bool
@@ -73,6 +83,12 @@ class RetrainDecision:
     n_test_users: int
     events_seq: int
     created: float
+    difference: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    min_users: int = 0
+    confidence: float = 0.95
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -80,13 +96,10 @@ class RetrainDecision:
 
 
 def _parse_metric(metric: str) -> tuple[str, int]:
-    m = _METRIC_RE.match(metric.lower())
-    if not m:
+    name, k = parse_metric(metric, what="retrain metric")
+    if name not in ("ndcg", "recall", "precision", "map", "mrr", "hit_rate") or k is None:
         raise ConfigError(f"metric must look like 'ndcg@10' or 'recall@20', got {metric!r}")
-    k = int(m.group(2))
-    if k < 1:
-        raise ConfigError(f"metric cutoff must be at least 1, got {metric!r}")
-    return m.group(1), k
+    return name, k
 
 
 def _all_int(values: pd.Series) -> bool:
@@ -124,51 +137,58 @@ def combine(base: Dataset | None, events: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _user_sets(frame: pd.DataFrame) -> dict[Any, set[Any]]:
-    out: dict[Any, set[Any]] = {}
-    for user, items in frame.groupby("user", sort=False)["item"]:
-        out[str(user)] = {str(i) for i in items.tolist()}
-    return out
+def _window(
+    frame: pd.DataFrame, holdout: float, attrs: pd.DataFrame | None
+) -> tuple[Dataset, Dataset, Dataset]:
+    """All data as one dataset, and its older part and newest ``holdout`` part (one index)."""
+    frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
+    full = Dataset.from_frame(
+        frame, value="value", time="time", item_attributes=attrs, name="retrain"
+    )
+    n_test = max(1, round(len(frame) * holdout))
+    newest = np.zeros(full.n_interactions, dtype=bool)
+    newest[-n_test:] = True  # interactions keep the frame's (time) order
+    return full, full.subset(~newest), full.subset(newest)
 
 
 def ranking_metric(
-    model: Recommender,
-    train: pd.DataFrame,
-    test: pd.DataFrame,
-    metric: str = "ndcg@10",
-) -> tuple[float, int]:
-    """Mean NDCG@k or recall@k of ``model`` on ``test`` users, excluding their ``train`` items.
+    model: Recommender, train: Dataset, test: Dataset, metric: str = "ndcg@10"
+) -> tuple[float, int, pd.Series]:
+    """``metric@k`` of ``model`` (fitted on ``train``) on ``test``, through the engine.
+
+    Only users with training interactions are scored (known users); their training items are
+    excluded from the lists.
 
     Returns
     -------
-    (score, n_users)
+    (mean, n_users, per-user values indexed by external user id)
     """
-    kind, k = _parse_metric(metric)
-    truth = _user_sets(test)
-    history = _user_sets(train)
-    users = list(truth)
-    if not users:
-        return 0.0, 0
-    n_items = len(model.items_)
-    k_big = int(min(n_items, k + 200))
-    ids = np.asarray(test["user"].drop_duplicates().tolist())
-    users = [str(u) for u in ids.tolist()]
-    recs = model.recommend(ids, k=k_big, exclude_seen=True, on_unknown="popular")
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    total = 0.0
-    for row, user in enumerate(users):
-        seen = history.get(user, set())
-        n = int(recs.lengths[row])
-        ranked = [s for s in map(str, recs.items[row, :n].tolist()) if s not in seen][:k]
-        rel = truth[user]
-        hits = np.array([x in rel for x in ranked], dtype=bool)
-        if kind == "recall":
-            total += hits.sum() / min(len(rel), k)
-        else:
-            dcg = float(discounts[: hits.size][hits].sum())
-            idcg = float(discounts[: min(len(rel), k)].sum())
-            total += dcg / idcg
-    return total / len(users), len(users)
+    name, k = _parse_metric(metric)
+    ev = evaluate_model(model, train, test, EvaluationProtocol(metrics=(name,), ks=(k,)))
+    pu = ev.per_user
+    sel = pu[(pu["group"] == "known") & (pu["metric"] == name) & (pu["k"] == k)]
+    values = pd.Series(sel["value"].to_numpy(dtype=np.float64), index=sel["user"].to_numpy())
+    return (float(values.mean()) if len(values) else 0.0), len(values), values
+
+
+def compare(
+    challenger: pd.Series, incumbent: pd.Series, confidence: float = 0.95
+) -> tuple[float, float, float, float]:
+    """Paired comparison of per-user values: mean difference, its t-interval, and p-value."""
+    from scipy import stats
+
+    a, b = challenger.align(incumbent, join="inner")
+    d = (a - b).to_numpy(dtype=np.float64)
+    if d.size < 2:
+        return (float(d.mean()) if d.size else math.nan), math.nan, math.nan, math.nan
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1))
+    if sd == 0.0:
+        return mean, mean, mean, (1.0 if mean == 0.0 else 0.0)
+    se = sd / math.sqrt(d.size)
+    half = float(stats.t.ppf(0.5 + confidence / 2, d.size - 1)) * se
+    p = float(2 * stats.t.sf(abs(mean / se), d.size - 1))
+    return mean, mean - half, mean + half, p
 
 
 def retrain(
@@ -180,8 +200,10 @@ def retrain(
     metric: str = "ndcg@10",
     margin: float = 0.0,
     holdout: float = 0.1,
+    min_users: int = 20,
+    confidence: float = 0.95,
 ) -> RetrainDecision:
-    """Train a challenger, compare it with the active model, promote only if better.
+    """Train a challenger, compare it with the incumbent like with like, promote only if better.
 
     Parameters
     ----------
@@ -194,11 +216,16 @@ def retrain(
     challenger
         Unfitted model to train; default: a clone of the active model.
     metric
-        ``"ndcg@K"`` or ``"recall@K"``.
+        ``"ndcg@K"``, ``"recall@K"``, ``"precision@K"``, ``"map@K"``, ``"mrr@K"`` or
+        ``"hit_rate@K"``.
     margin
-        The challenger must beat the active model by more than this.
+        The challenger's mean must beat the incumbent's by more than this.
     holdout
         Fraction of the newest interactions (by time) held out for the comparison.
+    min_users
+        Fewest compared users for any promotion over an incumbent.
+    confidence
+        Level of the interval of the paired difference, whose lower end must exceed zero.
 
     Returns
     -------
@@ -208,13 +235,17 @@ def retrain(
     Raises
     ------
     ConfigError
-        Invalid metric/holdout, or no challenger and no active model.
+        Invalid settings, or no challenger and no active model.
     DataError
         No data to train on.
     """
     _parse_metric(metric)
     if not 0.0 < holdout < 0.9:
         raise ConfigError(f"holdout must be in (0, 0.9), got {holdout!r}")
+    if not isinstance(min_users, int) or min_users < 2:
+        raise ConfigError(f"min_users must be an int >= 2, got {min_users!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence!r}")
     active_model: Recommender | None = None
     active_version = registry.active_version()
     if active_version is not None:
@@ -228,50 +259,31 @@ def retrain(
     frame = combine(base, events)
     if frame.empty:
         raise DataError("no interactions to train on (original data and event store are empty)")
-    frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
-    n_test = max(1, round(len(frame) * holdout))
-    train_f, test_f = frame.iloc[:-n_test], frame.iloc[-n_test:]
-    # only users and items the challenger can know are evaluated
-    test_f = test_f[
-        test_f["user"].isin(set(train_f["user"])) & test_f["item"].isin(set(train_f["item"]))
-    ]
     attrs = base.item_attributes if base is not None else None
     if attrs is not None and frame["item"].dtype == object:
         attrs = attrs.set_axis(attrs.index.astype(str))
-
-    def fit(model: Recommender, f: pd.DataFrame) -> Recommender:
-        ds = Dataset.from_frame(
-            f, value="value", time="time", item_attributes=attrs, name="retrain"
-        )
-        return model.fit(ds)
+    full, train, test = _window(frame, holdout, attrs)
 
     label = f"{type(challenger).__name__}({challenger.get_params()})"
-    fitted = fit(challenger.clone(), train_f)
-    ch_score, n_users = ranking_metric(fitted, train_f, test_f, metric)
-    act_score = None
+    ch_score, n_users, ch_values = ranking_metric(
+        challenger.clone().fit(train), train, test, metric
+    )
+    act_score = diff = lo = hi = p = None
     if active_model is not None:
-        act_score, _ = ranking_metric(active_model, train_f, test_f, metric)
-    now = time.time()
-    if act_score is None:
-        promote, reason = True, "no active model: the challenger becomes the first version"
-    elif n_users == 0:
-        promote, reason = False, "no held-out users known to the challenger: nothing to compare"
-    elif ch_score > act_score + margin:
-        promote = True
-        reason = (
-            f"challenger {metric}={ch_score:.4f} beats active {act_score:.4f} + margin {margin:g}"
-        )
-    else:
+        incumbent = active_model.clone().fit(train)  # the incumbent's recipe, same window
+        act_score, _, act_values = ranking_metric(incumbent, train, test, metric)
+        diff, lo, hi, p = compare(ch_values, act_values, confidence)
+    promote, reason = _decide(
+        metric, ch_score, act_score, n_users, diff, lo, margin, min_users, confidence
+    )
+    if promote and registry.active_version() != active_version:
         promote = False
         reason = (
-            f"challenger {metric}={ch_score:.4f} does not beat active {act_score:.4f} "
-            f"+ margin {margin:g}"
+            f"the active version changed during the retrain ({active_version} -> "
+            f"{registry.active_version()}); nothing promoted, retrain again"
         )
     new_version = None
     if promote:
-        full = Dataset.from_frame(
-            frame, value="value", time="time", item_attributes=attrs, name="retrain"
-        )
         final = challenger.clone().fit(full)
         info = registry.publish(
             final,
@@ -292,11 +304,57 @@ def retrain(
         active_version=active_version,
         new_version=new_version,
         challenger=label,
-        n_train=len(train_f),
-        n_test=len(test_f),
+        n_train=train.n_interactions,
+        n_test=test.n_interactions,
         n_test_users=n_users,
         events_seq=events_seq,
-        created=now,
+        created=time.time(),
+        difference=_finite(diff),
+        ci_low=_finite(lo),
+        ci_high=_finite(hi),
+        p_value=_finite(p),
+        min_users=min_users,
+        confidence=confidence,
     )
     registry.record_decision(decision.to_dict())
     return decision
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _decide(
+    metric: str,
+    ch: float,
+    act: float | None,
+    n_users: int,
+    diff: float | None,
+    lo: float | None,
+    margin: float,
+    min_users: int,
+    confidence: float,
+) -> tuple[bool, str]:
+    if act is None:
+        return True, "no active model: the challenger becomes the first version"
+    if n_users < min_users:
+        return False, (
+            f"only {n_users} held-out users known to both models (need {min_users}): "
+            "too few to decide"
+        )
+    assert diff is not None
+    assert lo is not None
+    if not ch > act + margin:
+        return False, (
+            f"challenger {metric}={ch:.4f} does not beat active {act:.4f} + margin {margin:g}"
+        )
+    if not (math.isfinite(lo) and lo > 0):
+        return False, (
+            f"challenger {metric}={ch:.4f} beats active {act:.4f}, but the {confidence:.0%} "
+            f"interval of the paired difference [{lo:.4f}, ...] includes 0 ({n_users} users)"
+        )
+    return True, (
+        f"challenger {metric}={ch:.4f} beats active {act:.4f} + margin {margin:g} "
+        f"(paired difference {diff:+.4f}, {confidence:.0%} CI lower end {lo:.4f}, "
+        f"{n_users} users)"
+    )

@@ -124,14 +124,14 @@ def test_statistics_wiring(write_config: Callable[[str], Path]) -> None:
         "n_users",
         "group",
     }
-    per_user = s[(s["group"] == "all") & (s["metric"] != "coverage")]
+    per_user = s[(s["group"] == "known") & (s["metric"] != "coverage")]
     assert (per_user["ci_low"] <= per_user["value"] + 1e-12).all()
     assert (per_user["ci_high"] >= per_user["value"] - 1e-12).all()
-    assert {"cold", "regular", "heavy"} <= set(s["group"])
+    assert {"light", "regular", "heavy"} <= set(s["group"])
     # segment sizes add up to all test users
     ndcg = s[(s["metric"] == "ndcg") & (s["k"] == 5) & (s["model"] == "popular")]
-    total = ndcg.loc[ndcg["group"] == "all", "n_users"].iloc[0]
-    assert ndcg.loc[ndcg["group"] != "all", "n_users"].sum() == total
+    total = ndcg.loc[ndcg["group"] == "known", "n_users"].iloc[0]
+    assert ndcg.loc[ndcg["group"] != "known", "n_users"].sum() == total
     sig = result.significance
     assert len(sig) == 2 * 2  # two other models x (t-test, wilcoxon)
     assert set(sig["test"]) == {"t-test", "wilcoxon"}
@@ -147,7 +147,7 @@ def test_statistics_wiring(write_config: Callable[[str], Path]) -> None:
         & (per_user_frame["k"] == 5)
     ]["value"].mean()
     row = s[(s["model"] == result.best) & (s["metric"] == "ndcg") & (s["k"] == 5)]
-    assert row[row["group"] == "all"]["value"].iloc[0] == pytest.approx(best_mean)
+    assert row[row["group"] == "known"]["value"].iloc[0] == pytest.approx(best_mean)
 
 
 def test_registry_publishes_the_winner(
@@ -216,7 +216,7 @@ def test_mlflow_logs_params_metrics_and_artifacts_to_a_local_store(
     assert children["popular"].data.metrics["ndcg_at_5"] == pytest.approx(
         float(
             result.summary.query(
-                "model == 'popular' and metric == 'ndcg' and k == 5 and group == 'all'"
+                "model == 'popular' and metric == 'ndcg' and k == 5 and group == 'known'"
             )["value"].iloc[0]
         )
     )

@@ -7,14 +7,22 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from recforge.pipeline._stats import paired_tests, summarise
+from recforge.evaluation import summarise
+from recforge.pipeline._stats import fold_summary, paired_tests
 
 
 def _long(values: dict[str, np.ndarray], metric: str = "ndcg", k: int = 10) -> pd.DataFrame:
     return pd.concat(
         [
             pd.DataFrame(
-                {"model": m, "user": np.arange(v.size), "metric": metric, "k": k, "value": v}
+                {
+                    "model": m,
+                    "group": "known",
+                    "user": np.arange(v.size),
+                    "metric": metric,
+                    "k": k,
+                    "value": v,
+                }
             )
             for m, v in values.items()
         ],
@@ -65,17 +73,49 @@ def test_summarise_ci_and_segments() -> None:
     rng = np.random.default_rng(2)
     v = rng.random(100)
     per_user = _long({"m": v})
-    segments = pd.Series(np.where(np.arange(100) < 30, "cold", "heavy"), index=np.arange(100))
-    catalog = pd.DataFrame([{"model": "m", "metric": "coverage", "k": 10, "value": 0.3}])
-    out = summarise(per_user, catalog, segments, n_boot=500, seed=0)
-    row = out[(out["group"] == "all") & (out["metric"] == "ndcg")].iloc[0]
+    segments = pd.Series(np.where(np.arange(100) < 30, "light", "heavy"), index=np.arange(100))
+    aggregates = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "group": "known",
+                "metric": "coverage",
+                "k": 10,
+                "value": 0.3,
+                "ci_low": np.nan,
+                "ci_high": np.nan,
+                "n_users": 100,
+            }
+        ]
+    )
+    out = summarise(per_user, aggregates, segments=segments, n_bootstrap=500, rng=0)
+    row = out[(out["group"] == "known") & (out["metric"] == "ndcg")].iloc[0]
     assert row["value"] == pytest.approx(v.mean())
     assert row["ci_low"] < v.mean() < row["ci_high"]
     se = v.std(ddof=1) / np.sqrt(v.size)
     assert row["ci_high"] - row["ci_low"] == pytest.approx(2 * 1.96 * se, rel=0.25)
-    cold = out[out["group"] == "cold"].iloc[0]
-    assert cold["n_users"] == 30
-    assert cold["value"] == pytest.approx(v[:30].mean())
+    light = out[out["group"] == "light"].iloc[0]
+    assert light["n_users"] == 30
+    assert light["value"] == pytest.approx(v[:30].mean())
     cov = out[out["metric"] == "coverage"].iloc[0]
     assert cov["value"] == 0.3
-    assert np.isnan(cov["ci_low"])
+
+
+def test_fold_summary_mean_and_t_interval_over_folds() -> None:
+    fold_means = np.array([0.20, 0.25, 0.22, 0.27, 0.21])
+    frames = []
+    for f, mean in enumerate(fold_means):
+        frame = _long({"m": np.array([mean - 0.05, mean + 0.05])})
+        frames.append(frame.assign(fold=f))
+    per_user = pd.concat(frames, ignore_index=True)
+    aggregates = pd.DataFrame(
+        columns=["model", "group", "metric", "k", "value", "ci_low", "ci_high", "n_users", "fold"]
+    )
+    out = fold_summary(per_user, aggregates, alpha=0.05)
+    row = out.iloc[0]
+    assert row["value"] == pytest.approx(fold_means.mean())
+    half = stats.t.ppf(0.975, 4) * fold_means.std(ddof=1) / np.sqrt(5)
+    assert row["ci_low"] == pytest.approx(fold_means.mean() - half)
+    assert row["ci_high"] == pytest.approx(fold_means.mean() + half)
+    assert row["n_folds"] == 5
+    assert row["n_users"] == 10

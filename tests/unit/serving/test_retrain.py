@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from recforge.data import Dataset
 from recforge.exceptions import ConfigError
 from recforge.models.popular import MostPopular, Random
 from recforge.registry import ModelRegistry
@@ -32,17 +34,106 @@ def _genre_events(n_users: int = 40, t0: int = 1_800_000_000) -> list[Event]:
 
 
 def test_ranking_metric_matches_hand_computation(dataset):
-    model = MostPopular().fit(dataset)
-    import pandas as pd
+    from recforge.split import leave_one_out
 
-    train = dataset.to_frame()
-    top = model.recommend(["u0"], k=2).items[0].tolist()
-    test = pd.DataFrame({"user": ["u0"], "item": [top[1]], "value": [1.0], "time": [0]})
-    score, n = ranking_metric(model, train, test, "ndcg@2")
-    assert n == 1
-    assert score == pytest.approx(1 / np.log2(3))
-    rec, _ = ranking_metric(model, train, test, "recall@1")
-    assert rec == 0.0
+    split = leave_one_out(dataset, rng=0)
+    model = MostPopular().fit(split.train)
+    score, n, per_user = ranking_metric(model, split.train, split.test, "ndcg@2")
+    assert n == len(per_user) > 0
+    # by hand: the held-out item's rank in each user's popularity list (seen items excluded)
+    expected = []
+    for user in per_user.index:
+        recs = model.recommend([user], k=2).items[0].tolist()
+        code = split.test.users.codes([user])[0]
+        held = split.test.items.ids_of(split.test.item[split.test.user == code])
+        hits = [1.0 / np.log2(r + 2) for r, item in enumerate(recs) if item in set(held)]
+        expected.append(sum(hits))
+    np.testing.assert_allclose(per_user.to_numpy(), expected)
+    assert score == pytest.approx(np.mean(expected))
+    rec, _, _ = ranking_metric(model, split.train, split.test, "recall@1")
+    assert 0.0 <= rec <= 1.0
+
+
+def test_gate_agrees_with_evaluate(dataset):
+    """The gate's per-user values are the ones evaluate() reports (one engine)."""
+    from recforge.evaluation import evaluate
+    from recforge.split import leave_one_out
+
+    split = leave_one_out(dataset, rng=0)
+    model = content_model(split.train)
+    _, _, gate = ranking_metric(model, split.train, split.test, "ndcg@5")
+    result = evaluate({"m": model}, split, metrics=["ndcg"], k=5, fit=False, n_bootstrap=0)
+    pu = result.per_user
+    ev = pu[(pu["group"] == "known") & (pu["metric"] == "ndcg")].set_index("user")["value"]
+    pd.testing.assert_series_equal(gate.sort_index(), ev.sort_index(), check_names=False)
+
+
+def test_incumbent_trained_on_the_window_is_compared_like_with_like(tmp_path, store, dataset):
+    """An incumbent that has seen the held-out window must not lose by construction.
+
+    It is refitted (its recipe) on the same older data as the challenger; scored as published,
+    every held-out item would be one of its 'seen' items, so it would score 0 and a worse
+    challenger would be promoted.
+    """
+    store.add_events(_genre_events())
+    everything = Dataset.from_frame(
+        combine(dataset, store.events_frame()),
+        value="value",
+        time="time",
+        item_attributes=dataset.item_attributes.set_axis(dataset.item_attributes.index.astype(str)),
+    )
+    reg = ModelRegistry(tmp_path / "reg")
+    reg.publish(content_model(everything), promote=True)
+    d = retrain(reg, store, base=dataset, challenger=MostPopular(), metric="ndcg@5", holdout=0.3)
+    assert d.active_score > d.challenger_score, d.reason
+    assert not d.promoted
+    assert reg.active_version() == "v000001"
+    assert d.ci_low is not None
+    assert d.p_value is not None
+
+
+def test_too_few_users_never_promote(tmp_path, store, dataset):
+    reg = ModelRegistry(tmp_path / "reg")
+    reg.publish(Random(rng=1).fit(dataset), promote=True)
+    store.add_events(_genre_events(n_users=40))
+    d = retrain(
+        reg,
+        store,
+        base=dataset,
+        challenger=content_model(dataset).clone(),
+        metric="ndcg@5",
+        holdout=0.3,
+        min_users=10_000,
+    )
+    assert not d.promoted
+    assert "too few" in d.reason
+    assert d.min_users == 10_000
+
+
+def test_a_version_promoted_during_the_retrain_is_not_overwritten(tmp_path, store, dataset):
+    class Racing(ModelRegistry):
+        """A registry in which someone promotes another version while the retrain runs."""
+
+        calls = -1  # counting starts once the race is on
+
+        def active_version(self) -> str | None:
+            if Racing.calls < 0:
+                return super().active_version()
+            Racing.calls += 1
+            return "v000001" if Racing.calls == 1 else "v000002"
+
+    reg = Racing(tmp_path / "reg")
+    reg.publish(Random(rng=1).fit(dataset), promote=True)
+    ModelRegistry(tmp_path / "reg").publish(Random(rng=2).fit(dataset), promote=False)
+    Racing.calls = 0
+    store.add_events(_genre_events())
+    d = retrain(
+        reg, store, base=dataset, challenger=content_model(dataset).clone(), metric="ndcg@5",
+        holdout=0.3, min_users=5,
+    )  # fmt: skip
+    assert not d.promoted
+    assert "changed during the retrain" in d.reason
+    assert [v.version for v in ModelRegistry(tmp_path / "reg").list()] == ["v000001", "v000002"]
 
 
 def test_better_challenger_is_promoted_with_lineage(tmp_path, store, dataset):

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recforge.evaluation import SEGMENTS
 from recforge.exceptions import ConfigError
 from recforge.pipeline.report import _plots
 
@@ -91,9 +92,27 @@ def _read_run(run_dir: Path) -> dict[str, Any]:
     return out
 
 
+def _board(
+    summary: pd.DataFrame, metric: str, k: int | None, group: str
+) -> tuple[pd.DataFrame, int]:
+    """The headline group's rows, metrics without a cutoff shown at the main cutoff.
+
+    Returns the rows and that cutoff (the run's main one, or the middle evaluated cutoff
+    when the main metric has none, e.g. RMSE).
+    """
+    board = summary[summary["group"] == group].copy()
+    ks = sorted({int(v) for v in board["k"].dropna()})
+    shown = int(k) if k is not None else (ks[len(ks) // 2] if ks else 10)
+    board.loc[board["k"].isna(), "k"] = shown
+    return board, shown
+
+
 def _order(summary: pd.DataFrame, metric: str, k: int, best: str) -> list[str]:
-    sel = summary[(summary["group"] == "all") & (summary["metric"] == metric) & (summary["k"] == k)]
-    order = sel.sort_values("value", ascending=False, kind="stable")["model"].astype(str).tolist()
+    from recforge.evaluation import direction
+
+    sel = summary[(summary["metric"] == metric) & (summary["k"] == k)]
+    lower = direction(metric) == "minimize"
+    order = sel.sort_values("value", ascending=lower, kind="stable")["model"].astype(str).tolist()
     if best in order:
         order.remove(best)
         order.insert(0, best)
@@ -109,7 +128,7 @@ def _leaderboard(
     k: int,
     best: str,
 ) -> str:
-    allm = summary[(summary["group"] == "all") & (summary["k"] == k)]
+    allm = summary[summary["k"] == k]
     present = set(allm["metric"])
     cols = [m for m in _ACCURACY_ORDER if m in present and m != metric]
     cols += [m for m in _BEYOND_ORDER if m in present]
@@ -245,11 +264,14 @@ def render_report(run_dir: str | Path) -> str:
     summary: pd.DataFrame = run["summary"]
     sig: pd.DataFrame = run["significance"]
     metric = doc["main_metric"]["metric"]
-    k = int(doc["main_metric"]["k"])
+    group = str(doc["main_metric"].get("group", "known"))
+    board, k = _board(summary, metric, doc["main_metric"]["k"], group)
+    label = metric if doc["main_metric"]["k"] is None else f"{metric}@{k}"
+    who = "test users" if group == "known" else f"{group} test users"
     best = str(doc["best"])
-    order = _order(summary, metric, k, best)
+    order = _order(board, metric, k, best)
     models = doc.get("models", {})
-    allm = summary[summary["group"] == "all"]
+    allm = board
     main_row = allm[(allm["metric"] == metric) & (allm["k"] == k) & (allm["model"] == best)]
     acc_metrics = [m for m in _ACCURACY_ORDER if m in set(allm["metric"])]
     curve_metrics = [metric, *[m for m in acc_metrics if m != metric][:2]]
@@ -304,10 +326,11 @@ def render_report(run_dir: str | Path) -> str:
     for rep in data.get("prepare", []):
         facts.append(("preparation", rep.get("step", rep)))
     seg_rows = summary[
-        (summary["group"] != "all") & (summary["metric"] == metric) & (summary["k"] == k)
+        summary["group"].isin(SEGMENTS) & (summary["metric"] == metric) & (summary["k"] == k)
     ]
     seg_note = (
-        "Cold: least active quarter of test users; heavy: most active tenth. Whiskers: 95% CI."
+        "Light: least active quarter of the test users with training data; heavy: most active "
+        "tenth. Whiskers: 95% CI."
         if len(seg_rows)
         else "No segment data."
     )
@@ -337,19 +360,22 @@ def render_report(run_dir: str | Path) -> str:
         title=_esc(f"recforge · {doc.get('name', 'run')}"),
         meta=meta,
         best=_esc(best),
-        main_metric=_esc(f"{metric}@{k}"),
+        main_metric=_esc(label),
         best_value=_fmt(main_row["value"].iloc[0]) if len(main_row) else "–",
         best_ci=ci_text,
         reason=_esc(doc.get("reason", "")),
-        leaderboard=_leaderboard(summary, sig, models, order, metric, k, best),
-        leaderboard_note=_esc(f"ranked by {metric}@{k} on the test users; every column at K={k}"),
+        leaderboard=_leaderboard(board, sig, models, order, metric, k, best),
+        leaderboard_note=_esc(
+            f"ranked by {label} on the {who}; every column at K={k}"
+            + (f"; {group} users get each model's fallback list" if group == "cold" else "")
+        ),
         marks_note=(
             f"★ best · ▼ significantly worse than the best (all paired tests, Holm-corrected, "
             f"α={float(doc.get('alpha', 0.05)):g}) · ≈ not distinguishable from the best. "
             "Bars show the score with its 95% bootstrap CI."
         ),
-        plot_curves=_plots.metric_curves(summary, curve_metrics, order, best),
-        plot_tradeoffs=_plots.accuracy_vs_beyond(summary, metric, k, order, best)
+        plot_curves=_plots.metric_curves(board, curve_metrics, order, best),
+        plot_tradeoffs=_plots.accuracy_vs_beyond(board, metric, k, order, best)
         or "<p class='note'>Add coverage/novelty/popularity to evaluation.metrics.</p>",
         plot_popularity=_plots.popularity_bias(run["catalog_pop"], run["rec_pop"], order, best)
         if run["catalog_pop"].size

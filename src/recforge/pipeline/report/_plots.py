@@ -81,7 +81,7 @@ def metric_curves(
 ) -> str:
     """Metric@K lines, one panel per metric, one line per model."""
     plt = _plt()
-    allm = summary[summary["group"] == "all"]
+    allm = summary
     metrics = [m for m in metrics if m in set(allm["metric"])] or list(allm["metric"].unique())[:1]
     col = colors(order)
     fig, axes = plt.subplots(1, len(metrics), figsize=(FULL_W, 3.2), squeeze=False)
@@ -111,7 +111,7 @@ def accuracy_vs_beyond(
 ) -> str:
     """Scatter of the main accuracy metric against coverage, novelty and popularity."""
     plt = _plt()
-    allm = summary[(summary["group"] == "all") & (summary["k"] == k)]
+    allm = summary[summary["k"] == k]
     wide = allm.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
     others = [m for m in ("coverage", "diversity", "novelty", "popularity") if m in wide.columns]
     if metric not in wide.columns or not others:
@@ -198,10 +198,8 @@ def popularity_bias(
 def segments(summary: pd.DataFrame, metric: str, k: int, order: Sequence[str]) -> str:
     """Grouped bars of ``metric@k`` by user segment, with CI whiskers."""
     plt = _plt()
-    part = summary[
-        (summary["metric"] == metric) & (summary["k"] == k) & (summary["group"] != "all")
-    ]
-    groups = [g for g in ("cold", "regular", "heavy") if g in set(part["group"])]
+    part = summary[(summary["metric"] == metric) & (summary["k"] == k)]
+    groups = [g for g in ("light", "regular", "heavy") if g in set(part["group"])]
     if not groups:
         return ""
     col = colors(order)
