@@ -7,6 +7,7 @@ libraries are imported inside the commands, so ``recforge --help`` stays fast.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -77,7 +78,12 @@ _register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point (``recforge``): run the app and exit with its status."""
+    """Console entry point (``recforge``): run the app and exit with its status.
+
+    Logging is configured here and nowhere in the library: Optuna's per-trial messages are
+    silenced (the progress bars and trials.csv say the same).
+    """
+    logging.getLogger("optuna").setLevel(logging.WARNING)
     try:
         app(args=argv, prog_name="recforge")
     except RecforgeError as exc:  # raised outside a command, e.g. while parsing options

@@ -130,6 +130,9 @@ def evaluate_cmd(
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", help="Bootstrap resamples for the intervals (0: none).")
     ] = 1000,
+    per_user: Annotated[
+        bool, typer.Option("--per-user", help="Include every user's values in the JSON output.")
+    ] = False,
     user: UserOpt = None,
     item: ItemOpt = None,
     value: ValueOpt = None,
@@ -164,9 +167,14 @@ def evaluate_cmd(
         progress=True,
     )
     print_result(result)
+    if result.settings.get("n_cold_users"):
+        err_console().print(
+            f"{result.settings['n_cold_users']} test users have no training data: each model "
+            "gives them its fallback list (most popular items), reported as group 'cold'"
+        )
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        result.to_json(str(output))
+        result.to_json(str(output), per_user=per_user)
         err_console().print(f"results written to {output}")
 
 

@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,16 @@ from recforge.split import Split
 __all__ = ["RunResult", "load_data", "run", "run_config"]
 
 log = logging.getLogger("recforge.pipeline")
+_RUN_LOG: ContextVar[logging.Logger | None] = ContextVar("recforge_run_log", default=None)
+
+
+def _note(message: str, *args: Any) -> None:
+    """Log to ``recforge.pipeline`` (the application's handlers) and to the run's run.log."""
+    log.info(message, *args)
+    run_log = _RUN_LOG.get()
+    if run_log is not None:
+        run_log.info(message, *args)
+
 
 ModelHook = Callable[[str], None]
 
@@ -413,14 +424,17 @@ def run_config(
     """
     out = Path(run_dir) if run_dir is not None else cfg.resolve(cfg.output.dir)
     out.mkdir(parents=True, exist_ok=True)
+    # run.log belongs to the run, not to the process: a logger outside the logging tree, so
+    # the application's logging configuration is neither changed nor bypassed
+    run_log = logging.Logger("recforge.run", logging.INFO)
     handler = logging.FileHandler(out / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    run_log.addHandler(handler)
+    token = _RUN_LOG.set(run_log)
     try:
         return _run(cfg, out, progress, on_model_done, source_text, report, dataset, extra_notes)
     finally:
-        log.removeHandler(handler)
+        _RUN_LOG.reset(token)
         handler.close()
 
 
@@ -506,7 +520,7 @@ def _prepare(cfg: RunConfig, rd: RunDirectory, dataset: Dataset | None) -> tuple
             "prepare": [r.to_dict() for r in reports],
         },
     )
-    log.info("data %s: fingerprint %s", ds, fingerprint)
+    _note("data %s: fingerprint %s", ds, fingerprint)
     return ds, fingerprint
 
 
@@ -519,7 +533,7 @@ def _split(cfg: RunConfig, rd: RunDirectory, ds: Dataset) -> list[Split]:
         prefix = ("split",) if len(folds) == 1 else ("split", f"fold{i}")
         for part, pds in split.parts.items():
             rd.parquet("/".join((*prefix, f"{part}.parquet")), pds.to_frame())
-    log.info("split %s", ", ".join(s.name for s in folds))
+    _note("split %s", ", ".join(s.name for s in folds))
     return folds
 
 
@@ -596,7 +610,7 @@ def _tune_one(
             }
         )
     task = bar.add(f"tune {label}", tuning.n_trials)
-    log.info("%s: tuning %s", label, sorted(mc.space))
+    _note("%s: tuning %s", label, sorted(mc.space))
     result = tune(
         mc,
         tuning,
@@ -669,7 +683,7 @@ def _evaluate_all(
                 result = _load_done(mdir, key)
                 assert result is not None
             else:
-                log.info("%s: resumed from %s", label, mdir)
+                _note("%s: resumed from %s", label, mdir)
             done[label] = result
             bar.advance(overall, description=f"models (last: {label})")
             if on_model_done is not None:
@@ -724,7 +738,7 @@ def _run(
     protocol, metric, k_main = _protocol(cfg)
     if cfg.mlflow.enabled:
         require("mlflow", "mlflow")
-    log.info("run %s started in %s", cfg.name, out)
+    _note("run %s started in %s", cfg.name, out)
     if source_text is not None:
         rd.text("config.yaml", source_text)
     rd.json("config.json", cfg.to_dict())
@@ -794,7 +808,7 @@ def _run(
         from recforge.pipeline.report import build_report
 
         report_path = build_report(out)
-    log.info("winner: %s", reason)
+    _note("winner: %s", reason)
     return RunResult(out, summary, sig, best, reason, refitted, report_path)
 
 
@@ -820,7 +834,7 @@ def _publish(
         data_fingerprint=train.fingerprint(),
         promote=True,
     )
-    log.info("registered %s as %s in %s", best, version.version, reg_root)
+    _note("registered %s as %s in %s", best, version.version, reg_root)
 
 
 def _log_mlflow(

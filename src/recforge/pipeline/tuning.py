@@ -328,7 +328,6 @@ def tune(
                 "data cannot be tuned on it"
             )
     folds = _tuning_folds(train, valid, tuning.cv_folds, seed)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     spaces = {name: space.to_dict() for name, space in model_cfg.space.items()}
     study, journal = _studies(tuning, study_name, storage_path, direction(metric), seed, spaces)
     objective = _Objective(

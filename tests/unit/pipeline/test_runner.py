@@ -222,3 +222,15 @@ def test_mlflow_logs_params_metrics_and_artifacts_to_a_local_store(
     )
     artifacts = {a.path for a in client.list_artifacts(parent[0].info.run_id)}
     assert {"metrics.json", "metrics.csv", "config.json"} <= artifacts
+
+
+def test_run_leaves_the_logging_configuration_alone(
+    write_config: Callable[[str], Path],
+) -> None:
+    import logging
+
+    lib = logging.getLogger("recforge.pipeline")
+    before = (lib.level, list(lib.handlers), logging.getLogger().level)
+    result = run(write_config(), progress=False, report=False)
+    assert (lib.level, list(lib.handlers), logging.getLogger().level) == before
+    assert "winner:" in (result.run_dir / "run.log").read_text(encoding="utf-8")

@@ -70,7 +70,11 @@ def _read_run(run_dir: Path) -> dict[str, Any]:
     for name in ("data.json", "environment.json", "config.json"):
         p = run_dir / name
         out[name] = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
-    out["summary"] = pd.DataFrame(doc["summary"])
+    summary = pd.DataFrame(doc["summary"])
+    for col in ("k", "value", "ci_low", "ci_high", "n_users"):
+        if col in summary:  # JSON null (no interval, no cutoff) becomes NaN
+            summary[col] = pd.to_numeric(summary[col], errors="coerce")
+    out["summary"] = summary
     out["significance"] = pd.DataFrame(doc["significance"])
     trials = {}
     for label in doc["model_order"]:
