@@ -32,7 +32,7 @@ import pandas as pd
 
 from _common import environment, load_ratings, markdown_table
 from recforge.data import Dataset
-from recforge.pipeline._evaluate import evaluate_models
+from recforge.evaluation import EvaluationProtocol, evaluate_model
 from recforge.pipeline.auto import auto, plan
 from recforge.pipeline.config import parse_duration
 from recforge.pipeline.tuning import make_model, validation_score
@@ -71,8 +71,13 @@ def grid_search(ds: Dataset, budget_s: float, seed: int) -> dict[str, Any]:
             if fam not in best or score > best[fam][0]:
                 best[fam] = (score, params)
     tuned = {fam: make_model(fam, p, seed).fit(full) for fam, (_, p) in best.items()}
-    out = evaluate_models(tuned, full, split.test, metrics=["ndcg"], ks=[10])
-    means = out.per_user.groupby("model")["value"].mean()
+    protocol = EvaluationProtocol(metrics=("ndcg",), ks=(10,))
+    means = pd.Series(
+        {
+            fam: evaluate_model(model, full, split.test, protocol, label=fam).value("ndcg", 10)
+            for fam, model in tuned.items()
+        }
+    )
     winner = str(means.idxmax())
     return {
         "wall_s": time.perf_counter() - t0,

@@ -116,11 +116,9 @@ def evaluate(
     split
         Train/test split; ``split.valid`` is not used.
     metrics
-        Metric names: top-K metrics of :func:`recforge.metrics.compute_metrics` (``precision``,
-        ``recall``, ``ndcg``, ``ndcg_graded``, ``map``, ``mrr``, ``hit_rate``, ``coverage``,
-        ``gini``, ``novelty``, ``diversity``, ``serendipity``, ``popularity``), ``auc``
-        (from full score rows, known users only) and the rating metrics ``rmse`` and ``mae``
-        (only for models with ``supports_predict`` on explicit data; skipped otherwise).
+        Metric names (see :func:`check_metrics`): the top-K metrics of
+        :func:`recforge.metrics.compute_metrics`, ``auc`` (known users) and ``rmse``/``mae``
+        (models with ``supports_predict`` on explicit data; skipped otherwise).
     k
         Cutoff or cutoffs; lists of length ``max(k)`` are produced once.
     fit
@@ -130,14 +128,9 @@ def evaluate(
         Test interactions with ``value >= relevance_threshold`` are relevant; ``None`` makes
         every test interaction with a positive value relevant. The value is the grade of
         ``ndcg_graded``.
-    n_bootstrap
-        Bootstrap resamples of the per-user values for the confidence intervals (0: no
-        intervals). The intervals of ``rmse``/``mae`` use the normal approximation over the
-        test interactions instead.
-    confidence
-        Confidence level of the intervals.
-    rng
-        Seed of the bootstrap.
+    n_bootstrap, confidence, rng
+        Bootstrap resamples of the per-user values (0: no intervals), level and seed of the
+        intervals (``rmse``/``mae`` use the normal approximation over interactions).
     progress
         Show a progress bar (rich) while fitting and ranking.
 
@@ -163,6 +156,35 @@ def evaluate(
     ['precision@5', 'recall@5', 'ndcg@5']
     """
     named = _named_models(models)
+    _check_settings(split, n_bootstrap, confidence)
+    protocol = EvaluationProtocol(
+        metrics=tuple(check_metrics(metrics, what="metrics")),
+        ks=k,  # type: ignore[arg-type]
+        relevance_threshold=relevance_threshold,
+        confidence=float(confidence),
+    )
+    runs, timings = _fit_and_measure(named, split, protocol, fit=fit, progress=progress)
+    pu = pd.concat([ev.per_user for ev in runs], ignore_index=True)
+    agg = pd.concat([ev.aggregates for ev in runs], ignore_index=True)
+    summary = _ordered(
+        summarise(pu, agg, n_bootstrap=int(n_bootstrap), confidence=float(confidence), rng=rng),
+        list(named),
+        list(protocol.metrics),
+    )
+    n_users = runs[-1].n_users
+    settings = {
+        **protocol.to_dict(),
+        "n_bootstrap": int(n_bootstrap),
+        "confidence": float(confidence),
+        "rng": int(rng),
+        "fit": bool(fit),
+        "n_test_users": int(sum(n_users.values())),
+        "n_cold_users": int(n_users.get("cold", 0)),
+    }
+    return EvaluationResult(summary, pu, timings, split.name, protocol.ks, settings)
+
+
+def _check_settings(split: Any, n_bootstrap: Any, confidence: Any) -> None:
     if not isinstance(split, Split):
         raise ConfigError(f"split must be a recforge Split, got {type(split).__name__}")
     if (
@@ -173,17 +195,20 @@ def evaluate(
         raise ConfigError(f"n_bootstrap must be an int >= 0. Got {n_bootstrap!r} instead.")
     if not isinstance(confidence, float | int) or not 0.0 < float(confidence) < 1.0:
         raise ConfigError(f"confidence must be a float in (0, 1). Got {confidence!r} instead.")
-    protocol = EvaluationProtocol(
-        metrics=tuple(check_metrics(metrics, what="metrics")),
-        ks=k,  # type: ignore[arg-type]
-        relevance_threshold=relevance_threshold,
-        confidence=float(confidence),
-    )
+
+
+def _fit_and_measure(
+    named: Mapping[str, Recommender],
+    split: Split,
+    protocol: EvaluationProtocol,
+    *,
+    fit: bool,
+    progress: bool,
+) -> tuple[list[ModelEvaluation], dict[str, dict[str, float]]]:
+    """Fit (optionally) and evaluate each model on the split; their timings."""
     train, test = split.train, split.test
-    per_user: list[pd.DataFrame] = []
-    aggregates: list[pd.DataFrame] = []
+    runs: list[ModelEvaluation] = []
     timings: dict[str, dict[str, float]] = {}
-    n_users: dict[str, int] = {}
     bar = _Progress(progress, total=len(named) * (int((train.user_counts() > 0).sum()) + 1))
     with bar:
         for name, model in named.items():
@@ -195,32 +220,13 @@ def evaluate(
             bar.describe(f"ranking with {name}")
             ev = evaluate_model(model, train, test, protocol, label=name, tick=bar.advance)
             bar.advance(1)
-            per_user.append(ev.per_user)
-            aggregates.append(ev.aggregates)
-            n_users = ev.n_users
+            runs.append(ev)
             timings[name] = {
                 "fit_seconds": t1 - t0 if fit else 0.0,
                 "recommend_seconds": ev.seconds["recommend"],
                 "metric_seconds": ev.seconds["metrics"],
             }
-    pu = pd.concat(per_user, ignore_index=True)
-    agg = pd.concat(aggregates, ignore_index=True)
-    summary = _ordered(
-        summarise(pu, agg, n_bootstrap=int(n_bootstrap), confidence=float(confidence), rng=rng),
-        list(named),
-        list(protocol.metrics),
-    )
-    settings = {
-        "metrics": list(protocol.metrics),
-        "relevance_threshold": relevance_threshold,
-        "n_bootstrap": int(n_bootstrap),
-        "confidence": float(confidence),
-        "rng": int(rng),
-        "fit": bool(fit),
-        "n_test_users": int(sum(n_users.values())),
-        "n_cold_users": int(n_users.get("cold", 0)),
-    }
-    return EvaluationResult(summary, pu, timings, split.name, protocol.ks, settings)
+    return runs, timings
 
 
 def _ordered(summary: pd.DataFrame, models: list[str], metrics: list[str]) -> pd.DataFrame:

@@ -447,32 +447,25 @@ def evaluate_model(
         If the test part has no relevant interaction.
     """
     _check_compatible(label, model, train, test)
-    test_users, truth = truth_matrix(test, protocol.relevance_threshold)
-    if test_users.size == 0:
-        t = protocol.relevance_threshold
-        what = f" with value >= {t:g}" if t is not None else ""
-        raise DataError(f"{test.name!r} has no relevant test interaction{what}")
-    if protocol.max_users is not None and test_users.size > protocol.max_users:
-        gen = np.random.default_rng(protocol.seed)
-        pick = np.sort(gen.choice(test_users.size, protocol.max_users, replace=False))
-        test_users, truth = test_users[pick], sp.csr_array(truth[pick])
+    test_users, truth = _test_users(test, protocol)
     cold_mask = train.user_counts() == 0
     is_cold = cold_mask[test_users]
     groups = {"known": np.flatnonzero(~is_cold), "cold": np.flatnonzero(is_cold)}
     user_ids = train.users.ids_of(test_users)
-    kmax = protocol.ks[-1]
-    context = metric_context(train, protocol.metrics)
     rows = _Rows(label)
 
     t0 = time.perf_counter()
-    known_users = test_users[groups["known"]]
-    want_auc = "auc" in protocol.metrics
-    auc = _AucCollector(truth[groups["known"]], model.seen_matrix()) if want_auc else None
-    recs = np.empty((test_users.size, kmax), dtype=np.int32)
-    recs[groups["known"]] = rank_known(model, known_users, kmax, auc, tick)
-    recs[groups["cold"]] = rank_cold(model, int(groups["cold"].size), kmax)
+    auc = (
+        _AucCollector(truth[groups["known"]], model.seen_matrix())
+        if "auc" in protocol.metrics
+        else None
+    )
+    recs = np.empty((test_users.size, protocol.ks[-1]), dtype=np.int32)
+    recs[groups["known"]] = rank_known(model, test_users[groups["known"]], recs.shape[1], auc, tick)
+    recs[groups["cold"]] = rank_cold(model, int(groups["cold"].size), recs.shape[1])
     t1 = time.perf_counter()
 
+    context = metric_context(train, protocol.metrics)
     for group, pos in groups.items():
         _list_metrics(rows, group, protocol, recs[pos], truth[pos], user_ids[pos], context)
     if auc is not None and groups["known"].size:
@@ -483,20 +476,36 @@ def evaluate_model(
         evaluated[test_users] = True
         _rating_metrics(rows, model, test, cold_mask, evaluated, protocol)
     known_recs = recs[groups["known"]]
-    pop = train.item_counts().astype(np.float32)
-    rec_pop = pop[known_recs[known_recs >= 0]]
     per_user, aggregates = rows.frames()
-    notes = {}
-    if groups["cold"].size:
-        notes["cold"] = (
-            f"{type(model).__name__} cannot personalise users without training data: "
-            "they get its fallback list (most popular items)"
-        )
     return ModelEvaluation(
         per_user=per_user,
         aggregates=aggregates,
-        recommended_popularity=rec_pop,
+        recommended_popularity=train.item_counts().astype(np.float32)[known_recs[known_recs >= 0]],
         seconds={"recommend": t1 - t0, "metrics": time.perf_counter() - t1},
         n_users={g: int(p.size) for g, p in groups.items()},
-        notes=notes,
+        notes=_notes(model, int(groups["cold"].size)),
     )
+
+
+def _test_users(test: Dataset, protocol: EvaluationProtocol) -> tuple[np.ndarray, sp.csr_array]:
+    """Evaluated test users (a seeded sample under ``max_users``) and their truth rows."""
+    test_users, truth = truth_matrix(test, protocol.relevance_threshold)
+    if test_users.size == 0:
+        t = protocol.relevance_threshold
+        what = f" with value >= {t:g}" if t is not None else ""
+        raise DataError(f"{test.name!r} has no relevant test interaction{what}")
+    if protocol.max_users is not None and test_users.size > protocol.max_users:
+        gen = np.random.default_rng(protocol.seed)
+        pick = np.sort(gen.choice(test_users.size, protocol.max_users, replace=False))
+        test_users, truth = test_users[pick], sp.csr_array(truth[pick])
+    return test_users, truth
+
+
+def _notes(model: Recommender, n_cold: int) -> dict[str, str]:
+    """How each group's lists were made, where the model could not personalise them."""
+    if not n_cold:
+        return {}
+    return {
+        "cold": f"{type(model).__name__} cannot personalise users without training data: "
+        "they get its fallback list (most popular items)"
+    }

@@ -316,7 +316,6 @@ def tune(
         on explicit data), or every trial failed.
     """
     require("optuna", "tune")
-    import optuna
 
     metric, k = tuning_metric(tuning.metric, tuning.k)
     if metric in RATING_METRICS:
@@ -354,7 +353,15 @@ def tune(
             callbacks=[after],
             catch=(ArithmeticError, FloatingPointError, np.linalg.LinAlgError),
         )
-    wall = time.perf_counter() - objective.t_study
+    return _tuning_result(study, done, time.perf_counter() - objective.t_study, model_cfg, tuning)
+
+
+def _tuning_result(
+    study: optuna.Study, done: int, wall: float, model_cfg: ModelConfig, tuning: TuningConfig
+) -> TuningResult:
+    """The best trial and the trial table; ``done`` trials were resumed from the journal."""
+    import optuna
+
     trials = _trials_frame(study)
     new = trials[trials["number"] >= done]
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):

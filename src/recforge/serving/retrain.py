@@ -239,80 +239,41 @@ def retrain(
     DataError
         No data to train on.
     """
-    _parse_metric(metric)
-    if not 0.0 < holdout < 0.9:
-        raise ConfigError(f"holdout must be in (0, 0.9), got {holdout!r}")
-    if not isinstance(min_users, int) or min_users < 2:
-        raise ConfigError(f"min_users must be an int >= 2, got {min_users!r}")
-    if not 0.0 < confidence < 1.0:
-        raise ConfigError(f"confidence must be in (0, 1), got {confidence!r}")
-    active_model: Recommender | None = None
+    _check_settings(metric, holdout, min_users, confidence)
     active_version = registry.active_version()
-    if active_version is not None:
-        active_model, _ = registry.load(active_version)
+    active_model = registry.load(active_version)[0] if active_version is not None else None
     if challenger is None:
         if active_model is None:
             raise ConfigError("no active model to clone: pass a challenger model")
         challenger = active_model.clone()
     events = store.events_frame()
     events_seq = int(events["seq"].max()) if len(events) else 0
-    frame = combine(base, events)
-    if frame.empty:
-        raise DataError("no interactions to train on (original data and event store are empty)")
-    attrs = base.item_attributes if base is not None else None
-    if attrs is not None and frame["item"].dtype == object:
-        attrs = attrs.set_axis(attrs.index.astype(str))
-    full, train, test = _window(frame, holdout, attrs)
+    full, train, test = _data(base, events, holdout)
 
-    label = f"{type(challenger).__name__}({challenger.get_params()})"
-    ch_score, n_users, ch_values = ranking_metric(
-        challenger.clone().fit(train), train, test, metric
-    )
-    act_score = diff = lo = hi = p = None
-    if active_model is not None:
-        incumbent = active_model.clone().fit(train)  # the incumbent's recipe, same window
-        act_score, _, act_values = ranking_metric(incumbent, train, test, metric)
-        diff, lo, hi, p = compare(ch_values, act_values, confidence)
-    promote, reason = _decide(
-        metric, ch_score, act_score, n_users, diff, lo, margin, min_users, confidence
-    )
-    if promote and registry.active_version() != active_version:
-        promote = False
-        reason = (
-            f"the active version changed during the retrain ({active_version} -> "
-            f"{registry.active_version()}); nothing promoted, retrain again"
-        )
+    scores = _score_both(challenger, active_model, train, test, metric, confidence)
+    promote, reason = _decide(metric, scores, margin, min_users, confidence)
     new_version = None
     if promote:
-        final = challenger.clone().fit(full)
-        info = registry.publish(
-            final,
-            metrics={metric: ch_score, "n_test_users": n_users},
-            data_fingerprint=full.fingerprint(),
-            parent=active_version,
-            extra={"events_seq": events_seq, "retrain_reason": reason},
-            promote=True,
-        )
-        new_version = info.version
+        promote, reason, new_version = _promote(
+            registry, active_version, challenger.clone().fit(full), full, metric, scores,
+            {"events_seq": events_seq, "retrain_reason": reason}, reason,
+        )  # fmt: skip
     decision = RetrainDecision(
         promoted=promote,
         reason=reason,
         metric=metric,
-        challenger_score=float(ch_score),
-        active_score=None if act_score is None else float(act_score),
+        challenger_score=scores.challenger,
+        active_score=scores.incumbent,
         margin=float(margin),
         active_version=active_version,
         new_version=new_version,
-        challenger=label,
+        challenger=f"{type(challenger).__name__}({challenger.get_params()})",
         n_train=train.n_interactions,
         n_test=test.n_interactions,
-        n_test_users=n_users,
+        n_test_users=scores.n_users,
         events_seq=events_seq,
         created=time.time(),
-        difference=_finite(diff),
-        ci_low=_finite(lo),
-        ci_high=_finite(hi),
-        p_value=_finite(p),
+        **scores.paired(),
         min_users=min_users,
         confidence=confidence,
     )
@@ -320,21 +281,106 @@ def retrain(
     return decision
 
 
+@dataclass(frozen=True)
+class _Scores:
+    """Both candidates' means on the window and their paired per-user comparison."""
+
+    challenger: float
+    n_users: int
+    incumbent: float | None = None
+    difference: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    p_value: float = math.nan
+
+    def paired(self) -> dict[str, float | None]:
+        """The paired statistics as JSON-ready values (``None`` when undefined)."""
+        return {
+            name: _finite(getattr(self, name))
+            for name in ("difference", "ci_low", "ci_high", "p_value")
+        }
+
+
+def _score_both(
+    challenger: Recommender,
+    active: Recommender | None,
+    train: Dataset,
+    test: Dataset,
+    metric: str,
+    confidence: float,
+) -> _Scores:
+    """Both candidates' recipes fitted on ``train``, scored on ``test`` and paired by user."""
+    fitted = challenger.clone().fit(train)
+    ch_score, n_users, ch_values = ranking_metric(fitted, train, test, metric)
+    if active is None:
+        return _Scores(ch_score, n_users)
+    act_score, _, act_values = ranking_metric(active.clone().fit(train), train, test, metric)
+    return _Scores(ch_score, n_users, act_score, *compare(ch_values, act_values, confidence))
+
+
+def _check_settings(metric: str, holdout: float, min_users: int, confidence: float) -> None:
+    _parse_metric(metric)
+    if not 0.0 < holdout < 0.9:
+        raise ConfigError(f"holdout must be in (0, 0.9), got {holdout!r}")
+    if not isinstance(min_users, int) or min_users < 2:
+        raise ConfigError(f"min_users must be an int >= 2, got {min_users!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence!r}")
+
+
+def _data(
+    base: Dataset | None, events: pd.DataFrame, holdout: float
+) -> tuple[Dataset, Dataset, Dataset]:
+    """All interactions (original data plus events), their older part and the newest window."""
+    frame = combine(base, events)
+    if frame.empty:
+        raise DataError("no interactions to train on (original data and event store are empty)")
+    attrs = base.item_attributes if base is not None else None
+    if attrs is not None and frame["item"].dtype == object:
+        attrs = attrs.set_axis(attrs.index.astype(str))
+    return _window(frame, holdout, attrs)
+
+
+def _promote(
+    registry: ModelRegistry,
+    active_version: str | None,
+    final: Recommender,
+    full: Dataset,
+    metric: str,
+    scores: _Scores,
+    extra: dict[str, Any],
+    reason: str,
+) -> tuple[bool, str, str | None]:
+    """Publish the winner (refitted on all data) as active, unless the active version changed."""
+    now_active = registry.active_version()
+    if now_active != active_version:
+        return (
+            False,
+            (
+                f"the active version changed during the retrain ({active_version} -> "
+                f"{now_active}); nothing promoted, retrain again"
+            ),
+            None,
+        )
+    info = registry.publish(
+        final,
+        metrics={metric: scores.challenger, "n_test_users": scores.n_users},
+        data_fingerprint=full.fingerprint(),
+        parent=active_version,
+        extra=extra,
+        promote=True,
+    )
+    return True, reason, info.version
+
+
 def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
 def _decide(
-    metric: str,
-    ch: float,
-    act: float | None,
-    n_users: int,
-    diff: float | None,
-    lo: float | None,
-    margin: float,
-    min_users: int,
-    confidence: float,
+    metric: str, scores: _Scores, margin: float, min_users: int, confidence: float
 ) -> tuple[bool, str]:
+    ch, act, n_users, lo = scores.challenger, scores.incumbent, scores.n_users, scores.ci_low
     if act is None:
         return True, "no active model: the challenger becomes the first version"
     if n_users < min_users:
@@ -342,8 +388,6 @@ def _decide(
             f"only {n_users} held-out users known to both models (need {min_users}): "
             "too few to decide"
         )
-    assert diff is not None
-    assert lo is not None
     if not ch > act + margin:
         return False, (
             f"challenger {metric}={ch:.4f} does not beat active {act:.4f} + margin {margin:g}"
@@ -355,6 +399,6 @@ def _decide(
         )
     return True, (
         f"challenger {metric}={ch:.4f} beats active {act:.4f} + margin {margin:g} "
-        f"(paired difference {diff:+.4f}, {confidence:.0%} CI lower end {lo:.4f}, "
-        f"{n_users} users)"
+        f"(paired difference {scores.difference:+.4f}, {confidence:.0%} CI lower end "
+        f"{lo:.4f}, {n_users} users)"
     )

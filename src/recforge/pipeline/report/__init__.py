@@ -254,37 +254,11 @@ def _facts(items: list[tuple[str, Any]]) -> str:
     return "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in items)
 
 
-def render_report(run_dir: str | Path) -> str:
-    """HTML text of the report of a finished run directory.
-
-    Raises
-    ------
-    ConfigError
-        If the directory holds no finished run.
-    """
-    run_dir = Path(run_dir)
-    run = _read_run(run_dir)
-    doc = run["metrics"]
-    summary: pd.DataFrame = run["summary"]
-    sig: pd.DataFrame = run["significance"]
-    metric = doc["main_metric"]["metric"]
-    group = str(doc["main_metric"].get("group", "known"))
-    board, k = _board(summary, metric, doc["main_metric"]["k"], group)
-    label = metric if doc["main_metric"]["k"] is None else f"{metric}@{k}"
-    who = "test users" if group == "known" else f"{group} test users"
-    best = str(doc["best"])
-    order = _order(board, metric, k, best)
-    models = doc.get("models", {})
-    allm = board
-    main_row = allm[(allm["metric"] == metric) & (allm["k"] == k) & (allm["model"] == best)]
-    acc_metrics = [m for m in _ACCURACY_ORDER if m in set(allm["metric"])]
-    curve_metrics = [metric, *[m for m in acc_metrics if m != metric][:2]]
-    data = run["data.json"]
-    ds = data.get("summary", {})
-    env = run["environment.json"]
-    notes = doc.get("notes") or {}
-
-    tuning_svg = _plots.tuning_history(run["trials"], order, f"{metric}")
+def _blocks(
+    trials: dict[str, pd.DataFrame], order: list[str], metric: str, notes: dict[str, Any]
+) -> tuple[str, str]:
+    """The tuning history figure and the list of automatic decisions (``auto``), as HTML."""
+    tuning_svg = _plots.tuning_history(trials, order, f"{metric}")
     tuning_block = (
         f"<figure>{tuning_svg}<figcaption>Every trial's validation score over time; the line "
         "is the best so far. Pruned trials are crosses.</figcaption></figure>"
@@ -299,6 +273,12 @@ def render_report(run_dir: str | Path) -> str:
             f"<ul class='decisions'>{items}</ul></section>"
         )
 
+    return tuning_block, decisions_block
+
+
+def _data_card(data: dict[str, Any]) -> tuple[str, list[tuple[str, Any]]]:
+    """KPI tiles and facts of the data card."""
+    ds = data.get("summary", {})
     kpis = [
         ("users", ds.get("n_users")),
         ("items", ds.get("n_items")),
@@ -329,15 +309,11 @@ def render_report(run_dir: str | Path) -> str:
     ]
     for rep in data.get("prepare", []):
         facts.append(("preparation", rep.get("step", rep)))
-    seg_rows = summary[
-        summary["group"].isin(SEGMENTS) & (summary["metric"] == metric) & (summary["k"] == k)
-    ]
-    seg_note = (
-        "Light: least active quarter of the test users with training data; heavy: most active "
-        "tenth. Whiskers: 95% CI."
-        if len(seg_rows)
-        else "No segment data."
-    )
+    return kpi_html, facts
+
+
+def _environment(env: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Python, platform, library versions and thread settings of the run."""
     libs = env.get("libraries", {})
     env_items = [
         ("python", env.get("python")),
@@ -346,6 +322,49 @@ def render_report(run_dir: str | Path) -> str:
     ]
     env_items += [(k2, v) for k2, v in libs.items() if v]
     env_items += [(k2, v) for k2, v in (env.get("threads") or {}).items() if v]
+    return env_items
+
+
+def _segments_note(summary: pd.DataFrame, metric: str, k: int) -> str:
+    seg_rows = summary[
+        summary["group"].isin(SEGMENTS) & (summary["metric"] == metric) & (summary["k"] == k)
+    ]
+    if not len(seg_rows):
+        return "No segment data."
+    return (
+        "Light: least active quarter of the test users with training data; heavy: most active "
+        "tenth. Whiskers: 95% CI."
+    )
+
+
+def render_report(run_dir: str | Path) -> str:
+    """HTML text of the report of a finished run directory.
+
+    Raises
+    ------
+    ConfigError
+        If the directory holds no finished run.
+    """
+    run_dir = Path(run_dir)
+    run = _read_run(run_dir)
+    doc = run["metrics"]
+    summary: pd.DataFrame = run["summary"]
+    sig: pd.DataFrame = run["significance"]
+    metric = doc["main_metric"]["metric"]
+    group = str(doc["main_metric"].get("group", "known"))
+    board, k = _board(summary, metric, doc["main_metric"]["k"], group)
+    label = metric if doc["main_metric"]["k"] is None else f"{metric}@{k}"
+    who = "test users" if group == "known" else f"{group} test users"
+    best = str(doc["best"])
+    order = _order(board, metric, k, best)
+    models = doc.get("models", {})
+    main_row = board[(board["metric"] == metric) & (board["k"] == k) & (board["model"] == best)]
+    acc_metrics = [m for m in _ACCURACY_ORDER if m in set(board["metric"])]
+    curve_metrics = [metric, *[m for m in acc_metrics if m != metric][:2]]
+    data = run["data.json"]
+    ds = data.get("summary", {})
+    tuning_block, decisions_block = _blocks(run["trials"], order, metric, doc.get("notes") or {})
+    kpi_html, facts = _data_card(data)
     meta = (
         f"{_esc(ds.get('name', ''))} · {len(order)} models · run time {_seconds(doc.get('wall_s'))}"
     )
@@ -385,7 +404,7 @@ def render_report(run_dir: str | Path) -> str:
         if run["catalog_pop"].size
         else "<p class='note'>No popularity data.</p>",
         plot_segments=_plots.segments(summary, metric, k, order),
-        segments_note=_esc(seg_note),
+        segments_note=_esc(_segments_note(summary, metric, k)),
         tuning_block=tuning_block,
         decisions_block=decisions_block,
         correction="Holm-corrected",
@@ -395,7 +414,7 @@ def render_report(run_dir: str | Path) -> str:
         plot_values=_plots.value_histogram(ds.get("values", {})),
         models_table=_models_table(models, order),
         split_table=_split_table(doc.get("split", {})),
-        environment=_facts(env_items),
+        environment=_facts(_environment(run["environment.json"])),
         run_dir_name=_esc(run_dir.name),
     )
 
