@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recforge._io import atomic_write, fsync_dir
 from recforge.exceptions import ConfigError, ModelFormatError
 from recforge.models._io import ARRAYS_NPZ, MODEL_JSON, read_metadata
 from recforge.models.base import Recommender
@@ -105,28 +105,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_json_atomic(path: Path, doc: Mapping[str, Any]) -> None:
-    data = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    atomic_write(path, json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
 
 
 class ModelRegistry:
@@ -240,7 +220,7 @@ class ModelRegistry:
             _write_json_atomic(tmp / CHECKSUMS, checksums)
             final = self.versions_dir / version
             os.replace(tmp, final)
-            _fsync_dir(self.versions_dir)
+            fsync_dir(self.versions_dir)
             if promote:
                 self._set_active(version)
         return self.info(version)

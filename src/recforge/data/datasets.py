@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -40,6 +39,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from recforge._io import atomic_open
 from recforge.data._dataset import Dataset
 from recforge.exceptions import DataError
 
@@ -300,33 +300,27 @@ def _download(info: DatasetInfo, dest: Path, *, timeout: float = 60.0) -> None:
         raise DataError(f"cannot create the cache directory {dest.parent}: {exc}") from exc
     algo, expected = _parse_checksum(info.checksum) if info.checksum else ("sha256", None)
     h = hashlib.new(algo, usedforsecurity=False)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(info.url, timeout=timeout) as resp:
-                    while chunk := resp.read(_CHUNK):
-                        h.update(chunk)
-                        out.write(chunk)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise DataError(
-                    f"cannot download {info.name!r} from {info.url} ({reason}; offline?); "
-                    f"download it yourself and place the file at {dest}"
-                ) from exc
+    with atomic_open(dest, suffix=".part") as out:  # renamed only if the checksum matched
+        try:
+            with urllib.request.urlopen(info.url, timeout=timeout) as resp:
+                while chunk := resp.read(_CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DataError(
+                f"cannot download {info.name!r} from {info.url} ({reason}; offline?); "
+                f"download it yourself and place the file at {dest}"
+            ) from exc
         if expected is not None and h.hexdigest() != expected:
             raise DataError(
                 f"download of {info.name!r} from {info.url} has the wrong {algo} checksum "
                 f"(expected {expected}, got {h.hexdigest()}); nothing was saved, try again"
             )
-        os.replace(tmp, dest)
-        if expected is not None:
-            stat = dest.stat()
-            marker = dest.with_name(dest.name + ".verified")
-            marker.write_text(f"{info.checksum} {stat.st_size} {stat.st_mtime_ns}\n")
-    finally:
-        tmp.unlink(missing_ok=True)
+    if expected is not None:
+        stat = dest.stat()
+        marker = dest.with_name(dest.name + ".verified")
+        marker.write_text(f"{info.checksum} {stat.st_size} {stat.st_mtime_ns}\n")
 
 
 def fetch(

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from recforge._io import jsonable
 from recforge.evaluation._names import GROUPS, SEGMENTS
 from recforge.exceptions import ConfigError
 
@@ -134,23 +132,6 @@ class EvaluationResult:
             f"EvaluationResult(split={self.split_name!r}, models={self.models}, "
             f"ks={list(self.ks)}, rows={len(self.summary)})"
         )
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` with numpy scalars, NaN/inf (as ``None``), ``pd.NA`` and paths made JSON-ready."""
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if obj is pd.NA:
-        return None
-    if isinstance(obj, PurePath):
-        return str(obj)
-    return obj
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

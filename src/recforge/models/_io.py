@@ -17,8 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
+from recforge._io import (
+    atomic_open,
+    check_state_shape,
+    csr_from_state,
+    csr_state,
+    fsync_dir,
+    fsync_file,
+    jsonable,
+)
 from recforge.data import IdIndex
 from recforge.exceptions import ModelFormatError
 
@@ -37,25 +45,13 @@ def _library_version() -> str:
     return __version__
 
 
-def _to_json(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(k): _to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_json(v) for v in value]
-    return value
-
-
 def model_arrays(model: Recommender) -> dict[str, np.ndarray]:
     """All arrays of a fitted model: base state (ids, seen matrix) plus the subclass state."""
     seen = model.seen_
     arrays = {
         f"{_BASE_PREFIX}user_ids": model.users_.to_array(),
         f"{_BASE_PREFIX}item_ids": model.items_.to_array(),
-        f"{_BASE_PREFIX}seen_indptr": np.asarray(seen.indptr, dtype=np.int64),
-        f"{_BASE_PREFIX}seen_indices": np.asarray(seen.indices, dtype=np.int32),
-        f"{_BASE_PREFIX}seen_data": np.asarray(seen.data, dtype=np.float32),
+        **csr_state(f"{_BASE_PREFIX}seen", seen),
         f"{_BASE_PREFIX}item_popularity": np.asarray(model.item_popularity_, dtype=np.float32),
     }
     for key, arr in model._get_state().items():
@@ -73,31 +69,28 @@ def save_model(model: Recommender, path: Path, metadata: Mapping[str, Any]) -> P
     doc = {
         "format_version": _format_version(),
         "model": model_key(type(model)),
-        "params": _to_json(model.get_params()),
-        "meta": _to_json(model._get_meta()),
+        "params": jsonable(model.get_params()),
+        "meta": jsonable(model._get_meta()),
         "library_version": _library_version(),
         "n_users": len(model.users_),
         "n_items": len(model.items_),
-        "metadata": _to_json(dict(metadata)),
+        "metadata": jsonable(dict(metadata)),
     }
     buf = io.BytesIO()
     np.savez_compressed(buf, **model_arrays(model))  # type: ignore[arg-type]
     payload = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".zip":
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".zip")
-        os.close(fd)
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        with atomic_open(path, suffix=".zip") as fh, zipfile.ZipFile(fh, "w") as zf:
             zf.writestr(MODEL_JSON, payload)
             zf.writestr(ARRAYS_NPZ, buf.getvalue())
-        _fsync_file(Path(tmp))
-        os.replace(tmp, path)
         return path
     tmpdir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
     (tmpdir / ARRAYS_NPZ).write_bytes(buf.getvalue())
     (tmpdir / MODEL_JSON).write_bytes(payload)
     for f in (ARRAYS_NPZ, MODEL_JSON):
-        _fsync_file(tmpdir / f)
+        fsync_file(tmpdir / f)
+    fsync_dir(tmpdir)
     if path.exists():
         old = path.with_name(f".old-{path.name}-{os.getpid()}")
         os.replace(path, old)
@@ -105,6 +98,7 @@ def save_model(model: Recommender, path: Path, metadata: Mapping[str, Any]) -> P
         _rmtree(old)
     else:
         os.replace(tmpdir, path)
+    fsync_dir(path.parent)
     return path
 
 
@@ -112,11 +106,6 @@ def _format_version() -> int:
     from recforge.models.base import FORMAT_VERSION
 
     return FORMAT_VERSION
-
-
-def _fsync_file(p: Path) -> None:
-    with open(p, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 def _rmtree(p: Path) -> None:
@@ -177,7 +166,6 @@ def read_model_files(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]
 def load_model(path: Path) -> Recommender:
     """Load and validate a saved model."""
     from recforge.models import model_class
-    from recforge.models.base import check_state_shape
 
     doc, arrays = read_model_files(path)
     try:
@@ -194,18 +182,11 @@ def load_model(path: Path) -> Recommender:
     try:
         users = IdIndex.from_array(check_state_shape(arrays, "base.user_ids", (None,)))
         items = IdIndex.from_array(check_state_shape(arrays, "base.item_ids", (None,)))
-        indptr = check_state_shape(arrays, "base.seen_indptr", (len(users) + 1,), np.int64)
-        indices = check_state_shape(arrays, "base.seen_indices", (None,), np.int32)
+        if "base.seen_data" not in arrays and "base.seen_indices" in arrays:
+            n_seen = arrays["base.seen_indices"].size  # saved before values were kept
+            arrays = {**arrays, "base.seen_data": np.ones(n_seen, dtype=np.float32)}
+        seen = csr_from_state(arrays, "base.seen", (len(users), len(items)))
         pop = check_state_shape(arrays, "base.item_popularity", (None,), np.float32)
-        seen_data = (
-            check_state_shape(arrays, "base.seen_data", (indices.size,), np.float32)
-            if "base.seen_data" in arrays
-            else np.ones(indices.size, dtype=np.float32)  # saved before values were kept
-        )
-        if indptr[0] != 0 or indptr[-1] != indices.size or np.any(np.diff(indptr) < 0):
-            raise ModelFormatError("seen matrix index pointer is inconsistent")
-        if indices.size and (indices.min() < 0 or indices.max() >= len(items)):
-            raise ModelFormatError("seen matrix has item codes out of range")
         if pop.size > len(items):
             raise ModelFormatError("item popularity is longer than the item index")
     except ModelFormatError as exc:
@@ -214,7 +195,7 @@ def load_model(path: Path) -> Recommender:
         raise ModelFormatError(f"{path}: invalid model arrays ({exc})") from exc
     model.users_ = users
     model.items_ = items
-    model.seen_ = sp.csr_array((seen_data, indices, indptr), shape=(len(users), len(items)))
+    model.seen_ = seen
     model.item_popularity_ = np.concatenate(
         [pop, np.zeros(len(items) - pop.size, dtype=np.float32)]
     )  # files written before catalogue growth padded it have a shorter array

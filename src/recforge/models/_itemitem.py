@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recforge.models._shared import CooccurrenceItemVectors, csr_from_state, csr_state
+from recforge._io import csr_from_state, csr_state
+from recforge.models._shared import CooccurrenceItemVectors
 from recforge.models.base import Recommender, check_state_shape
 
 __all__ = ["ItemItemModel"]

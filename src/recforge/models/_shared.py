@@ -6,14 +6,10 @@ norms cached per factor array).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-
-from recforge.exceptions import ModelFormatError
-from recforge.models.base import check_state_shape
 
 __all__ = [
     "CooccurrenceItemVectors",
@@ -101,26 +97,3 @@ class CooccurrenceItemVectors:
             cache = (seen, vectors)
             self.__dict__["_item_vector_cache"] = cache
         return cache[1]
-
-
-def csr_state(prefix: str, m: sp.csr_array) -> dict[str, np.ndarray]:
-    """Arrays of a CSR matrix for ``arrays.npz`` (``<prefix>_indptr/_indices/_data``)."""
-    return {
-        f"{prefix}_indptr": np.asarray(m.indptr, dtype=np.int64),
-        f"{prefix}_indices": np.asarray(m.indices, dtype=np.int32),
-        f"{prefix}_data": np.asarray(m.data, dtype=np.float32),
-    }
-
-
-def csr_from_state(
-    state: Mapping[str, np.ndarray], prefix: str, shape: tuple[int, int]
-) -> sp.csr_array:
-    """Rebuild a CSR matrix saved by :func:`csr_state`, validating it (ModelFormatError)."""
-    indptr = check_state_shape(state, f"{prefix}_indptr", (shape[0] + 1,), np.int64)
-    indices = check_state_shape(state, f"{prefix}_indices", (None,), np.int32)
-    data = check_state_shape(state, f"{prefix}_data", (indices.shape[0],), np.float32)
-    if indptr[0] != 0 or indptr[-1] != indices.shape[0] or np.any(np.diff(indptr) < 0):
-        raise ModelFormatError(f"model array {prefix + '_indptr'!r} is inconsistent")
-    if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
-        raise ModelFormatError(f"model array {prefix + '_indices'!r} has codes out of range")
-    return sp.csr_array((data, indices, indptr), shape=shape)

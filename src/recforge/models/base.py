@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recforge._io import check_state_shape
 from recforge._kernels.topk import topk
 from recforge.data import Columns, Dataset, IdIndex
 from recforge.exceptions import (
@@ -993,24 +994,6 @@ class Recommender:
         from recforge.models._io import load_model
 
         return load_model(Path(path))
-
-
-def check_state_shape(
-    state: Mapping[str, np.ndarray], name: str, shape: tuple[int | None, ...], dtype: Any = None
-) -> np.ndarray:
-    """Fetch ``state[name]`` and check its shape (``None`` = any) or raise ModelFormatError."""
-    if name not in state:
-        raise ModelFormatError(f"model arrays are missing {name!r}")
-    arr = state[name]
-    if arr.ndim != len(shape) or any(
-        s is not None and s != d for s, d in zip(shape, arr.shape, strict=True)
-    ):
-        raise ModelFormatError(f"model array {name!r} has shape {arr.shape}, expected {shape}")
-    if dtype is not None and arr.dtype != np.dtype(dtype):
-        raise ModelFormatError(f"model array {name!r} has dtype {arr.dtype}, expected {dtype}")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ModelFormatError(f"model array {name!r} contains NaN or infinite values")
-    return arr
 
 
 def _codes(idx: Any, n: int, what: str) -> np.ndarray:

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recforge._io import csr_from_state as _csr_from_state
+from recforge._io import csr_state as _csr_state
 from recforge.data import Dataset
 from recforge.exceptions import ConfigError, DataError, ModelFormatError
 from recforge.features import ItemFeatures, attributes_of
@@ -36,7 +38,6 @@ from recforge.models.base import (
     Recommender,
     TrainingOptions,
     _py,
-    check_state_shape,
 )
 
 __all__ = ["ContentBased", "ContentExplanation", "profile_weights"]
@@ -147,28 +148,6 @@ def _replace_rows(m: sp.csr_array, codes: np.ndarray, rows: sp.csr_array) -> sp.
     out.eliminate_zeros()
     out.sort_indices()
     return out
-
-
-def _csr_state(prefix: str, m: sp.csr_array) -> dict[str, np.ndarray]:
-    return {
-        f"{prefix}_indptr": np.asarray(m.indptr, dtype=np.int64),
-        f"{prefix}_indices": np.asarray(m.indices, dtype=np.int32),
-        f"{prefix}_data": np.asarray(m.data, dtype=np.float32),
-        f"{prefix}_shape": np.asarray(m.shape, dtype=np.int64),
-    }
-
-
-def _csr_from_state(state: Mapping[str, np.ndarray], prefix: str) -> sp.csr_array:
-    shape = check_state_shape(state, f"{prefix}_shape", (2,), np.int64)
-    n, m = int(shape[0]), int(shape[1])
-    indptr = check_state_shape(state, f"{prefix}_indptr", (n + 1,), np.int64)
-    indices = check_state_shape(state, f"{prefix}_indices", (None,), np.int32)
-    data = check_state_shape(state, f"{prefix}_data", (indices.size,), np.float32)
-    if indptr[0] != 0 or indptr[-1] != indices.size or np.any(np.diff(indptr) < 0):
-        raise ModelFormatError(f"sparse matrix {prefix!r} has an inconsistent index pointer")
-    if indices.size and (indices.min() < 0 or indices.max() >= m):
-        raise ModelFormatError(f"sparse matrix {prefix!r} has column indices out of range")
-    return sp.csr_array((data, indices, indptr), shape=(n, m))
 
 
 def dense_block_rows(n_cols: int) -> int:

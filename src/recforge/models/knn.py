@@ -38,13 +38,14 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from recforge._io import csr_from_state, csr_state
 from recforge._kernels.knn import predict_pairs
 from recforge._kernels.similarity import topn_similarity
 from recforge.data import Dataset
 from recforge.data.weighting import bm25, tfidf
 from recforge.exceptions import ConfigError, ModelFormatError
 from recforge.models._itemitem import ItemItemModel
-from recforge.models._shared import CooccurrenceItemVectors, csr_from_state, csr_state
+from recforge.models._shared import CooccurrenceItemVectors
 from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
 from recforge.models.bias import fit_biases
 

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recforge._io import atomic_open, atomic_write, jsonable
 from recforge.data import Dataset
 from recforge.evaluation import (
     RATING_METRICS,
@@ -52,7 +53,6 @@ from recforge.evaluation import (
     summarise,
     user_segments,
 )
-from recforge.evaluation import jsonable as _jsonable
 from recforge.exceptions import ConfigError, require
 from recforge.models.base import Recommender
 from recforge.pipeline._stats import fold_summary, paired_tests
@@ -78,25 +78,13 @@ ModelHook = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------- small helpers
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write a file so that readers see either the old or the complete new content."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    payload = data if isinstance(data, bytes) else data.encode("utf-8")
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def write_json(path: Path, doc: Any) -> None:
     """Atomic, indented JSON (NaN written as null)."""
-    atomic_write(path, json.dumps(_jsonable(doc), indent=2, sort_keys=False) + "\n")
+    atomic_write(path, json.dumps(jsonable(doc), indent=2, sort_keys=False) + "\n")
 
 
 def _hash(doc: Any) -> str:
-    return hashlib.sha256(json.dumps(_jsonable(doc), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(jsonable(doc), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def environment() -> dict[str, Any]:
@@ -460,18 +448,13 @@ class RunDirectory:
 
     def parquet(self, name: str, frame: pd.DataFrame) -> None:
         """Write a Parquet file."""
-        target = self.path(name)
-        tmp = target.with_name(f".{target.name}.tmp")
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
+        with atomic_open(self.path(name)) as fh:
+            frame.to_parquet(fh, index=False)
 
     def npz(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
         """Write a NumPy archive (no pickled objects)."""
-        target = self.path(name)
-        tmp = target.with_name(f".{target.name}.tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_open(self.path(name)) as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, target)
 
     def model_dir(self, label: str) -> Path:
         """Directory of one model's results."""

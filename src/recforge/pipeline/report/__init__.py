@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recforge._io import atomic_write
 from recforge.evaluation import SEGMENTS
 from recforge.exceptions import ConfigError
 from recforge.pipeline.report import _plots
@@ -437,7 +438,5 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     target = Path(output) if output is not None else run_dir / "report.html"
     text = render_report(run_dir)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    atomic_write(target, text)
     return target
