@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recforge.data.weighting import normalize_rows
 from recforge.exceptions import ConfigError, DataError, MissingDependencyError, NotFittedError
 
 if TYPE_CHECKING:
@@ -55,13 +56,7 @@ _SCALES = ("standard", "minmax", "bins")
 
 def l2_normalize_rows(x: sp.csr_array) -> sp.csr_array:
     """Rows scaled to unit L2 norm (empty rows stay empty); float32 CSR copy."""
-    x = sp.csr_array(x, dtype=np.float32, copy=True)
-    sq = np.asarray(x.multiply(x).sum(axis=1)).ravel()
-    norms = np.sqrt(sq).astype(np.float32)
-    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    counts = np.diff(x.indptr)
-    x.data *= np.repeat(scale, counts)
-    return x
+    return normalize_rows(x, "l2")
 
 
 def attributes_of(dataset: Dataset) -> pd.DataFrame:

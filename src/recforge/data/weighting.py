@@ -1,21 +1,70 @@
-"""Re-weighting of a user x item matrix: confidence and term-weighting schemes.
+"""Re-weighting of a sparse matrix: confidence and term-weighting schemes, row normalisation.
 
-Every function takes a CSR array (users x items) and returns a new one with the same sparsity
-pattern; only ``data`` changes. They are used by :mod:`recforge.data.prepare` (on Datasets)
-and by models that weight their input (ALS confidence, kNN BM25/TF-IDF).
+Every function takes a CSR array (users x items, or items x features for
+:func:`normalize_rows`) and returns a new one with the same sparsity pattern; only ``data``
+changes. They are used by :mod:`recforge.data.prepare` (on Datasets), by models that weight
+their input (ALS confidence, kNN BM25/TF-IDF, RP3beta's transition probabilities), by
+:mod:`recforge.features` and by the re-rankers (unit-length item vectors).
 """
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["SCHEMES", "bm25", "linear_confidence", "log_confidence", "tfidf", "weight_matrix"]
+__all__ = [
+    "SCHEMES",
+    "bm25",
+    "linear_confidence",
+    "log_confidence",
+    "normalize_rows",
+    "tfidf",
+    "weight_matrix",
+]
 
 
 def _copy(x: sp.csr_array | sp.csr_matrix) -> sp.csr_array:
     out = sp.csr_array(x, dtype=np.float32, copy=True)
     out.sum_duplicates()
+    return out
+
+
+def normalize_rows(
+    x: sp.csr_array | sp.csr_matrix, norm: Literal["l1", "l2"] = "l2", *, dtype: Any = np.float32
+) -> sp.csr_array:
+    """Rows scaled to unit norm; rows of norm 0 (empty ones included) stay zero.
+
+    Parameters
+    ----------
+    x
+        Sparse matrix (converted to CSR).
+    norm
+        ``"l2"`` (Euclidean length) or ``"l1"`` (sum of absolute values: each row of a
+        non-negative matrix becomes a probability distribution).
+    dtype
+        Dtype of the result and of the computation.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        A copy with the same sparsity pattern.
+
+    Examples
+    --------
+    >>> normalize_rows(sp.csr_array([[3.0, 4.0], [0.0, 0.0]])).toarray().tolist()
+    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
+    out = sp.csr_array(x, dtype=dtype, copy=True)
+    if norm == "l2":
+        norms = np.sqrt(np.asarray(out.multiply(out).sum(axis=1)).ravel()).astype(dtype)
+    elif norm == "l1":
+        norms = np.asarray(abs(out).sum(axis=1)).ravel().astype(dtype)
+    else:
+        raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    out.data *= np.repeat(scale, np.diff(out.indptr))
     return out
 
 

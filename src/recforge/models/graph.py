@@ -24,18 +24,11 @@ import scipy.sparse as sp
 
 from recforge._kernels.similarity import topn_similarity
 from recforge.data import Dataset
+from recforge.data.weighting import normalize_rows
 from recforge.models._itemitem import ItemItemModel
 from recforge.models.base import Param, TrainingOptions
 
 __all__ = ["RP3beta", "rp3beta_weights"]
-
-
-def _row_normalize(m: sp.csr_array) -> sp.csr_array:
-    out = sp.csr_array(m, dtype=np.float64, copy=True)
-    sums = np.asarray(np.abs(out).sum(axis=1)).ravel()
-    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
-    out.data = out.data * np.repeat(scale, np.diff(out.indptr))
-    return out
 
 
 def rp3beta_weights(
@@ -44,11 +37,11 @@ def rp3beta_weights(
     """The pruned RP3beta item x item matrix ``W`` of a users x items matrix ``x``."""
     x = sp.csr_array(x, dtype=np.float32)
     x.sum_duplicates()
-    p_ui = _row_normalize(x)
+    p_ui = normalize_rows(x, "l1", dtype=np.float64)
     x_bool = sp.csr_array(x.T, dtype=np.float64)
     x_bool.data[:] = 1.0
     pop = np.asarray(x_bool.sum(axis=1)).ravel()
-    p_iu = _row_normalize(x_bool)
+    p_iu = normalize_rows(x_bool, "l1", dtype=np.float64)
     if alpha != 1.0:
         p_ui.data = np.power(p_ui.data, alpha)
         p_iu.data = np.power(p_iu.data, alpha)
@@ -57,7 +50,7 @@ def rp3beta_weights(
     degree[nz] = np.power(pop[nz], -beta)
     w = topn_similarity(p_iu, "dot_scaled", n_neighbors, scale=degree, t=p_ui, min_sim=0.0)
     if normalize:
-        w = sp.csr_array(_row_normalize(w), dtype=np.float32)
+        w = sp.csr_array(normalize_rows(w, "l1", dtype=np.float64), dtype=np.float32)
     w.sort_indices()
     return w
 

@@ -33,6 +33,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recforge.data import IdIndex
+from recforge.data.weighting import normalize_rows
 from recforge.exceptions import ConfigError, DataError
 from recforge.features import _split_values
 from recforge.models.base import Recommendations, Recommender
@@ -115,11 +116,7 @@ def category_matrix(
 
 def _unit_rows(vectors: np.ndarray | sp.sparray | sp.spmatrix) -> np.ndarray | sp.csr_array:
     if sp.issparse(vectors):
-        x = sp.csr_array(vectors, dtype=np.float32, copy=True)
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel()).astype(np.float32)
-        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        x.data *= np.repeat(inv, np.diff(x.indptr))
-        return x
+        return normalize_rows(vectors)
     v = np.asarray(vectors, dtype=np.float32)
     if v.ndim != 2:
         raise ConfigError(f"item vectors must be 2-D, got shape {v.shape}")
