@@ -17,12 +17,32 @@ __all__ = ["IdIndex"]
 _NO_INT = -(2**62)
 
 
-def _is_int_text(x: Any) -> bool:
-    try:
-        int(x)
-    except (TypeError, ValueError):
-        return False
-    return True
+#: Text of an integer id: an optional minus sign and 1 to 19 ASCII digits (range checked after).
+_INT_TEXT = r"-?[0-9]{1,19}"
+_INT64_MAX = 2**63 - 1
+
+
+def _parse_int_text(texts: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(values int64, ok bool)``: which texts spell an int64; see ``IdIndex.parse_int_ids``."""
+    col = pd.Series(np.asarray(texts, dtype=object).reshape(-1), dtype=object)
+    is_str = col.map(type).eq(str).to_numpy(dtype=bool)
+    ok = np.zeros(len(col), dtype=bool)
+    if is_str.any():
+        ok[is_str] = col[is_str].str.fullmatch(_INT_TEXT).to_numpy(dtype=bool)
+    values = np.zeros(len(col), dtype=np.int64)
+    if ok.any():
+        text = col[ok]
+        long = (text.str.len() - text.str.startswith("-").astype(int)).to_numpy() == 19
+        where = np.flatnonzero(ok)
+        short = where[~long]
+        values[short] = text[~long].astype(np.int64).to_numpy()
+        for j, t in zip(where[long], text[long].tolist(), strict=True):  # may overflow int64
+            v = int(t)
+            if -_INT64_MAX - 1 <= v <= _INT64_MAX:
+                values[j] = v
+            else:
+                ok[j] = False
+    return values, ok
 
 
 def _scalar(x: Any) -> Any:
@@ -151,7 +171,9 @@ class IdIndex:
         arr = self._coerce(ids)
         codes = self._lookup.get_indexer(arr).astype(np.int32)
         if missing == "raise" and codes.size and codes.min() < 0:
-            bad = arr[np.flatnonzero(codes < 0)[0]]
+            pos = np.flatnonzero(codes < 0)[0]
+            given = [ids] if isinstance(ids, str | int | np.integer) else ids
+            bad = _as_id_array(given)[pos]  # as given (a text, not its stand-in code)
             raise UnknownIdError(
                 f"unknown {what} id {_scalar(bad)!r}: it was not in the training data"
             )
@@ -163,15 +185,68 @@ class IdIndex:
         arr = _as_id_array(ids)
         # Compare like with like: str ids never match int ids and vice versa.
         if self.is_integer and arr.dtype == object:
-            try:
-                arr = np.asarray([int(x) for x in arr], dtype=np.int64)
-            except ValueError:
-                return np.asarray([_NO_INT] * len(arr), dtype=np.int64)
+            values, ok = _parse_int_text(arr)
+            values[~ok] = _NO_INT
+            return values
         elif not self.is_integer and arr.dtype.kind in "iu":
             out = np.empty(arr.shape[0], dtype=object)
             out[:] = [str(x) for x in arr.tolist()]
             arr = out
         return arr
+
+    @staticmethod
+    def parse_int_ids(texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Integer ids spelled as text, the one rule for ids from HTTP, events and files.
+
+        A text is an integer id when it is an optional ``-`` followed by ASCII digits and its
+        value fits in int64 (so ``"007"`` is 7, while ``" 7"``, ``"+7"``, ``"7.0"`` and
+        ``"1_000"`` are not integer ids).
+
+        Parameters
+        ----------
+        texts
+            Id texts.
+
+        Returns
+        -------
+        values, ok
+            ``int64`` values (0 where not an id) and whether each text is an integer id.
+
+        Examples
+        --------
+        >>> values, ok = IdIndex.parse_int_ids(["12", "-3", "x", "99999999999999999999"])
+        >>> values[ok].tolist(), ok.tolist()
+        ([12, -3], [True, True, False, False])
+        """
+        return _parse_int_text(list(texts))
+
+    def ids_from_text(self, texts: Iterable[str]) -> list[Any]:
+        """External ids given as text (e.g. from HTTP) in this index's type.
+
+        Texts that cannot be ids of this index (not an integer, see :meth:`parse_int_ids`,
+        in an index of integer ids) are dropped; the ids need not be in the index.
+        """
+        texts = list(texts)
+        if not self.is_integer:
+            return texts
+        values, ok = _parse_int_text(texts)
+        return values[ok].tolist()
+
+    def codes_from_text(self, texts: Iterable[str]) -> np.ndarray:
+        """``int32`` codes of ids given as text; ``-1`` for unknown ids and non-ids.
+
+        Uses the same rule as :meth:`ids_from_text`.
+        """
+        texts = list(texts)
+        if not texts:
+            return np.full(0, -1, dtype=np.int32)
+        if not self.is_integer:
+            return np.asarray(self.codes(texts, missing="negative"), dtype=np.int32)
+        values, ok = _parse_int_text(texts)
+        out = np.full(len(texts), -1, dtype=np.int32)
+        if ok.any():
+            out[ok] = self._lookup.get_indexer(values[ok])
+        return out
 
     def ids_of(self, codes: Any) -> np.ndarray:
         """External ids of internal codes."""
@@ -193,9 +268,10 @@ class IdIndex:
         if self.is_integer:
             raw = _as_id_array(ids)
             if raw.dtype == object:
-                bad = [x for x in raw.tolist() if not _is_int_text(x)]
-                if bad:
-                    raise DataError(f"cannot add id {bad[0]!r} to an index of integer ids")
+                ok = _parse_int_text(raw)[1]
+                if not ok.all():
+                    bad = raw[np.flatnonzero(~ok)[0]]
+                    raise DataError(f"cannot add id {bad!r} to an index of integer ids")
         arr = self._coerce(ids)
         new = arr[self._lookup.get_indexer(arr) < 0]
         if new.size == 0:

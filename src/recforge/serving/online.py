@@ -94,16 +94,7 @@ class ModelHolder:
 
 def model_ids(index: IdIndex, ids: Iterable[str]) -> list[Any]:
     """External ids from HTTP (strings) in the type of ``index``; unparseable ones dropped."""
-    ids = list(ids)
-    if not index.is_integer:
-        return ids
-    out = []
-    for x in ids:
-        try:
-            out.append(int(x))
-        except ValueError:
-            continue
-    return out
+    return index.ids_from_text(ids)
 
 
 def _known_items(model: Recommender, ids: Sequence[str]) -> np.ndarray:
@@ -265,13 +256,7 @@ def _popular(
 
 
 def _parses(index: IdIndex, key: str) -> bool:
-    if not index.is_integer:
-        return True
-    try:
-        int(key)
-    except ValueError:
-        return False
-    return True
+    return bool(index.ids_from_text([key]))
 
 
 def recommend_user(
@@ -370,15 +355,7 @@ def _recode(model: Recommender, items: list[str], codes: np.ndarray) -> np.ndarr
 
 def _string_id_codes(index: IdIndex, items: list[str]) -> np.ndarray:
     """Codes of string ids from HTTP in ``index`` (``-1``: unknown, or not an id of its type)."""
-    out = np.full(len(items), -1, dtype=np.int32)
-    if not items:
-        return out
-    if not index.is_integer:
-        return np.asarray(index.codes(items, missing="negative"), dtype=np.int32)
-    keep = [j for j, x in enumerate(items) if x.lstrip("-").isdigit() and len(x) < 19]
-    if keep:
-        out[keep] = index.codes([int(items[j]) for j in keep], missing="negative")
-    return out
+    return index.codes_from_text(items)
 
 
 def recommend_history(

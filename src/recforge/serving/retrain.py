@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recforge.data import Dataset
+from recforge.data import Dataset, IdIndex
 from recforge.evaluation import EvaluationProtocol, evaluate_model, parse_metric
 from recforge.exceptions import ConfigError, DataError
 from recforge.models.base import Recommender
@@ -105,7 +105,7 @@ def _parse_metric(metric: str) -> tuple[str, int]:
 def _all_int(values: pd.Series) -> bool:
     if values.empty:
         return True
-    return bool(values.astype(str).str.fullmatch(r"-?\d{1,18}").all())
+    return bool(IdIndex.parse_int_ids(values.astype(str))[1].all())
 
 
 def combine(base: Dataset | None, events: pd.DataFrame) -> pd.DataFrame:

@@ -93,3 +93,27 @@ def test_extend_integer_index() -> None:
     assert IdIndex([1]).extend(["2", 3]).ids.tolist() == [1, 2, 3]
     with pytest.raises(DataError, match="cannot add id 'a' to an index of integer ids"):
         IdIndex([1]).extend(["5", "a"])
+
+
+def test_one_rule_for_integer_ids_given_as_text() -> None:
+    texts = ["7", "-3", "007", " 7", "+7", "7.0", "1_000", "²", "--5", "", "x"]
+    values, ok = IdIndex.parse_int_ids(texts)
+    assert ok.tolist() == [True, True, True] + [False] * 8
+    assert values[ok].tolist() == [7, -3, 7]
+    big = ["9223372036854775807", "-9223372036854775808", "9223372036854775808"]
+    values, ok = IdIndex.parse_int_ids(big)
+    assert ok.tolist() == [True, True, False]
+    assert values[:2].tolist() == [2**63 - 1, -(2**63)]
+
+
+def test_codes_and_ids_from_text() -> None:
+    ints = IdIndex([5, 2**63 - 1])
+    assert ints.codes_from_text(["9223372036854775807", "x", "5", "6"]).tolist() == [1, -1, 0, -1]
+    assert ints.ids_from_text(["5", "+5", "8"]) == [5, 8]
+    assert ints.codes(["5", "x"], missing="negative").tolist() == [0, -1]
+    with pytest.raises(UnknownIdError, match="'x'"):
+        ints.codes(["5", "x"])
+    strs = IdIndex(["a", "5"])
+    assert strs.codes_from_text(["5", "b"]).tolist() == [1, -1]
+    assert strs.ids_from_text(["5", " b"]) == ["5", " b"]
+    assert ints.codes_from_text([]).dtype == np.int32
