@@ -25,7 +25,7 @@ _INT64_MAX = 2**63 - 1
 def _parse_int_text(texts: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(values int64, ok bool)``: which texts spell an int64; see ``IdIndex.parse_int_ids``."""
     col = pd.Series(np.asarray(texts, dtype=object).reshape(-1), dtype=object)
-    is_str = col.map(type).eq(str).to_numpy(dtype=bool)
+    is_str = np.fromiter((isinstance(x, str) for x in col), dtype=bool, count=len(col))
     ok = np.zeros(len(col), dtype=bool)
     if is_str.any():
         ok[is_str] = col[is_str].str.fullmatch(_INT_TEXT).to_numpy(dtype=bool)
