@@ -117,10 +117,7 @@ def synthetic_data(
     -------
     SyntheticData
     """
-    for pname, val in (("n_users", n_users), ("n_items", n_items)):
-        _check(pname, val, 1, integer=True)
-    _check("n_interactions", n_interactions, 1, integer=True)
-    _check("factors", factors, 1, integer=True)
+    _check_sizes(n_users, n_items, n_interactions, factors)
     for pname, fval in (
         ("zipf_a", zipf_a),
         ("user_skew", user_skew),
@@ -128,64 +125,22 @@ def synthetic_data(
         ("noise", noise),
     ):
         _check(pname, fval, 0, integer=False)
-    if n_interactions > n_users * n_items:
-        raise ConfigError(
-            f"synthetic: n_interactions={n_interactions} exceeds n_users * n_items = "
-            f"{n_users * n_items}, but (user, item) pairs never repeat"
-        )
-    from recforge._kernels.synthetic import sample_interactions
-
     gen = np.random.default_rng(rng)
     ranks = gen.permutation(n_items).astype(np.float64) + 1.0
     log_pop = -float(zipf_a) * np.log(ranks)
-    pop = np.exp(log_pop - log_pop.max())
-    cdf = np.cumsum(pop)
     activity = gen.lognormal(0.0, float(user_skew), size=n_users)
     counts = _allocate(int(n_interactions), activity, n_items, gen)
     scale = float(factors) ** -0.25
-    user_factors = (gen.standard_normal((n_users, factors), dtype=np.float32) * scale).astype(
-        np.float32
-    )
-    item_factors = (gen.standard_normal((n_items, factors), dtype=np.float32) * scale).astype(
-        np.float32
-    )
+    user_factors = _factors(gen, n_users, factors, scale)
+    item_factors = _factors(gen, n_items, factors, scale)
     seed = int(gen.integers(0, 2**63 - 1))
-    user_sd = np.linalg.norm(user_factors.astype(np.float64), axis=1) * scale
-    bound = np.maximum(float(signal) * _CLIP_SD * user_sd, 1e-6)
-
-    nnz = int(counts.sum())
-    offsets = np.zeros(n_users, dtype=np.int64)
-    np.cumsum(counts[:-1], out=offsets[1:])
-    items = np.empty(nnz, dtype=np.int32)
-    values = np.empty(nnz, dtype=np.float32)
-    times = np.empty(nnz, dtype=np.int64)
-    sample_interactions(
-        counts,
-        offsets,
-        user_factors,
-        item_factors,
-        cdf,
-        log_pop,
-        float(signal),
-        bound,
-        seed,
+    items, values, times = _sample(
+        counts, user_factors, item_factors, log_pop, float(signal), scale, seed,
         0.0 if implicit else float(noise),
-        _T_START,
-        _T_SPAN,
-        items,
-        values,
-        times,
-    )
-    if implicit:
-        values.fill(1.0)
-    else:
-        values *= np.float32(1.2)
-        values += np.float32(3.0)
-        np.rint(values, out=values)
-        np.clip(values, 1.0, 5.0, out=values)
-    users = np.repeat(np.arange(n_users, dtype=np.int32), counts)
+    )  # fmt: skip
+    _to_values(values, implicit)
     ds = Dataset(
-        user=users,
+        user=np.repeat(np.arange(n_users, dtype=np.int32), counts),
         item=items,
         value=values,
         time=times,
@@ -194,6 +149,66 @@ def synthetic_data(
         name=name,
     )
     return SyntheticData(ds, user_factors, item_factors, log_pop, float(signal))
+
+
+def _check_sizes(n_users: int, n_items: int, n_interactions: int, factors: int) -> None:
+    for pname, val in (
+        ("n_users", n_users),
+        ("n_items", n_items),
+        ("n_interactions", n_interactions),
+        ("factors", factors),
+    ):
+        _check(pname, val, 1, integer=True)
+    if n_interactions > n_users * n_items:
+        raise ConfigError(
+            f"synthetic: n_interactions={n_interactions} exceeds n_users * n_items = "
+            f"{n_users * n_items}, but (user, item) pairs never repeat"
+        )
+
+
+def _factors(gen: np.random.Generator, n: int, factors: int, scale: float) -> np.ndarray:
+    """``(n, factors)`` float32 Gaussian factors with standard deviation ``scale``."""
+    return (gen.standard_normal((n, factors), dtype=np.float32) * scale).astype(np.float32)
+
+
+def _sample(
+    counts: np.ndarray,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    log_pop: np.ndarray,
+    signal: float,
+    scale: float,
+    seed: int,
+    noise: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(items, raw values, times)`` of every user's interactions, drawn by the kernel."""
+    from recforge._kernels.synthetic import sample_interactions
+
+    pop = np.exp(log_pop - log_pop.max())
+    user_sd = np.linalg.norm(user_factors.astype(np.float64), axis=1) * scale
+    bound = np.maximum(signal * _CLIP_SD * user_sd, 1e-6)
+    nnz = int(counts.sum())
+    offsets = np.zeros(counts.size, dtype=np.int64)
+    np.cumsum(counts[:-1], out=offsets[1:])
+    items = np.empty(nnz, dtype=np.int32)
+    values = np.empty(nnz, dtype=np.float32)
+    times = np.empty(nnz, dtype=np.int64)
+    sample_interactions(
+        counts, offsets, user_factors, item_factors, np.cumsum(pop), log_pop, signal, bound,
+        seed, noise, _T_START, _T_SPAN, items, values, times,
+    )  # fmt: skip
+    return items, values, times
+
+
+def _to_values(values: np.ndarray, implicit: bool) -> None:
+    """Raw preferences to 1 (implicit) or to ratings 1-5 in steps of 1, in place."""
+    if implicit:
+        values.fill(1.0)
+        return
+    values *= np.float32(1.2)
+    values += np.float32(3.0)
+    np.rint(values, out=values)
+    np.clip(values, 1.0, 5.0, out=values)
 
 
 def synthetic(
