@@ -57,14 +57,30 @@ def _row_label(index: pd.Index, pos: int, source: str | None) -> str:
     return f"row {_py(index[pos])!r}"
 
 
+def _refuse_bad_rows(
+    bad: np.ndarray,
+    source: str | None,
+    column: str,
+    what: str,
+    index: pd.Index,
+    values: Any = None,
+) -> None:
+    """Raise DataError naming the column, the first ``bad`` row and (given ``values``) its value."""
+    if not bad.any():
+        return
+    pos = _first_bad_row(bad)
+    if values is None:
+        shown = ""
+    else:
+        shown = f" {_py(values.iloc[pos] if isinstance(values, pd.Series) else values[pos])!r}"
+    raise DataError(
+        f"{_where(source)}column {column!r} has {what}{shown} at {_row_label(index, pos, source)}"
+    )
+
+
 def _parse_time(col: pd.Series, name: str, source: str | None) -> np.ndarray:
     """Convert a time column (epoch seconds, datetimes or strings) to int64 epoch seconds."""
-    if col.isna().any():
-        pos = _first_bad_row(col.isna().to_numpy())
-        raise DataError(
-            f"{_where(source)}column {name!r} has a missing time at "
-            f"{_row_label(col.index, pos, source)}"
-        )
+    _refuse_bad_rows(col.isna().to_numpy(), source, name, "a missing time", col.index)
     if pd.api.types.is_datetime64_any_dtype(col):
         ts = pd.to_datetime(col, utc=True)
         return np.asarray(ts.astype("int64") // 10 ** _unit_digits(ts), dtype=np.int64)
@@ -72,22 +88,11 @@ def _parse_time(col: pd.Series, name: str, source: str | None) -> np.ndarray:
         return np.array(col.to_numpy(), dtype=np.int64)  # a copy: the dataset owns it
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         vals = col.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(vals)
-        if bad.any():
-            pos = _first_bad_row(bad)
-            raise DataError(
-                f"{_where(source)}column {name!r} has a non-finite time {_py(vals[pos])!r} at "
-                f"{_row_label(col.index, pos, source)}"
-            )
+        _refuse_bad_rows(~np.isfinite(vals), source, name, "a non-finite time", col.index, vals)
         return vals.astype(np.int64)
     parsed = pd.to_datetime(col, utc=True, errors="coerce", format="mixed")
     bad = parsed.isna().to_numpy()
-    if bad.any():
-        pos = _first_bad_row(bad)
-        raise DataError(
-            f"{_where(source)}column {name!r} has an unparseable time {_py(col.iloc[pos])!r} at "
-            f"{_row_label(col.index, pos, source)}"
-        )
+    _refuse_bad_rows(bad, source, name, "an unparseable time", col.index, col)
     return np.asarray(parsed.astype("int64") // 10 ** _unit_digits(parsed), dtype=np.int64)
 
 
@@ -97,13 +102,38 @@ def _unit_digits(ts: pd.Series) -> int:
 
 
 def _check_ids(col: pd.Series, name: str, source: str | None) -> None:
-    nulls = col.isna().to_numpy()
-    if nulls.any():
-        pos = _first_bad_row(nulls)
+    _refuse_bad_rows(col.isna().to_numpy(), source, name, "a missing id", col.index)
+
+
+def _check_frame(frame: Any, columns: list[str | None], source: str | None) -> None:
+    """A non-empty DataFrame holding every named column, or DataError."""
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{_where(source)}expected a pandas DataFrame, got {type(frame)!r}")
+    missing = [c for c in columns if c is not None and c not in frame.columns]
+    if missing:
         raise DataError(
-            f"{_where(source)}column {name!r} has a missing id at "
-            f"{_row_label(col.index, pos, source)}"
+            f"{_where(source)}interactions are missing column {missing[0]!r} "
+            f"(columns: {', '.join(map(str, frame.columns))})"
         )
+    if len(frame) == 0:
+        raise DataError(f"{_where(source)}interactions are empty (no rows)")
+
+
+def _parse_values(col: pd.Series, name: str, source: str | None) -> np.ndarray:
+    """A value column as finite float32 (a copy), or DataError naming the first bad row."""
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        num = pd.to_numeric(col, errors="coerce")
+        _refuse_bad_rows(num.isna().to_numpy(), source, name, "a non-numeric value", col.index, col)
+        col = num
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
+        vals = col.to_numpy()
+    else:
+        vals = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(over="ignore", invalid="ignore"):
+        vals32 = vals.astype(np.float32)  # a copy: the dataset owns its arrays
+    # checked after the cast, so float64 values beyond float32's range count as well
+    _refuse_bad_rows(~np.isfinite(vals32), source, name, "a non-finite value", col.index, vals)
+    return vals32
 
 
 #: Interactions from which :meth:`Dataset.matrix` builds the CSR with the numba kernel.
@@ -293,49 +323,14 @@ class Dataset:
             On missing columns, null ids, non-numeric or non-finite values, unparseable times,
             empty input or duplicate attribute ids. The message names the source, column and row.
         """
-        if not isinstance(frame, pd.DataFrame):
-            raise DataError(f"{_where(source)}expected a pandas DataFrame, got {type(frame)!r}")
-        wanted = [("user", user), ("item", item), ("value", value), ("time", time)]
-        missing = [c for _, c in wanted if c is not None and c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"{_where(source)}interactions are missing column {missing[0]!r} "
-                f"(columns: {', '.join(map(str, frame.columns))})"
-            )
-        if len(frame) == 0:
-            raise DataError(f"{_where(source)}interactions are empty (no rows)")
+        _check_frame(frame, [user, item, value, time], source)
         _check_ids(frame[user], user, source)
         _check_ids(frame[item], item, source)
-
-        if value is not None:
-            col = frame[value]
-            if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-                num = pd.to_numeric(col, errors="coerce")
-                bad = num.isna().to_numpy()
-                if bad.any():
-                    pos = _first_bad_row(bad)
-                    raise DataError(
-                        f"{_where(source)}column {value!r} has a non-numeric value "
-                        f"{_py(col.iloc[pos])!r} at {_row_label(frame.index, pos, source)}"
-                    )
-                col = num
-            if isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
-                vals = col.to_numpy()
-            else:
-                vals = col.to_numpy(dtype=np.float64, na_value=np.nan)
-            with np.errstate(over="ignore", invalid="ignore"):
-                vals32 = vals.astype(np.float32)  # a copy: the dataset owns its arrays
-            # checked after the cast, so float64 values beyond float32's range count as well
-            bad = ~np.isfinite(vals32)
-            if bad.any():
-                pos = _first_bad_row(bad)
-                raise DataError(
-                    f"{_where(source)}column {value!r} has a non-finite value "
-                    f"{_py(vals[pos])!r} at {_row_label(frame.index, pos, source)}"
-                )
-        else:
-            vals32 = np.ones(len(frame), dtype=np.float32)
-
+        vals32 = (
+            _parse_values(frame[value], value, source)
+            if value is not None
+            else np.ones(len(frame), dtype=np.float32)
+        )
         times = _parse_time(frame[time], time, source) if time is not None else None
 
         iattr = _attributes(item_attributes, item_key, "item", source)
