@@ -214,23 +214,7 @@ def read_csv(
     Dataset(name='r.csv', users=2, items=1, interactions=2, time=False)
     """
     p = _check_file(path, "interactions")
-    wanted = _wanted(user, item, value, time)
-    # Read ids as given; a missing column is reported with the columns that were found.
-    try:
-        header = pd.read_csv(p, sep=sep, nrows=0, **pandas_kw)
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{p}: interactions file is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{p}: cannot parse interactions: {exc}") from exc
-    _require_columns(p, "interactions", wanted, [str(c) for c in header.columns])
-    kw: dict[str, Any] = {"usecols": wanted}
-    kw.update(pandas_kw)
-    if "engine" not in kw and len(sep) == 1:
-        kw["engine"] = "c"
-    try:
-        frame = pd.read_csv(p, sep=sep, **kw)
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{p}: cannot parse interactions: {exc}") from exc
+    frame = _read_csv_frame(p, sep, _wanted(user, item, value, time), pandas_kw)
     return _build(
         frame,
         str(p),
@@ -245,6 +229,28 @@ def read_csv(
         name=name,
         sep=sep,
     )
+
+
+def _read_csv_frame(
+    p: Path, sep: str, wanted: list[str], pandas_kw: dict[str, Any]
+) -> pd.DataFrame:
+    """The ``wanted`` columns of a CSV file, ids as pandas infers them (DataError naming it)."""
+    # A missing column is reported with the columns that were found.
+    try:
+        header = pd.read_csv(p, sep=sep, nrows=0, **pandas_kw)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{p}: interactions file is empty") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: cannot parse interactions: {exc}") from exc
+    _require_columns(p, "interactions", wanted, [str(c) for c in header.columns])
+    kw: dict[str, Any] = {"usecols": wanted}
+    kw.update(pandas_kw)
+    if "engine" not in kw and len(sep) == 1:
+        kw["engine"] = "c"
+    try:
+        return pd.read_csv(p, sep=sep, **kw)
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{p}: cannot parse interactions: {exc}") from exc
 
 
 def read_parquet(
