@@ -458,17 +458,27 @@ def temporal_split(
             f"(got {', '.join(given) if given else 'none'})"
         )
     if per_user_last is not None:
-        amount = _check_count_or_fraction("per_user_last", per_user_last, allow_zero=False)
-        valid_amount = _check_count_or_fraction("valid_size", valid_size, allow_zero=True)
+        return _temporal_per_user(ds, per_user_last, valid_size)
+    return _temporal_cut(ds, at, quantile, valid_size)
 
-        def tail(n: int | float) -> Callable[[Dataset, _Pairs], np.ndarray]:
-            return lambda d, p: _tail_per_user(p.user, _time_order_key(d, p), n)
 
-        pairs = _pairs(ds)
-        name = f"temporal({_fmt(per_user_last=amount, valid_size=valid_amount or None)})"
-        valid_rule = _rows(tail(valid_amount)) if valid_amount else None
-        return _carve(ds, tail(amount)(ds, pairs), pairs, name, valid_rule)
+def _temporal_per_user(ds: Dataset, per_user_last: int | float, valid_size: int | float) -> Split:
+    """:func:`temporal_split` with ``per_user_last``: each user's newest pairs are test."""
+    amount = _check_count_or_fraction("per_user_last", per_user_last, allow_zero=False)
+    valid_amount = _check_count_or_fraction("valid_size", valid_size, allow_zero=True)
 
+    def tail(n: int | float) -> Callable[[Dataset, _Pairs], np.ndarray]:
+        return lambda d, p: _tail_per_user(p.user, _time_order_key(d, p), n)
+
+    pairs = _pairs(ds)
+    name = f"temporal({_fmt(per_user_last=amount, valid_size=valid_amount or None)})"
+    valid_rule = _rows(tail(valid_amount)) if valid_amount else None
+    return _carve(ds, tail(amount)(ds, pairs), pairs, name, valid_rule)
+
+
+def _temporal_cut(ds: Dataset, at: Any, quantile: float | None, valid_size: int | float) -> Split:
+    """:func:`temporal_split` with one global cut (``at`` or ``quantile``)."""
+    assert ds.time is not None
     valid_frac = _check_fraction("valid_size", valid_size, allow_zero=True)
     if quantile is not None:
         q = _check_fraction("quantile", quantile, allow_zero=False)
