@@ -168,6 +168,37 @@ def _read(
     return Dataset.from_csv(path, **kw), source, notes
 
 
+def _dataset(
+    data: str | Path | Dataset, columns: dict[str, str | None] | None
+) -> tuple[Dataset, dict[str, Any], list[str]]:
+    """``(dataset, data section of the config, notes on guessed columns)`` of ``auto``'s input."""
+    if isinstance(data, Dataset):
+        # an in-memory dataset: recorded by name; the run directory keeps its fingerprint
+        return data, {"source": "builtin", "name": data.name}, []
+    if not Path(data).is_file() and str(data) in REGISTRY:
+        return load(str(data)), {"source": "builtin", "name": str(data)}, []
+    path = Path(data)
+    if not path.is_file():
+        raise ConfigError(f"data file not found: {path} (named data sets: {', '.join(REGISTRY)})")
+    return _read(path, columns)
+
+
+def _model_section(the_plan: AutoPlan) -> dict[str, Any]:
+    """The ``models`` section: fixed settings, plus a default search for the tuned families."""
+    models: dict[str, Any] = {}
+    for fam in the_plan.families:
+        if fam not in the_plan.budgets:
+            models[fam] = dict(FIXED.get(fam, {}))
+        else:
+            models[fam] = {
+                **FIXED.get(fam, {}),
+                "search": "default",
+                "budget": max(1.0, the_plan.budgets[fam]),
+                "n_trials": 200,
+            }
+    return models
+
+
 def auto(
     data: str | Path | Dataset,
     budget_s: float,
@@ -211,42 +242,18 @@ def auto(
     if budget_s <= 0:
         raise ConfigError(f"budget must be positive, got {budget_s!r} seconds")
     say = echo or (lambda _text: None)
-    notes: list[str] = []
-    if isinstance(data, Dataset):
-        ds = data
-        # an in-memory dataset: recorded by name; the run directory keeps its fingerprint
-        source: dict[str, Any] = {"source": "builtin", "name": ds.name}
-    elif not Path(data).is_file() and str(data) in REGISTRY:
-        ds = load(str(data))
-        source = {"source": "builtin", "name": str(data)}
-    else:
-        path = Path(data)
-        if not path.is_file():
-            raise ConfigError(
-                f"data file not found: {path} (named data sets: {', '.join(REGISTRY)})"
-            )
-        ds, source, notes = _read(path, columns)
+    ds, source, notes = _dataset(data, columns)
+    if notes:
         say("Columns: " + "; ".join(notes))
     the_plan = plan(ds, budget_s)
     for line in the_plan.decisions:
         say(line)
-    models: dict[str, Any] = {}
-    for fam in the_plan.families:
-        if fam not in the_plan.budgets:
-            models[fam] = dict(FIXED.get(fam, {}))
-        else:
-            models[fam] = {
-                **FIXED.get(fam, {}),
-                "search": "default",
-                "budget": max(1.0, the_plan.budgets[fam]),
-                "n_trials": 200,
-            }
     raw = {
         "name": f"auto · {ds.name}",
         "seed": seed,
         "data": source,
         "split": the_plan.split,
-        "models": models,
+        "models": _model_section(the_plan),
         "tuning": {"n_trials": 200, "metric": metric, "k": k, "pruning": True},
         "evaluation": {"k": sorted({5, k, 20}), "bootstrap": 1000},
         "output": {"dir": str(output)},
