@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from recforge.exceptions import ConfigError
-from recforge.pipeline.config._schema import RunConfig
+from recforge.pipeline.config._schema import ModelConfig, RunConfig, SearchSpace
 
 
 class _Lines:
@@ -148,76 +148,82 @@ def _no_parameter(owner: str, key: str, names: list[str]) -> str:
 
 
 def _check_models(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
-    from recforge.models import MODELS, model_class
-
     errors: list[str] = []
     for label, mc in cfg.models.items():
         base = ("models", label)
+        cls = _model_class(mc, label, source, lines, errors)
+        if cls is None:
+            continue
+        for key, value in mc.fixed.items():
+            at = _at(source, lines, (*base, key))
+            spec = _known_param(cls, key, at, errors)
+            if spec is not None:
+                try:
+                    spec.check(cls.__name__, key, value)
+                except ConfigError as exc:
+                    errors.append(f"{at}: {exc}")
+        for key, space in mc.space.items():
+            at = _at(source, lines, (*base, key))
+            spec = _known_param(cls, key, at, errors)
+            if spec is not None:
+                errors.extend(_check_space(cls.__name__, key, spec, space, at))
+    return errors
+
+
+def _model_class(mc: ModelConfig, label: str, source: str, lines: _Lines, errors: list[str]) -> Any:
+    """The model class of one ``models`` entry, or None with the reason added to ``errors``."""
+    from recforge.models import MODELS, model_class
+
+    base = ("models", label)
+    try:
+        return model_class(mc.model)
+    except KeyError as exc:
         where_model = _where(
             source, lines, (*base, "model") if lines.line((*base, "model")) else base
         )
+        known = ", ".join(MODELS)
+        hint = _suggest(mc.model, list(MODELS))
+        text = (
+            str(exc.args[0])
+            if "not available" in str(exc.args[0])
+            else (f"unknown model {mc.model!r}{hint} (models: {known})")
+        )
+        errors.append(f"{where_model}: models.{label}: {text}")
+        return None
+
+
+def _known_param(cls: Any, key: str, at: str, errors: list[str]) -> Any:
+    """The declared constraint of parameter ``key`` (None if undeclared or unknown: noted)."""
+    names = cls.param_names()
+    if key not in names:
+        errors.append(f"{at}: {_no_parameter(cls.__name__, key, names)}")
+        return None
+    return cls.params.get(key)
+
+
+def _check_space(owner: str, key: str, spec: Any, space: SearchSpace, at: str) -> list[str]:
+    """Errors of one search space: its bounds or choices must satisfy the constraint."""
+    probes: list[Any]
+    if space.choices is not None:
+        probes = list(space.choices)
+    else:
+        assert space.low is not None
+        assert space.high is not None
+        if space.type == "int":
+            kind = float if spec.kind is float else int
+            probes = [kind(space.low), kind(space.high)]
+        elif spec.kind is int:
+            return [
+                f"{at}: the {key!r} parameter of {owner} is an int; use 'type: int' for its range"
+            ]
+        else:
+            probes = [float(space.low), float(space.high)]
+    for probe in probes:
         try:
-            cls = model_class(mc.model)
-        except KeyError as exc:
-            known = ", ".join(MODELS)
-            hint = _suggest(mc.model, list(MODELS))
-            text = (
-                str(exc.args[0])
-                if "not available" in str(exc.args[0])
-                else (f"unknown model {mc.model!r}{hint} (models: {known})")
-            )
-            errors.append(f"{where_model}: models.{label}: {text}")
-            continue
-        names = cls.param_names()
-        owner = cls.__name__
-        for key, value in mc.fixed.items():
-            path = (*base, key)
-            if key not in names:
-                errors.append(f"{_at(source, lines, path)}: {_no_parameter(owner, key, names)}")
-                continue
-            spec = cls.params.get(key)
-            if spec is not None:
-                try:
-                    spec.check(owner, key, value)
-                except ConfigError as exc:
-                    errors.append(f"{_at(source, lines, path)}: {exc}")
-        for key, space in mc.space.items():
-            path = (*base, key)
-            if key not in names:
-                errors.append(f"{_at(source, lines, path)}: {_no_parameter(owner, key, names)}")
-                continue
-            spec = cls.params.get(key)
-            if spec is None:
-                continue
-            probes: list[Any]
-            if space.choices is not None:
-                probes = list(space.choices)
-            else:
-                assert space.low is not None
-                assert space.high is not None
-                if space.type == "int":
-                    if spec.kind is float:
-                        probes = [float(space.low), float(space.high)]
-                    else:
-                        probes = [int(space.low), int(space.high)]
-                else:
-                    if spec.kind is int:
-                        errors.append(
-                            f"{_at(source, lines, path)}: the {key!r} "
-                            f"parameter of {owner} is an int; use 'type: int' for its range"
-                        )
-                        continue
-                    probes = [float(space.low), float(space.high)]
-            for probe in probes:
-                try:
-                    spec.check(owner, key, probe)
-                except ConfigError as exc:
-                    errors.append(
-                        f"{_at(source, lines, path)}: search space "
-                        f"value {probe!r} is out of bounds: {exc}"
-                    )
-                    break
-    return errors
+            spec.check(owner, key, probe)
+        except ConfigError as exc:
+            return [f"{at}: search space value {probe!r} is out of bounds: {exc}"]
+    return []
 
 
 def _check_split(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
