@@ -1,4 +1,4 @@
-"""``recforge replay`` end to end on small synthetic data: the real service path, consistent numbers.
+"""``recforge replay`` end to end on small synthetic data: the real path, consistent numbers.
 
 The static arm posts nothing, so its lists are the initial model's: per known user, the share
 of their replayed events that were hits must equal the evaluation engine's recall@k of the
