@@ -9,7 +9,8 @@ Hierarchy::
     ├── UnsupportedCapabilityError (NotImplementedError)
     ├── UnknownIdError (KeyError)           an id the fitted model has never seen
     ├── ModelFormatError (ValueError)       a saved model that cannot be trusted or read
-    └── MissingDependencyError (ImportError) an optional extra is not installed
+    ├── MissingDependencyError (ImportError) an optional extra is not installed
+    └── ServiceError                        the service refused a client request (see below)
 
     RecforgeWarning (UserWarning)
     ├── DataWarning
@@ -28,6 +29,12 @@ __all__ = [
     "NotFittedError",
     "RecforgeError",
     "RecforgeWarning",
+    "ServiceAuthError",
+    "ServiceConnectionError",
+    "ServiceError",
+    "ServiceNotFoundError",
+    "ServiceRequestError",
+    "ServiceUnavailableError",
     "UnknownIdError",
     "UnsupportedCapabilityError",
 ]
@@ -99,3 +106,61 @@ def require(module: str, extra: str) -> object:
             f"{module!r} is required for this feature but is not installed. "
             f"Install it with: pip install 'recforge[{extra}]'"
         ) from exc
+
+
+class ServiceError(RecforgeError):
+    """The recommendation service refused a request or could not be reached.
+
+    Raised by :mod:`recforge.client`. Subclasses::
+
+        ServiceError (RecforgeError)
+        ├── ServiceAuthError          401 or 403: missing, unknown or insufficient API key
+        ├── ServiceNotFoundError      404: unknown user, item or version
+        ├── ServiceRequestError       400, 408, 413, 422: the request itself was refused
+        ├── ServiceUnavailableError   503/502/504 or 429 still answered after every retry
+        └── ServiceConnectionError    no answer (connection refused, timeout) after every retry
+
+    Attributes
+    ----------
+    status : int or None
+        HTTP status of the last answer (``None`` when there was none).
+    detail : object
+        The service's ``detail`` field (a message or a list of field errors).
+    method, url : str
+        The request that failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        detail: object = None,
+        method: str = "",
+        url: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+        self.method = method
+        self.url = url
+
+
+class ServiceAuthError(ServiceError):
+    """401 or 403: the API key is missing, unknown or lacks the route's scope."""
+
+
+class ServiceNotFoundError(ServiceError):
+    """404: the user, item or model version does not exist."""
+
+
+class ServiceRequestError(ServiceError):
+    """400, 408, 413 or 422: the service refused the request as sent."""
+
+
+class ServiceUnavailableError(ServiceError):
+    """The service stayed busy (503, 502, 504, 429) through every retry."""
+
+
+class ServiceConnectionError(ServiceError):
+    """The service could not be reached or did not answer in time, through every retry."""

@@ -20,8 +20,9 @@ from recforge._io import atomic_write
 from recforge.evaluation import SEGMENTS
 from recforge.exceptions import ConfigError
 from recforge.pipeline.report import _plots
+from recforge.pipeline.report._replay import build_replay_report, render_replay_report
 
-__all__ = ["build_report", "render_report"]
+__all__ = ["build_replay_report", "build_report", "render_replay_report", "render_report"]
 
 _ACCURACY_ORDER = ("ndcg", "recall", "precision", "map", "hit_rate", "mrr")
 _BEYOND_ORDER = ("coverage", "diversity", "novelty", "popularity")

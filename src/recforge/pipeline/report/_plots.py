@@ -14,6 +14,7 @@ __all__ = [
     "accuracy_vs_beyond",
     "metric_curves",
     "popularity_bias",
+    "replay_windows",
     "segments",
     "tuning_history",
     "value_histogram",
@@ -276,5 +277,29 @@ def value_histogram(values: Mapping[str, int], activity: Mapping[str, float] | N
     ax.set_xlabel("rating value")
     ax.set_ylabel("interactions")
     ax.grid(axis="x", visible=False)
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def replay_windows(windows: pd.DataFrame) -> str:
+    """Hit rate and NDCG per window of a replay, one line per arm, intervals shaded."""
+    plt = _plt()
+    arms = list(dict.fromkeys(windows["arm"])) if len(windows) else []
+    col = colors(arms)
+    fig, axes = plt.subplots(1, 2, figsize=(FULL_W, 3.2), squeeze=False)
+    for ax, (metric, label) in zip(
+        axes[0], (("hit_rate", "hit rate"), ("ndcg", "NDCG")), strict=True
+    ):
+        for arm in arms:
+            part = windows[windows["arm"] == arm].sort_values("window")
+            x = part["window"].to_numpy() + 1
+            ax.plot(x, part[metric], marker="o", ms=4, lw=1.8, color=col[arm], label=arm)
+            low = pd.to_numeric(part[f"{metric}_low"], errors="coerce")
+            high = pd.to_numeric(part[f"{metric}_high"], errors="coerce")
+            ax.fill_between(x, low, high, color=col[arm], alpha=0.12, lw=0)
+        ax.set_title(label)
+        ax.set_xlabel("window of consecutive events")
+    if arms:
+        axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return to_svg(fig)
