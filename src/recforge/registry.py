@@ -369,6 +369,26 @@ class ModelRegistry:
             raise ModelFormatError(f"model version {version}: {MODEL_JSON} has no 'model'")
         return path, doc
 
+    def stamp(self, version: str) -> str:
+        """A cheap fingerprint of a version's files (names, sizes, modification times).
+
+        It changes whenever a file of the version is replaced, repaired or damaged, without
+        reading any of them: the service retries a version that failed to load once its
+        stamp changes.
+        """
+        if not _VERSION_RE.match(version):
+            raise ModelFormatError(f"invalid version name {version!r} (expected v000001 form)")
+        path = self.versions_dir / version
+        parts = []
+        for name in (CHECKSUMS, MODEL_JSON, ARRAYS_NPZ):
+            try:
+                st = (path / name).stat()
+            except OSError:
+                parts.append(f"{name}:-")
+                continue
+            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+        return "|".join(parts)
+
     def load(self, version: str) -> tuple[Recommender, VersionInfo]:
         """Verify and load one version.
 

@@ -9,7 +9,8 @@ A background thread polls the registry's ``active`` pointer. A new version is lo
 (checksums, format, shapes), warmed with test requests and given its own online state rebuilt
 from the store; only then is the single bundle reference replaced. A version that fails any step
 is rejected (counted in ``recforge_model_load_failures_total``, shown in ``/model`` and
-``/readyz``) and the old model keeps serving.
+``/readyz``) and the old model keeps serving. A rejected version is tried again as soon as its
+files change (a repaired or re-copied version), and otherwise after an exponential back-off.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,15 @@ from recforge.serving.online import OnlineState, ServingModel, warm_up
 from recforge.serving.settings import ServiceSettings
 from recforge.serving.store import EventStore
 
-__all__ = ["create_app", "document_limits", "load_bundle", "serve"]
+__all__ = [
+    "MAX_RETRY_BACKOFF_S",
+    "LoadFailure",
+    "check_for_new_version",
+    "create_app",
+    "document_limits",
+    "load_bundle",
+    "serve",
+]
 
 log = logging.getLogger("recforge.serving")
 
@@ -234,8 +244,40 @@ def _publish(state: ServiceState, bundle: ServingModel) -> None:
     state.metrics.set_model(bundle)
 
 
-def check_for_new_version(state: ServiceState, failed: dict[str, str]) -> bool:
-    """Swap to the registry's active version if it changed; returns whether it swapped."""
+@dataclass
+class LoadFailure:
+    """A version that failed to load: when to try it again.
+
+    Attributes
+    ----------
+    stamp : str
+        The version's file stamp (:meth:`ModelRegistry.stamp`) when it failed; a different
+        stamp (the files were repaired or replaced) is retried at the next poll.
+    attempts : int
+        Consecutive failures with this stamp.
+    retry_at : float
+        ``time.monotonic()`` after which the same files are tried again (exponential back-off
+        from ``poll_interval_s`` up to :data:`MAX_RETRY_BACKOFF_S`, for transient errors).
+    error : str
+        The last error.
+    """
+
+    stamp: str
+    attempts: int
+    retry_at: float
+    error: str
+
+
+MAX_RETRY_BACKOFF_S = 300.0
+"""Longest wait before an unchanged version that failed to load is tried again."""
+
+
+def check_for_new_version(state: ServiceState, failed: dict[str, LoadFailure]) -> bool:
+    """Swap to the registry's active version if it changed; returns whether it swapped.
+
+    A version that fails to load is not tried on every poll: it is retried as soon as its
+    files change (repaired or republished), and otherwise after an exponential back-off.
+    """
     if state.registry is None:
         return False
     try:
@@ -246,16 +288,25 @@ def check_for_new_version(state: ServiceState, failed: dict[str, str]) -> bool:
     current = state.holder.current
     if active is None or (current is not None and current.version == active):
         return False
-    if active in failed:
+    try:
+        stamp = state.registry.stamp(active)
+    except ModelFormatError as exc:
+        state.holder.last_load_error = f"version {active} rejected: {exc}"
+        return False
+    previous = failed.get(active)
+    if previous is not None and previous.stamp == stamp and time.monotonic() < previous.retry_at:
         return False
     try:
         bundle = load_bundle(state, active)
     except (RecforgeError, OSError) as exc:
-        failed[active] = str(exc)
+        attempts = previous.attempts + 1 if previous is not None and previous.stamp == stamp else 1
+        backoff = min(MAX_RETRY_BACKOFF_S, state.settings.poll_interval_s * 2.0**attempts)
+        failed[active] = LoadFailure(stamp, attempts, time.monotonic() + backoff, str(exc))
         state.holder.last_load_error = f"version {active} rejected: {exc}"
         state.metrics.load_failures.inc()
         log.error("model version %s rejected; keeping %s", active, current and current.version)
         return False
+    failed.pop(active, None)
     _publish(state, bundle)
     state.metrics.swaps.inc()
     log.info("now serving model version %s", bundle.version)
@@ -263,7 +314,7 @@ def check_for_new_version(state: ServiceState, failed: dict[str, str]) -> bool:
 
 
 def _background(state: ServiceState) -> None:
-    failed: dict[str, str] = {}
+    failed: dict[str, LoadFailure] = {}
     s = state.settings
     next_poll = 0.0
     next_keys = 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from fastapi.testclient import TestClient
 from recforge.exceptions import ModelFormatError
 from recforge.models.popular import MostPopular
 from recforge.registry import ModelRegistry
-from recforge.serving.app import create_app
+from recforge.serving.app import LoadFailure, check_for_new_version, create_app
 from recforge.serving.settings import ServiceSettings
 
 from .conftest import catalog_dataset
@@ -63,3 +65,43 @@ def test_listing_skips_versions_whose_metadata_is_damaged(registry):
     extra = registry.publish(MostPopular().fit(catalog_dataset()))
     (extra.path / "model.json").write_text("{}")
     assert [v.version for v in registry.list(verify=False)] == ["v000001"]
+
+
+# ------------------------------------------------------------------ versions that failed
+def test_a_version_that_failed_to_load_is_retried_once_repaired(tmp_path, registry):
+    """Issue 11, defect 13: a rejected version was never tried again, even once repaired."""
+    app = create_app(make_settings(tmp_path, registry), background=False)
+    with TestClient(app) as c:
+        state = c.app.state.recforge
+        failed: dict[str, LoadFailure] = {}
+        v2 = registry.publish(MostPopular().fit(catalog_dataset()), promote=True)
+        npz = v2.path / "arrays.npz"
+        good = npz.read_bytes()
+        npz.write_bytes(good[:200])  # damaged after promotion (e.g. a partial copy)
+        assert not check_for_new_version(state, failed)
+        assert v2.version in failed
+        assert not check_for_new_version(state, failed)  # unchanged files: backing off
+        assert c.get("/model").json()["version"] == "v000001"
+        npz.write_bytes(good)  # repaired
+        assert check_for_new_version(state, failed)
+        assert c.get("/model").json()["version"] == v2.version
+        assert c.get("/model").json()["last_load_error"] is None
+        assert failed == {}
+
+
+def test_an_unchanged_failed_version_is_retried_after_a_back_off(tmp_path, registry):
+    app = create_app(make_settings(tmp_path, registry), background=False)
+    with TestClient(app) as c:
+        state = c.app.state.recforge
+        failed: dict[str, LoadFailure] = {}
+        v2 = registry.publish(MostPopular().fit(catalog_dataset()), promote=True)
+        (v2.path / "arrays.npz").write_bytes(b"not an archive")
+        assert not check_for_new_version(state, failed)
+        first = failed[v2.version]
+        assert first.attempts == 1
+        assert first.retry_at > time.monotonic()
+        failed[v2.version] = dataclasses.replace(first, retry_at=time.monotonic() - 1)
+        assert not check_for_new_version(state, failed)  # tried again, and failed again
+        second = failed[v2.version]
+        assert second.attempts == 2
+        assert second.retry_at - time.monotonic() > first.retry_at - time.monotonic() - 0.5
