@@ -30,9 +30,9 @@ from recforge.exceptions import ConfigError, ModelFormatError, RecforgeError
 from recforge.registry import ModelRegistry
 from recforge.serving._admission import Admission
 from recforge.serving.deps import ServiceState
-from recforge.serving.online import OnlineState, ServingModel, warm_up
+from recforge.serving.online import EventValues, OnlineState, ServingModel, warm_up
 from recforge.serving.settings import ServiceSettings
-from recforge.serving.store import EventStore
+from recforge.serving.store import Cursor, EventStore
 
 __all__ = [
     "MAX_RETRY_BACKOFF_S",
@@ -230,10 +230,18 @@ def load_bundle(state: ServiceState, version: str | None = None) -> ServingModel
         name = str(reg.get("version") or "local")
     else:
         raise ConfigError("set registry or model_dir to serve a model")
-    events_seq = int((meta.get("extra") or {}).get("events_seq", 0))
-    online = OnlineState(events_seq, s.online_history, s.online_users, items=model.items_)
+    cursor = Cursor.from_dict(meta.get("extra") or {})
+    online = OnlineState(
+        cursor,
+        s.online_history,
+        s.online_users,
+        items=model.items_,
+        max_events=s.online_events,
+        store=state.store,
+        values=EventValues.of(model),
+    )
     online.sync(state.store)
-    bundle = ServingModel(model, name, meta, events_seq, time.time(), online)
+    bundle = ServingModel(model, name, meta, cursor.seq or cursor.floor, time.time(), online)
     warm_up(bundle)
     return bundle
 
