@@ -32,6 +32,7 @@ from recforge.serving.store import Cursor, Event, EventStore
 
 __all__ = [
     "EVENT_BYTES",
+    "USER_BYTES",
     "EventValues",
     "ModelHolder",
     "OnlineState",
@@ -201,8 +202,9 @@ class OnlineState:
         Item index of the model; events of these items are counted per item code (for the
         popularity fallback). Events of other items are kept in user histories only.
     max_events
-        Events kept in all (least recently active users are dropped first). Each costs about
-        :data:`EVENT_BYTES` bytes.
+        Events kept in all (least recently active users are dropped first). The state takes
+        about ``max_events * EVENT_BYTES + max_users * USER_BYTES`` bytes at most
+        (:data:`EVENT_BYTES`, :data:`USER_BYTES`): some 270 MB at the defaults.
     store
         The event store, read for the seen items of users whose events were dropped.
     values
@@ -351,8 +353,11 @@ class OnlineState:
         return self._n_events
 
 
-EVENT_BYTES = 300
+EVENT_BYTES = 160
 """Approximate memory of one event kept in an :class:`OnlineState` (measured, CPython 3.11)."""
+
+USER_BYTES = 1100
+"""Approximate memory of one user kept in an :class:`OnlineState`, besides their events."""
 
 _DROPPED_BITS = 1 << 23  # 8 MiB of flags for users dropped from the state
 

@@ -83,8 +83,9 @@ class ServiceSettings(BaseSettings):
     online_users: int = Field(100_000, ge=1)
     """Users whose recent events are kept in memory (least recently active are dropped)."""
     online_events: int = Field(1_000_000, ge=1)
-    """Events kept in memory in all, about 300 bytes each (the default bounds the online
-    state near 300 MB); least recently active users are dropped first."""
+    """Events kept in memory in all; least recently active users are dropped first. Each
+    event takes about 160 bytes and each user about 1.1 kB, so the defaults bound the online
+    state near 270 MB (the former bound, 100,000 users x 200 events, allowed about 8 GiB)."""
     web: bool = True
     """Serve the web page at ``/``."""
 

@@ -105,3 +105,56 @@ def test_an_unchanged_failed_version_is_retried_after_a_back_off(tmp_path, regis
         second = failed[v2.version]
         assert second.attempts == 2
         assert second.retry_at - time.monotonic() > first.retry_at - time.monotonic() - 0.5
+
+
+# ------------------------------------------------------------------ seen items
+def _post(c: TestClient, user: str, items: list[str], start: int) -> None:
+    events = [
+        {"event_id": f"{user}-{start + j}", "user": user, "item": item}
+        for j, item in enumerate(items)
+    ]
+    r = c.post("/events/batch", json={"events": events}, headers=W)
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == len(items)
+
+
+def _recommended(c: TestClient, user: str) -> set[str]:
+    r = c.get(f"/recommendations/{user}", params={"k": 24})
+    assert r.status_code == 200, r.text
+    return {it["item"] for it in r.json()["items"]}
+
+
+def test_items_beyond_the_online_history_are_never_recommended_back(client):
+    """Issue 11, defect 12: the oldest of more than ONLINE_HISTORY events came back."""
+    limit = client.app.state.recforge.settings.online_history
+    first = [str(i) for i in range(1, 11)]  # items the model knows, posted first
+    _post(client, "u0", first, 0)
+    _post(client, "u0", [f"other-{j}" for j in range(limit)], len(first))  # pushes them out
+    online = client.app.state.recforge.holder.current.online
+    assert not set(first) & {i for i, _ in online.recent("u0")}  # dropped from the state
+    assert not set(first) & _recommended(client, "u0")
+    fresh = [str(i) for i in range(11, 25)]
+    _post(client, "new-user", fresh[:2], 0)
+    assert not set(fresh[:2]) & _recommended(client, "new-user")
+
+
+def test_users_dropped_from_the_online_state_keep_their_exclusions(tmp_path, registry):
+    settings = make_settings(tmp_path, registry, online_users=1)
+    with TestClient(create_app(settings, background=False)) as c:
+        _post(c, "u1", ["1", "2", "3"], 0)
+        _post(c, "u2", ["4"], 0)  # u1 is dropped as the least recently active user
+        online = c.app.state.recforge.holder.current.online
+        assert online.n_users == 1
+        assert online.recent("u1") == []
+        assert not {"1", "2", "3"} & _recommended(c, "u1")
+        _post(c, "anon", ["5", "6"], 0)  # an unknown user dropped as well: popularity path
+        _post(c, "u3", ["7"], 0)
+        assert not {"5", "6"} & _recommended(c, "anon")
+
+
+def test_exclusion_after_restart_covers_the_whole_store(tmp_path, registry):
+    settings = make_settings(tmp_path, registry, online_history=3)
+    with TestClient(create_app(settings, background=False)) as c:
+        _post(c, "u5", [str(i) for i in range(1, 9)], 0)
+    with TestClient(create_app(settings, background=False)) as c:  # rebuilt from the store
+        assert not {str(i) for i in range(1, 9)} & _recommended(c, "u5")
