@@ -158,3 +158,28 @@ def test_exclusion_after_restart_covers_the_whole_store(tmp_path, registry):
         _post(c, "u5", [str(i) for i in range(1, 9)], 0)
     with TestClient(create_app(settings, background=False)) as c:  # rebuilt from the store
         assert not {str(i) for i in range(1, 9)} & _recommended(c, "u5")
+
+
+def test_an_events_table_from_before_the_log_gets_its_txid_column(tmp_path):
+    import sqlite3
+
+    from recforge.serving.store import Cursor, Event, EventStore
+
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE recforge_events (seq INTEGER PRIMARY KEY, event_id VARCHAR(256) NOT NULL "
+        "UNIQUE, user_id VARCHAR(256) NOT NULL, item_id VARCHAR(256) NOT NULL, "
+        "type VARCHAR(16) NOT NULL, value FLOAT NOT NULL, ts BIGINT NOT NULL)"
+    )
+    con.execute("INSERT INTO recforge_events VALUES (1, 'old', 'u', 'i', 'view', 1.0, 0)")
+    con.commit()
+    con.close()
+    store = EventStore(f"sqlite:///{path}")
+    store.add_events([Event("new", "u", "j")])
+    assert [(e.event_id, e.txid) for e in store.events_since(Cursor())] == [
+        ("old", 0),
+        ("new", 0),
+    ]
+    assert store.cursor() == Cursor(0, 2)
+    assert [e.event_id for e in store.events_since(Cursor.after_seq(1))] == ["new"]
