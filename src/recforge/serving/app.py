@@ -30,7 +30,13 @@ from recforge.exceptions import ConfigError, ModelFormatError, RecforgeError
 from recforge.registry import ModelRegistry
 from recforge.serving._admission import Admission
 from recforge.serving.deps import ServiceState
-from recforge.serving.online import EventValues, OnlineState, ServingModel, warm_up
+from recforge.serving.online import (
+    EventValues,
+    OnlineState,
+    ServingModel,
+    warm_up,
+    with_stored_items,
+)
 from recforge.serving.settings import ServiceSettings
 from recforge.serving.store import Cursor, EventStore
 
@@ -242,12 +248,23 @@ def load_bundle(state: ServiceState, version: str | None = None) -> ServingModel
     )
     online.sync(state.store)
     bundle = ServingModel(model, name, meta, cursor.seq or cursor.floor, time.time(), online)
+    bundle = _stored_items(state, bundle, None)
     warm_up(bundle)
     return bundle
 
 
+def _stored_items(state: ServiceState, bundle: ServingModel, since: int | None) -> ServingModel:
+    """``bundle`` with the items added through ``PUT /items`` (see ``with_stored_items``)."""
+    bundle, _, problems = with_stored_items(bundle, state.store, since)
+    for problem in problems:
+        log.warning("stored item not applied to version %s: %s", bundle.version, problem)
+    return bundle
+
+
 def _publish(state: ServiceState, bundle: ServingModel) -> None:
-    state.holder.swap(bundle)
+    # items written while the bundle was loading are applied under the holder's lock, which
+    # PUT /items holds too: none is lost between the load and the swap
+    bundle = state.holder.swap(bundle, lambda b: _stored_items(state, b, b.items_mark))
     state.holder.last_load_error = None
     state.metrics.set_model(bundle)
 

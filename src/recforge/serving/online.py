@@ -15,10 +15,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from recforge.data import IdIndex
-from recforge.exceptions import ModelFormatError
+from recforge.exceptions import DataError, ModelFormatError
 from recforge.models.base import Recommender
 from recforge.serving.store import Cursor, Event, EventStore
 
@@ -37,11 +38,14 @@ __all__ = [
     "ModelHolder",
     "OnlineState",
     "ServingModel",
+    "attribute_frame",
     "model_ids",
     "recommend_history",
     "recommend_user",
     "similar",
     "warm_up",
+    "with_new_items",
+    "with_stored_items",
 ]
 
 
@@ -61,6 +65,11 @@ class ServingModel:
         Last store event included in the model's training data (0: none).
     loaded_at : float
         Epoch seconds of loading.
+    online : OnlineState or None
+        Events since the model's training cutoff.
+    items_mark : int
+        Latest update time of the stored items re-applied to the model (see
+        :func:`with_stored_items`).
     """
 
     model: Recommender
@@ -69,6 +78,7 @@ class ServingModel:
     events_seq: int = 0
     loaded_at: float = field(default_factory=time.time)
     online: OnlineState | None = None
+    items_mark: int = 0
 
 
 class ModelHolder:
@@ -84,10 +94,22 @@ class ModelHolder:
         """The bundle to use for one request (read once, keep the reference)."""
         return self._current
 
-    def swap(self, bundle: ServingModel) -> None:
-        """Publish a new bundle (requests already running keep the old one)."""
+    def swap(
+        self,
+        bundle: ServingModel,
+        prepare: Callable[[ServingModel], ServingModel] | None = None,
+    ) -> ServingModel:
+        """Publish a new bundle (requests already running keep the old one).
+
+        ``prepare`` runs under the lock just before publication (to catch up with writers
+        that derive bundles from the current one, e.g. ``PUT /items``); returns what was
+        published.
+        """
         with self._swap_lock:
+            if prepare is not None:
+                bundle = prepare(bundle)
             self._current = bundle
+        return bundle
 
     @property
     def lock(self) -> threading.Lock:
@@ -581,9 +603,88 @@ def with_new_items(bundle: ServingModel, attributes: pd.DataFrame) -> ServingMod
         return None
     clone = copy.copy(bundle.model)
     clone.add_items(attributes)
-    return ServingModel(
-        clone, bundle.version, bundle.info, bundle.events_seq, bundle.loaded_at, bundle.online
-    )
+    return dataclasses.replace(bundle, model=clone)
+
+
+def attribute_frame(model: Recommender, items: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Stored item attributes (JSON objects by id) as the table :meth:`add_items` takes.
+
+    Raises
+    ------
+    DataError
+        When an id is not of the type of the model's item ids.
+    """
+    ids: list[Any] = list(items)
+    if model.items_.is_integer:
+        try:
+            ids = [int(i) for i in ids]
+        except ValueError as exc:
+            raise DataError("the served model's item ids are integers") from exc
+    rows = []
+    for v in items.values():
+        rows.append({k: ("|".join(x) if isinstance(x, list) else x) for k, x in v.items()})
+    return pd.DataFrame(rows, index=pd.Index(ids, name="item"))
+
+
+def with_stored_items(
+    bundle: ServingModel, store: EventStore, since: int | None = None
+) -> tuple[ServingModel, int, list[str]]:
+    """The bundle with the items added through ``PUT /items`` re-applied to its model.
+
+    Items are stored durably in the event store; a model loaded later (a restart, a hot swap
+    to a version trained without them) gets them back here when it can take new items
+    (``supports_new_items``).
+
+    Parameters
+    ----------
+    bundle
+        A bundle that is not published yet (or the current one, under the holder's lock).
+    store
+        The event store.
+    since
+        ``None``: apply every stored item the model does not know, and those updated after
+        the version was created. Otherwise: every item updated at or after ``since`` (epoch
+        seconds), to catch up with updates made while the bundle was being loaded.
+
+    Returns
+    -------
+    (bundle, mark, problems)
+        ``mark`` is the latest update time read (the next ``since``); ``problems`` names the
+        items that could not be applied and why (they are skipped, never fatal).
+    """
+    stamps = store.item_stamps(since)
+    mark = max(stamps.values(), default=since if since is not None else 0)
+    if not bundle.model.supports_new_items or not stamps:
+        return dataclasses.replace(bundle, items_mark=mark), mark, []
+    model = bundle.model
+    if since is None:
+        created = float(bundle.info.get("created") or 0.0)
+        codes = _string_id_codes(model.items_, list(stamps))
+        wanted = [i for (i, t), c in zip(stamps.items(), codes.tolist(), strict=True) if c < 0]
+        if created:
+            wanted += [
+                i for (i, t), c in zip(stamps.items(), codes.tolist(), strict=True)
+                if c >= 0 and t >= created
+            ]  # fmt: skip
+    else:
+        wanted = list(stamps)
+    if not wanted:
+        return dataclasses.replace(bundle, items_mark=mark), mark, []
+    attributes = store.get_items(wanted)
+    problems: list[str] = []
+    try:
+        new = with_new_items(bundle, attribute_frame(model, attributes))
+    except (DataError, KeyError, ValueError):
+        new = None
+        # one bad item must not keep the others out: apply them one by one
+        for item_id, attrs in attributes.items():
+            try:
+                step = with_new_items(new or bundle, attribute_frame(model, {item_id: attrs}))
+            except (DataError, KeyError, ValueError) as exc:
+                problems.append(f"{item_id}: {exc}")
+                continue
+            new = step or new
+    return dataclasses.replace(new or bundle, items_mark=mark), mark, problems
 
 
 def warm_up(bundle: ServingModel) -> None:

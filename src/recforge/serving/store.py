@@ -572,6 +572,19 @@ class EventStore:
                     out[item_id] = json.loads(attrs)
         return out
 
+    def item_stamps(self, since: int | None = None) -> dict[str, int]:
+        """Item id -> epoch seconds of its last update, for items updated at or after ``since``.
+
+        The service reads this to re-apply items added with ``PUT /items`` to a model it
+        loads (at start-up and at every hot swap) without reading every attribute.
+        """
+        c = self.items.c
+        q = sa.select(c.item_id, c.updated)
+        if since is not None:
+            q = q.where(c.updated >= int(since))
+        with self.engine.connect() as conn:
+            return {i: int(t) for i, t in conn.execute(q)}
+
     def search_items(self, query: str, limit: int = 20) -> dict[str, dict[str, Any]]:
         """Items whose id or attributes contain ``query`` (case-insensitive substring)."""
         c = self.items.c

@@ -16,7 +16,7 @@ from recforge.registry import ModelRegistry
 from recforge.serving.app import LoadFailure, check_for_new_version, create_app
 from recforge.serving.settings import ServiceSettings
 
-from .conftest import catalog_dataset
+from .conftest import catalog_dataset, content_model
 
 WRITE = "write-key-0123456789"
 W = {"X-API-Key": WRITE}
@@ -183,3 +183,56 @@ def test_an_events_table_from_before_the_log_gets_its_txid_column(tmp_path):
     ]
     assert store.cursor() == Cursor(0, 2)
     assert [e.event_id for e in store.events_since(Cursor.after_seq(1))] == ["new"]
+
+
+# ------------------------------------------------------------------ PUT /items
+def _put_item(c: TestClient, item: str, genre: str) -> dict[str, object]:
+    body = {"items": [{"id": item, "attributes": {"title": f"New {genre}", "genres": genre}}]}
+    r = c.put("/items", json=body, headers=W)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _recommendable(c: TestClient, item: str) -> bool:
+    r = c.get("/recommendations/u0", params={"k": 50, "require": [item]})
+    assert r.status_code == 200, r.text
+    return item in {it["item"] for it in r.json()["items"]}
+
+
+def test_items_added_with_put_survive_restarts_and_hot_swaps(tmp_path, registry):
+    """Issue 11, defect 6: an added item was recommendable before a restart, 404 after."""
+    settings = make_settings(tmp_path, registry)
+    with TestClient(create_app(settings, background=False)) as c:
+        assert _put_item(c, "500", "Comedy")["recommendable_now"] is True
+        assert _recommendable(c, "500")
+    with TestClient(create_app(settings, background=False)) as c:  # restart
+        assert _recommendable(c, "500")
+        assert c.get("/items/500/similar", params={"k": 3}).status_code == 200
+        state = c.app.state.recforge
+        registry.publish(content_model(catalog_dataset()), promote=True)  # trained without it
+        assert check_for_new_version(state, {})
+        assert c.get("/model").json()["version"] == "v000002"
+        assert _recommendable(c, "500")
+        _put_item(c, "501", "Horror")
+        registry.publish(content_model(catalog_dataset()), promote=True)
+        assert check_for_new_version(state, {})
+        assert _recommendable(c, "500")
+        assert _recommendable(c, "501")
+
+
+def test_a_stored_item_a_model_cannot_take_never_stops_loading(tmp_path, registry):
+    settings = make_settings(tmp_path, registry)
+    with TestClient(create_app(settings, background=False)) as c:
+        _put_item(c, "600", "Drama")
+        c.app.state.recforge.store.upsert_items({"not-an-int": {"genres": "Drama"}})
+    with TestClient(create_app(settings, background=False)) as c:
+        assert c.get("/model").status_code == 200
+        assert _recommendable(c, "600")
+
+
+def test_models_that_cannot_take_items_still_serve(tmp_path, popular_registry):
+    settings = make_settings(tmp_path, popular_registry)
+    with TestClient(create_app(settings, background=False)) as c:
+        assert _put_item(c, "700", "Drama")["recommendable_now"] is False
+    with TestClient(create_app(settings, background=False)) as c:
+        assert c.get("/recommendations/u0").status_code == 200
