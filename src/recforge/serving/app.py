@@ -328,8 +328,9 @@ def check_for_new_version(state: ServiceState, failed: dict[str, LoadFailure]) -
         backoff = min(MAX_RETRY_BACKOFF_S, state.settings.poll_interval_s * 2.0**attempts)
         failed[active] = LoadFailure(stamp, attempts, time.monotonic() + backoff, str(exc))
         state.holder.last_load_error = f"version {active} rejected: {exc}"
-        state.metrics.load_failures.inc()
-        log.error("model version %s rejected; keeping %s", active, current and current.version)
+        if attempts == 1:  # the same files failing again are not another rejected version
+            state.metrics.load_failures.inc()
+            log.error("model version %s rejected; keeping %s", active, current and current.version)
         return False
     failed.pop(active, None)
     _publish(state, bundle)
