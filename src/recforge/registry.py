@@ -45,6 +45,7 @@ CHECKSUMS = "CHECKSUMS.json"
 ACTIVE = "active.json"
 _VERSION_RE = re.compile(r"^v(\d{6,})$")
 _HISTORY_LIMIT = 50
+_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,20 @@ class ModelRegistry:
         ModelFormatError
             Missing, incomplete (no checksums), truncated or modified files.
         """
+        path, files = self._checksums(version)
+        for name, digest in files.items():
+            fp = path / name
+            if not fp.is_file():
+                raise ModelFormatError(f"model version {version}: {name} is missing")
+            if _sha256(fp) != digest:
+                raise ModelFormatError(
+                    f"model version {version}: {name} does not match its checksum "
+                    "(truncated or modified)"
+                )
+        return path
+
+    def _checksums(self, version: str) -> tuple[Path, dict[str, str]]:
+        """Directory of a complete version and its recorded digests (files not read)."""
         if not _VERSION_RE.match(version):
             raise ModelFormatError(f"invalid version name {version!r} (expected v000001 form)")
         path = self.versions_dir / version
@@ -253,21 +268,34 @@ class ModelRegistry:
             raise ModelFormatError(f"model version {version}: unreadable {CHECKSUMS}") from exc
         if not isinstance(files, dict) or set(files) != {MODEL_JSON, ARRAYS_NPZ}:
             raise ModelFormatError(f"model version {version}: {CHECKSUMS} lists the wrong files")
-        for name, digest in files.items():
-            fp = path / name
-            if not fp.is_file():
-                raise ModelFormatError(f"model version {version}: {name} is missing")
-            if _sha256(fp) != digest:
-                raise ModelFormatError(
-                    f"model version {version}: {name} does not match its checksum "
-                    "(truncated or modified)"
-                )
-        return path
+        if not all(isinstance(d, str) for d in files.values()):
+            raise ModelFormatError(f"model version {version}: {CHECKSUMS} has invalid digests")
+        return path, files
 
-    def info(self, version: str) -> VersionInfo:
-        """Metadata of a version (checksums verified, arrays not loaded)."""
-        path = self.verify(version)
-        doc = read_metadata(path)
+    def info(self, version: str, *, verify: bool = True) -> VersionInfo:
+        """Metadata of a version, without loading the model.
+
+        Parameters
+        ----------
+        version
+            Version name.
+        verify
+            Check every file against its checksum and read the arrays' format (the cost
+            grows with the model). ``False`` reads ``model.json`` only: the version must be
+            complete and ``model.json`` must match its checksum, but the arrays are neither
+            hashed nor decompressed (they are verified when the version is loaded or
+            promoted), so listing costs the same for any model size.
+
+        Raises
+        ------
+        ModelFormatError
+            Missing or incomplete version, or a file that fails the checks made.
+        """
+        if verify:
+            path = self.verify(version)
+            doc = read_metadata(path)
+        else:
+            path, doc = self._read_document(version)
         reg = (doc.get("metadata") or {}).get("registry") or {}
         return VersionInfo(
             version=version,
@@ -281,15 +309,65 @@ class ModelRegistry:
             extra=dict(reg.get("extra") or {}),
         )
 
-    def list(self) -> list[VersionInfo]:
-        """All complete versions, oldest first (broken ones are skipped)."""
+    def list(self, *, verify: bool = True) -> list[VersionInfo]:
+        """All complete versions, oldest first (broken ones are skipped).
+
+        Parameters
+        ----------
+        verify
+            As in :meth:`info`: ``False`` reads metadata only (versions whose arrays are
+            damaged are listed, and refused when loaded or promoted).
+        """
         out = []
         for name in self._version_names():
             try:
-                out.append(self.info(name))
+                out.append(self.info(name, verify=verify))
             except ModelFormatError:
                 continue
         return out
+
+    def _read_document(self, version: str) -> tuple[Path, dict[str, Any]]:
+        """``model.json`` of a complete version, checked against its checksum only."""
+        path, files = self._checksums(version)
+        fp = path / MODEL_JSON
+        try:
+            if fp.stat().st_size > _MAX_DOCUMENT_BYTES:
+                raise ModelFormatError(f"model version {version}: {MODEL_JSON} is too large")
+            raw = fp.read_bytes()
+        except OSError as exc:
+            raise ModelFormatError(f"model version {version}: {MODEL_JSON} is missing") from exc
+        if hashlib.sha256(raw).hexdigest() != files[MODEL_JSON]:
+            raise ModelFormatError(
+                f"model version {version}: {MODEL_JSON} does not match its checksum "
+                "(truncated or modified)"
+            )
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ModelFormatError(f"model version {version}: {MODEL_JSON} is not JSON") from exc
+        if not isinstance(doc, dict) or "model" not in doc:
+            raise ModelFormatError(f"model version {version}: {MODEL_JSON} has no 'model'")
+        return path, doc
+
+    def stamp(self, version: str) -> str:
+        """A cheap fingerprint of a version's files (names, sizes, modification times).
+
+        It changes whenever a file of the version is replaced, repaired or damaged, without
+        reading any of them: the service retries a version that failed to load once its
+        stamp changes.
+        """
+        if not _VERSION_RE.match(version):
+            raise ModelFormatError(f"invalid version name {version!r} (expected v000001 form)")
+        path = self.versions_dir / version
+        parts = []
+        for name in (CHECKSUMS, MODEL_JSON, ARRAYS_NPZ):
+            try:
+                st = (path / name).stat()
+            except OSError:
+                parts.append(f"{name}:-")
+                continue
+            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+        return "|".join(parts)
 
     def load(self, version: str) -> tuple[Recommender, VersionInfo]:
         """Verify and load one version.

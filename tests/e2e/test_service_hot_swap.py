@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -33,7 +34,14 @@ from recforge.testing import OpenLoopLoad, start_server, toy_dataset
 ADMIN = "hot-swap-admin-key-0123"
 WRITE = "hot-swap-write-key-0123"
 RATE = 100.0
-LOAD_SECONDS = 24.0
+LOAD_SECONDS = 60.0  # at most: the load stops once the promotions and the rollback are done
+# answered recommendation requests in the server's latency histogram
+ANSWERED = re.compile(
+    r'^recforge_request_duration_seconds_count\{[^}]*route="get_recommendations"[^}]*'
+    r'status="200"[^}]*\} (\S+)$',
+    re.MULTILINE,
+)
+IN_FLIGHT = re.compile(r"^recforge_requests_in_flight (\S+)$", re.MULTILINE)
 
 
 def _refresh_checksums(path: Path) -> None:
@@ -129,18 +137,39 @@ def test_twenty_promotions_broken_versions_and_rollback_under_load(tmp_path):
     def served() -> dict:
         return api.get("/model").json()
 
+    def answered() -> tuple[int, int]:
+        """Recommendation requests answered, and requests in flight (the server's metrics)."""
+        text = api.get("/metrics", headers={"Authorization": f"Bearer {ADMIN}"}).text
+        flight = IN_FLIGHT.search(text)
+        return (
+            int(sum(float(m) for m in ANSWERED.findall(text))),
+            int(float(flight.group(1))) if flight else 0,
+        )
+
     def wait_served(version: str) -> None:
         deadline = time.monotonic() + 15
         while served()["version"] != version:
             assert time.monotonic() < deadline, f"server never swapped to {version}"
             time.sleep(0.02)
-        time.sleep(0.3)  # let the load hit this version
+        # let the load hit this version: wait until the server has answered a few more load
+        # requests (every one of them by this version), rather than for a fixed time, which
+        # a starved load process may not use to send anything
+        done, in_flight = answered()  # requests in flight may still hold the old version
+        while answered()[0] < done + in_flight + 3:
+            assert time.monotonic() < deadline + 15, f"no load request reached {version}"
+            time.sleep(0.02)
 
     users = [str(u) for u in ds.users.ids]
     paths = [f"/recommendations/{u}?k=5" for u in users]
     try:
         load = OpenLoopLoad(base, paths, RATE, LOAD_SECONDS)
-        time.sleep(1.0)
+        # the load process needs its imports before it sends anything (seconds on a busy
+        # machine): start swapping once its measured requests arrive, past the 16 requests
+        # it sends to open connections before its clock starts
+        deadline = time.monotonic() + 60
+        while answered()[0] < 16 + 5:
+            assert time.monotonic() < deadline, "the load never started"
+            time.sleep(0.05)
         t_start = time.monotonic()
         good = [first.version]
         swap_seconds = []
@@ -188,7 +217,8 @@ def test_twenty_promotions_broken_versions_and_rollback_under_load(tmp_path):
         wait_served(r.json()["version"])
         assert r.json()["version"] == good[-2]
         elapsed = time.monotonic() - t_start
-        assert elapsed < LOAD_SECONDS - 2, f"promotions took {elapsed:.0f} s, longer than the load"
+        assert elapsed < LOAD_SECONDS, f"promotions took {elapsed:.0f} s, longer than the load"
+        load.stop()
         result = load.result()
         metrics = api.get("/metrics", headers={"Authorization": f"Bearer {ADMIN}"}).text
     finally:
@@ -197,7 +227,11 @@ def test_twenty_promotions_broken_versions_and_rollback_under_load(tmp_path):
         proc.wait(timeout=30)
 
     summary = result.summary()
-    assert summary["n"] == int(RATE * LOAD_SECONDS)
+    print(  # the figures benchmarks/RESULTS.md reports (run with -s)
+        f"hot swap: {summary['n']} requests, {summary['ok']} ok, p99 {summary['p99_ms']:.1f} ms; "
+        f"20 promotions in {sum(swap_seconds):.1f} s, slowest {max(swap_seconds):.2f} s"
+    )
+    assert summary["n"] >= int(RATE * 2)  # each version's share is checked below
     assert summary["ok"] == summary["n"], summary  # zero failed requests
     seen = set(result.versions)
     assert set(good[1:]) <= seen  # every promoted version answered requests under load

@@ -9,7 +9,8 @@ A background thread polls the registry's ``active`` pointer. A new version is lo
 (checksums, format, shapes), warmed with test requests and given its own online state rebuilt
 from the store; only then is the single bundle reference replaced. A version that fails any step
 is rejected (counted in ``recforge_model_load_failures_total``, shown in ``/model`` and
-``/readyz``) and the old model keeps serving.
+``/readyz``) and the old model keeps serving. A rejected version is tried again as soon as its
+files change (a repaired or re-copied version), and otherwise after an exponential back-off.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,25 @@ from recforge.exceptions import ConfigError, ModelFormatError, RecforgeError
 from recforge.registry import ModelRegistry
 from recforge.serving._admission import Admission
 from recforge.serving.deps import ServiceState
-from recforge.serving.online import OnlineState, ServingModel, warm_up
+from recforge.serving.online import (
+    EventValues,
+    OnlineState,
+    ServingModel,
+    warm_up,
+    with_stored_items,
+)
 from recforge.serving.settings import ServiceSettings
-from recforge.serving.store import EventStore
+from recforge.serving.store import Cursor, EventStore
 
-__all__ = ["create_app", "document_limits", "load_bundle", "serve"]
+__all__ = [
+    "MAX_RETRY_BACKOFF_S",
+    "LoadFailure",
+    "check_for_new_version",
+    "create_app",
+    "document_limits",
+    "load_bundle",
+    "serve",
+]
 
 log = logging.getLogger("recforge.serving")
 
@@ -220,22 +236,73 @@ def load_bundle(state: ServiceState, version: str | None = None) -> ServingModel
         name = str(reg.get("version") or "local")
     else:
         raise ConfigError("set registry or model_dir to serve a model")
-    events_seq = int((meta.get("extra") or {}).get("events_seq", 0))
-    online = OnlineState(events_seq, s.online_history, s.online_users, items=model.items_)
+    cursor = Cursor.from_dict(meta.get("extra") or {})
+    online = OnlineState(
+        cursor,
+        s.online_history,
+        s.online_users,
+        items=model.items_,
+        max_events=s.online_events,
+        store=state.store,
+        values=EventValues.of(model),
+    )
     online.sync(state.store)
-    bundle = ServingModel(model, name, meta, events_seq, time.time(), online)
+    bundle = ServingModel(model, name, meta, cursor.seq or cursor.floor, time.time(), online)
+    bundle = _stored_items(state, bundle, None)
     warm_up(bundle)
     return bundle
 
 
+def _stored_items(state: ServiceState, bundle: ServingModel, since: int | None) -> ServingModel:
+    """``bundle`` with the items added through ``PUT /items`` (see ``with_stored_items``)."""
+    bundle, _, problems = with_stored_items(bundle, state.store, since)
+    for problem in problems:
+        log.warning("stored item not applied to version %s: %s", bundle.version, problem)
+    return bundle
+
+
 def _publish(state: ServiceState, bundle: ServingModel) -> None:
-    state.holder.swap(bundle)
+    # items written while the bundle was loading are applied under the holder's lock, which
+    # PUT /items holds too: none is lost between the load and the swap
+    bundle = state.holder.swap(bundle, lambda b: _stored_items(state, b, b.items_mark))
     state.holder.last_load_error = None
     state.metrics.set_model(bundle)
 
 
-def check_for_new_version(state: ServiceState, failed: dict[str, str]) -> bool:
-    """Swap to the registry's active version if it changed; returns whether it swapped."""
+@dataclass
+class LoadFailure:
+    """A version that failed to load: when to try it again.
+
+    Attributes
+    ----------
+    stamp : str
+        The version's file stamp (:meth:`ModelRegistry.stamp`) when it failed; a different
+        stamp (the files were repaired or replaced) is retried at the next poll.
+    attempts : int
+        Consecutive failures with this stamp.
+    retry_at : float
+        ``time.monotonic()`` after which the same files are tried again (exponential back-off
+        from ``poll_interval_s`` up to :data:`MAX_RETRY_BACKOFF_S`, for transient errors).
+    error : str
+        The last error.
+    """
+
+    stamp: str
+    attempts: int
+    retry_at: float
+    error: str
+
+
+MAX_RETRY_BACKOFF_S = 300.0
+"""Longest wait before an unchanged version that failed to load is tried again."""
+
+
+def check_for_new_version(state: ServiceState, failed: dict[str, LoadFailure]) -> bool:
+    """Swap to the registry's active version if it changed; returns whether it swapped.
+
+    A version that fails to load is not tried on every poll: it is retried as soon as its
+    files change (repaired or republished), and otherwise after an exponential back-off.
+    """
     if state.registry is None:
         return False
     try:
@@ -246,16 +313,26 @@ def check_for_new_version(state: ServiceState, failed: dict[str, str]) -> bool:
     current = state.holder.current
     if active is None or (current is not None and current.version == active):
         return False
-    if active in failed:
+    try:
+        stamp = state.registry.stamp(active)
+    except ModelFormatError as exc:
+        state.holder.last_load_error = f"version {active} rejected: {exc}"
+        return False
+    previous = failed.get(active)
+    if previous is not None and previous.stamp == stamp and time.monotonic() < previous.retry_at:
         return False
     try:
         bundle = load_bundle(state, active)
     except (RecforgeError, OSError) as exc:
-        failed[active] = str(exc)
+        attempts = previous.attempts + 1 if previous is not None and previous.stamp == stamp else 1
+        backoff = min(MAX_RETRY_BACKOFF_S, state.settings.poll_interval_s * 2.0**attempts)
+        failed[active] = LoadFailure(stamp, attempts, time.monotonic() + backoff, str(exc))
         state.holder.last_load_error = f"version {active} rejected: {exc}"
-        state.metrics.load_failures.inc()
-        log.error("model version %s rejected; keeping %s", active, current and current.version)
+        if attempts == 1:  # the same files failing again are not another rejected version
+            state.metrics.load_failures.inc()
+            log.error("model version %s rejected; keeping %s", active, current and current.version)
         return False
+    failed.pop(active, None)
     _publish(state, bundle)
     state.metrics.swaps.inc()
     log.info("now serving model version %s", bundle.version)
@@ -263,7 +340,7 @@ def check_for_new_version(state: ServiceState, failed: dict[str, str]) -> bool:
 
 
 def _background(state: ServiceState) -> None:
-    failed: dict[str, str] = {}
+    failed: dict[str, LoadFailure] = {}
     s = state.settings
     next_poll = 0.0
     next_keys = 0.0

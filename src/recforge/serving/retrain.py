@@ -14,8 +14,10 @@ Procedure (:func:`retrain`):
    incumbent's by more than ``margin``, and the lower end of the ``confidence`` interval of
    the paired per-user difference is above zero. The active version is read again just before
    promoting: a version promoted by hand meanwhile is never overwritten. The winner is refitted
-   on all data, published with its metrics, data fingerprint, lineage and the last event it
-   includes (``events_seq``), and made active. The decision is always recorded as JSON.
+   on all data, published with its metrics, data fingerprint, lineage and the position of the
+   last event it includes in the store's commit-ordered log (``events_txid``, ``events_seq``,
+   see :class:`~recforge.serving.store.Cursor`), and made active. The decision is always
+   recorded as JSON.
 """
 
 from __future__ import annotations
@@ -246,8 +248,11 @@ def retrain(
         if active_model is None:
             raise ConfigError("no active model to clone: pass a challenger model")
         challenger = active_model.clone()
-    events = store.events_frame()
-    events_seq = int(events["seq"].max()) if len(events) else 0
+    # the watermark first, then the events up to it: an event whose transaction is still
+    # running is left to the online state that starts from the same cursor, never skipped
+    cursor = store.cursor()
+    events = store.events_frame(until=cursor)
+    events_seq = cursor.seq
     full, train, test = _data(base, events, holdout)
 
     scores = _score_both(challenger, active_model, train, test, metric, confidence)
@@ -256,7 +261,7 @@ def retrain(
     if promote:
         promote, reason, new_version = _promote(
             registry, active_version, challenger.clone().fit(full), full, metric, scores,
-            {"events_seq": events_seq, "retrain_reason": reason}, reason,
+            {**cursor.to_dict(), "retrain_reason": reason}, reason,
         )  # fmt: skip
     decision = RetrainDecision(
         promoted=promote,

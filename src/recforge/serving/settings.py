@@ -78,9 +78,14 @@ class ServiceSettings(BaseSettings):
     sync_interval_s: float = Field(0.5, gt=0)
     """How often events written by other replicas are read into the online state."""
     online_history: int = Field(200, ge=1, le=10000)
-    """Most recent events per user kept for online updates."""
+    """Most recent events per user kept for online updates (fold-in uses these; exclusion of
+    seen items always covers every event the store holds for the user)."""
     online_users: int = Field(100_000, ge=1)
     """Users whose recent events are kept in memory (least recently active are dropped)."""
+    online_events: int = Field(1_000_000, ge=1)
+    """Events kept in memory in all; least recently active users are dropped first. Each
+    event takes about 160 bytes and each user about 1.1 kB, so the defaults bound the online
+    state near 270 MB (the former bound, 100,000 users x 200 events, allowed about 8 GiB)."""
     web: bool = True
     """Serve the web page at ``/``."""
 

@@ -33,6 +33,7 @@ from recforge.exceptions import ConfigError
 
 __all__ = [
     "EVENT_TYPES",
+    "Cursor",
     "Event",
     "EventStore",
     "IngestResult",
@@ -46,6 +47,8 @@ Scope = Literal["write", "admin"]
 
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _CHUNK = 500  # rows per multi-row INSERT (7 columns: well under SQLite's variable limit)
+# the inserting transaction's id (assigned by its first write, i.e. this insert); SQLite: 0
+_TXID_DEFAULT = {"postgresql": "txid_current()", "sqlite": "0"}
 
 
 def hash_api_key(key: str) -> str:
@@ -71,6 +74,9 @@ class Event:
         Epoch seconds of the interaction.
     seq : int
         Store-assigned, increasing sequence number (0 before the event is stored).
+    txid : int
+        Id of the transaction that stored it (PostgreSQL; 0 on SQLite): with ``seq`` the
+        event's place in the commit-ordered log (see :class:`Cursor`).
     """
 
     event_id: str
@@ -80,6 +86,56 @@ class Event:
     value: float = 1.0
     timestamp: int = 0
     seq: int = 0
+    txid: int = 0
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """A position in the store's commit-ordered log of events.
+
+    Events are read in ``(txid, seq)`` order, and only from transactions that have finished:
+    on PostgreSQL ``txid`` is the id of the inserting transaction and a read returns events
+    of transactions below the oldest one still running, so an event whose sequence number
+    was taken by a transaction that commits later is read when it commits, never skipped.
+    On SQLite writers are serialised, so ``txid`` is 0 and the order is ``seq``.
+
+    Attributes
+    ----------
+    txid, seq : int
+        The last event read (``-1, 0``: none).
+    floor : int
+        Only events with a larger ``seq`` belong after this position (a watermark recorded as
+        a bare sequence number, before positions had a ``txid``).
+    """
+
+    txid: int = -1
+    seq: int = 0
+    floor: int = 0
+
+    @classmethod
+    def after_seq(cls, seq: int) -> Cursor:
+        """The position after every event with sequence number ``seq`` or lower."""
+        return cls(-1, 0, int(seq))
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON-ready form (registry metadata ``extra``)."""
+        return {"events_txid": self.txid, "events_seq": self.seq, "events_floor": self.floor}
+
+    @classmethod
+    def from_dict(cls, extra: Mapping[str, Any]) -> Cursor:
+        """The position recorded by :meth:`to_dict`; a bare ``events_seq`` is a floor."""
+        seq = int(extra.get("events_seq", 0) or 0)
+        if "events_txid" not in extra:
+            return cls.after_seq(seq)
+        return cls(int(extra["events_txid"]), seq, int(extra.get("events_floor", 0) or 0))
+
+    def covers(self, event: Event) -> bool:
+        """Whether ``event`` is at or before this position."""
+        return event.seq <= self.floor or (event.txid, event.seq) <= (self.txid, self.seq)
+
+    def advanced(self, event: Event) -> Cursor:
+        """This position moved to ``event`` (read in log order)."""
+        return Cursor(event.txid, event.seq, self.floor)
 
 
 @dataclass(frozen=True)
@@ -157,6 +213,13 @@ class EventStore:
             sa.Column("type", sa.String(16), nullable=False),
             sa.Column("value", sa.Float(), nullable=False),
             sa.Column("ts", sa.BigInteger(), nullable=False),
+            sa.Column(
+                "txid",
+                sa.BigInteger(),
+                nullable=False,
+                server_default=sa.text(_TXID_DEFAULT[self.dialect]),
+            ),
+            sa.Index(f"{p}events_log", "txid", "seq"),
         )
         self.items = sa.Table(
             f"{p}items",
@@ -182,6 +245,23 @@ class EventStore:
         self.metadata = md
         if create:
             md.create_all(self.engine)
+            self._add_txid_column()
+
+    def _add_txid_column(self) -> None:
+        """Give an events table created before the commit-ordered log its ``txid`` column."""
+        columns = {c["name"] for c in sa.inspect(self.engine).get_columns(self.events.name)}
+        if "txid" in columns:
+            return
+        name = self.events.name
+        with self.engine.begin() as conn:
+            # rows stored before are all committed: txid 0 orders them first, by seq
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN txid BIGINT NOT NULL DEFAULT 0")
+            if self.dialect == "postgresql":
+                default = _TXID_DEFAULT["postgresql"]
+                conn.exec_driver_sql(f"ALTER TABLE {name} ALTER COLUMN txid SET DEFAULT {default}")
+            conn.exec_driver_sql(
+                f"CREATE INDEX IF NOT EXISTS {self.prefix}events_log ON {name} (txid, seq)"
+            )
 
     # ------------------------------------------------------------------ engine
     def _make_engine(self, url: str, pool_size: int) -> Engine:
@@ -355,32 +435,96 @@ class EventStore:
         return int(v or 0)
 
     def events_after(self, seq: int, limit: int = 100_000) -> list[Event]:
-        """Events with sequence number above ``seq``, oldest first (for replicas' sync)."""
+        """Events with sequence number above ``seq``, in log order (see :meth:`events_since`)."""
+        return self.events_since(Cursor.after_seq(seq), limit)
+
+    def _settled(self) -> Any:
+        """Condition: the event's transaction has finished (always true on SQLite)."""
+        if self.dialect != "postgresql":
+            return sa.true()
+        # the oldest transaction still running in this statement's snapshot; every event of
+        # a transaction below it is committed (and visible) or rolled back
+        xmin = sa.func.txid_snapshot_xmin(sa.func.txid_current_snapshot())
+        return self.events.c.txid < xmin
+
+    def _after(self, cursor: Cursor) -> Any:
         c = self.events.c
-        q = sa.select(c.seq, c.event_id, c.user_id, c.item_id, c.type, c.value, c.ts)
-        q = q.where(c.seq > int(seq)).order_by(c.seq).limit(int(limit))
+        return sa.and_(
+            c.seq > int(cursor.floor),
+            sa.tuple_(c.txid, c.seq) > sa.tuple_(int(cursor.txid), int(cursor.seq)),
+        )
+
+    def events_since(self, cursor: Cursor, limit: int = 100_000) -> list[Event]:
+        """Committed events after ``cursor``, in log order (for the replicas' sync).
+
+        No committed event is ever skipped: an event is returned once every transaction that
+        could still commit before it has finished (see :class:`Cursor`), so reading on from
+        the last event returned misses nothing. Advance with :meth:`Cursor.advanced`.
+        """
+        c = self.events.c
+        q = sa.select(c.seq, c.event_id, c.user_id, c.item_id, c.type, c.value, c.ts, c.txid)
+        q = q.where(self._after(cursor), self._settled())
+        q = q.order_by(c.txid, c.seq).limit(int(limit))
         with self.engine.connect() as conn:
             return [_row_event(r) for r in conn.execute(q)]
+
+    def cursor(self) -> Cursor:
+        """The position after every event that is settled now (a retrain's watermark).
+
+        Events after it are exactly those :meth:`events_since` returns later, so a model
+        trained on ``events_frame(until=store.cursor())`` and an online state that starts
+        from the same cursor together see every event once.
+        """
+        c = self.events.c
+        q = sa.select(c.txid, c.seq).where(self._settled())
+        q = q.order_by(c.txid.desc(), c.seq.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return Cursor() if row is None else Cursor(int(row[0]), int(row[1]))
 
     def user_events(self, user: str, limit: int = 200) -> list[Event]:
         """The user's most recent events, oldest first."""
         c = self.events.c
-        q = sa.select(c.seq, c.event_id, c.user_id, c.item_id, c.type, c.value, c.ts)
+        q = sa.select(c.seq, c.event_id, c.user_id, c.item_id, c.type, c.value, c.ts, c.txid)
         q = q.where(c.user_id == user).order_by(c.seq.desc()).limit(int(limit))
         with self.engine.connect() as conn:
             rows = [_row_event(r) for r in conn.execute(q)]
         return rows[::-1]
+
+    def user_items(self, user: str) -> list[str]:
+        """Every distinct item the store holds an event of for ``user`` (any age)."""
+        c = self.events.c
+        q = sa.select(c.item_id).where(c.user_id == user).distinct()
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(q)]
 
     def event_ids(self) -> list[str]:
         """All stored event ids (for audits and durability checks)."""
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(sa.select(self.events.c.event_id))]
 
-    def events_frame(self, after_seq: int = 0) -> pd.DataFrame:
-        """Events as a DataFrame with columns ``seq, event_id, user, item, type, value, time``."""
+    def events_frame(self, after_seq: int = 0, *, until: Cursor | None = None) -> pd.DataFrame:
+        """Events as a DataFrame with columns ``seq, event_id, user, item, type, value, time``.
+
+        Parameters
+        ----------
+        after_seq
+            Only events with a larger sequence number.
+        until
+            Only events at or before this position (:meth:`cursor`), so that the frame and
+            an online state starting from ``until`` split the events exactly.
+        """
         c = self.events.c
         q = sa.select(c.seq, c.event_id, c.user_id, c.item_id, c.type, c.value, c.ts)
-        q = q.where(c.seq > int(after_seq)).order_by(c.seq)
+        q = q.where(c.seq > int(after_seq))
+        if until is not None:
+            q = q.where(
+                sa.or_(
+                    c.seq <= int(until.floor),
+                    sa.tuple_(c.txid, c.seq) <= sa.tuple_(int(until.txid), int(until.seq)),
+                )
+            )
+        q = q.order_by(c.seq)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         frame = pd.DataFrame(
@@ -427,6 +571,19 @@ class EventStore:
                 for item_id, attrs in conn.execute(q):
                     out[item_id] = json.loads(attrs)
         return out
+
+    def item_stamps(self, since: int | None = None) -> dict[str, int]:
+        """Item id -> epoch seconds of its last update, for items updated at or after ``since``.
+
+        The service reads this to re-apply items added with ``PUT /items`` to a model it
+        loads (at start-up and at every hot swap) without reading every attribute.
+        """
+        c = self.items.c
+        q = sa.select(c.item_id, c.updated)
+        if since is not None:
+            q = q.where(c.updated >= int(since))
+        with self.engine.connect() as conn:
+            return {i: int(t) for i, t in conn.execute(q)}
 
     def search_items(self, query: str, limit: int = 20) -> dict[str, dict[str, Any]]:
         """Items whose id or attributes contain ``query`` (case-insensitive substring)."""
@@ -497,4 +654,5 @@ def _row_event(r: Any) -> Event:
         value=float(r[5]),
         timestamp=int(r[6]),
         seq=int(r[0]),
+        txid=int(r[7]),
     )

@@ -107,6 +107,7 @@ async def _run(
     duration: float,
     headers: Mapping[str, str],
     timeout: float,
+    stop: Any = None,
 ) -> tuple[list[tuple[int, float, bool, str]], dict[str, int]]:
     loop = asyncio.get_running_loop()
     out: list[tuple[int, float, bool, str]] = []
@@ -158,6 +159,9 @@ async def _run(
         delay = intended - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        if stop is not None and stop.is_set():
+            del out[i:]  # stopped early: only the requests sent count
+            break
         tasks.append(asyncio.create_task(one(i, requests[i % len(requests)], intended)))
     await asyncio.gather(*tasks)
     for c in idle:
@@ -181,7 +185,7 @@ class OpenLoopLoad:
     rate
         Requests per second.
     duration
-        Seconds of sending.
+        Seconds of sending at most (:meth:`stop` ends it earlier).
     headers
         Extra request headers (e.g. an API key).
     timeout
@@ -209,6 +213,7 @@ class OpenLoopLoad:
         self.duration = float(duration)
         ctx = mp.get_context("spawn")  # no inherited threads, locks or event loops
         self._queue = ctx.Queue()
+        self._stop = ctx.Event()
         args = (
             host,
             int(port or 80),
@@ -217,9 +222,14 @@ class OpenLoopLoad:
             self.duration,
             dict(headers or {}),
             float(timeout),
+            self._stop,
         )
         self._proc = ctx.Process(target=_child, args=(args, self._queue), daemon=True)
         self._proc.start()
+
+    def stop(self) -> None:
+        """Send no more requests (those in flight finish); :meth:`result` has the ones sent."""
+        self._stop.set()
 
     def result(self, timeout: float | None = None) -> LoadResult:
         """Wait for the run to finish (default: its duration plus two minutes)."""

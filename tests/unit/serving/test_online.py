@@ -46,3 +46,66 @@ def test_without_an_index_every_event_is_kept_uncoded():
     state = OnlineState()
     state.apply(_events([("a", "1")]))
     assert state.recent_coded("a")[2].tolist() == [-1]
+
+
+def test_events_in_memory_are_bounded_in_all():
+    state = OnlineState(max_history=4, max_users=1000, max_events=10)
+    for u in range(6):
+        state.apply(_events([(f"u{u}", str(j)) for j in range(4)], start=1 + 4 * u))
+    assert state.n_events <= 10
+    assert state.n_users == 2  # the two most recently active users, four events each
+    assert [i for i, _ in state.recent("u5")] == ["0", "1", "2", "3"]
+
+
+def test_default_bounds_keep_the_state_near_its_documented_size():
+    """Issue 11, defect 13: the defaults allowed 100,000 users x 200 events (about 8 GiB)."""
+    import tracemalloc
+
+    from recforge.serving.online import EVENT_BYTES, USER_BYTES
+    from recforge.serving.settings import ServiceSettings
+
+    s = ServiceSettings()
+    assert s.online_events * EVENT_BYTES + s.online_users * USER_BYTES <= 300 * 1024**2
+    for n_users, per_user in ((100, 200), (20_000, 1)):  # long histories; one event each
+        state = OnlineState(items=IdIndex(np.arange(1000)))
+        n = n_users * per_user
+        events = [
+            Event(f"event-{j:08d}", f"user-{j % n_users:06d}", str(j % 997), "view", 1.0, 0, j + 1)
+            for j in range(n)
+        ]
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        state.apply(events)
+        used = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        assert used < n * EVENT_BYTES + n_users * USER_BYTES
+
+
+def test_truncated_and_dropped_users_read_their_seen_items_from_the_store(tmp_path):
+    from recforge.serving.store import EventStore
+
+    store = EventStore(f"sqlite:///{tmp_path / 'e.db'}")
+    store.add_events([Event(f"e{j}", "a", f"i{j}") for j in range(5)])
+    store.add_events([Event("f0", "b", "x"), Event("g0", "c", "y")])
+    state = OnlineState(max_history=2, max_users=2, store=store)
+    state.sync(store)
+    assert [i for i, _ in state.recent("a")] == []  # dropped (least recently active)
+    assert sorted(state.seen_items("a") or []) == [f"i{j}" for j in range(5)]
+    assert state.seen_items("c") is None  # complete in memory: no store read
+    assert state.seen_items("never-seen") in (None, [])  # a hash collision reads nothing
+    more = OnlineState(max_history=2, store=store)
+    more.sync(store)
+    assert len(more.recent("a")) == 2
+    assert sorted(more.seen_items("a") or []) == [f"i{j}" for j in range(5)]
+
+
+def test_event_values_keep_the_training_meaning():
+    from recforge.serving.online import EventValues
+
+    ratings = EventValues(explicit=True, typical=4.0, low=1.0, high=5.0)
+    assert ratings.fold_value("rating", 4.5) == 4.5
+    assert ratings.fold_value("rating", 9.0) == 5.0
+    assert np.isnan(ratings.fold_value("view", 1.0))  # not a rating: excluded, not folded in
+    implicit = EventValues(explicit=False, typical=4.0, low=1.0, high=5.0)
+    assert implicit.fold_value("view", 1.0) == 4.0  # one typical interaction
+    assert implicit.fold_value("rating", 3.0) == 3.0

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import pandas as pd
 from fastapi import APIRouter, HTTPException, Query
 
 from recforge.exceptions import DataError
 from recforge.serving.deps import StateDep, WriteDep
-from recforge.serving.online import with_new_items
+from recforge.serving.online import attribute_frame, with_new_items
 from recforge.serving.routes.recommend import IdPath
 from recforge.serving.schemas import ItemsIn
 
@@ -23,7 +22,11 @@ router = APIRouter(tags=["items"])
     responses={401: {"description": "missing or invalid key"}},
 )
 def put_items(body: ItemsIn, state: StateDep) -> dict[str, Any]:
-    """Store item attributes; content models make new items recommendable at once."""
+    """Store item attributes; content models make new items recommendable at once.
+
+    The items are stored durably and re-applied to every model version loaded later (at a
+    restart or a hot swap) that can take new items.
+    """
     items = {it.id: it.attributes for it in body.items}
     written = state.store.upsert_items(items)
     recommendable = False
@@ -32,7 +35,7 @@ def put_items(body: ItemsIn, state: StateDep) -> dict[str, Any]:
         bundle = state.holder.current
         if bundle is not None and bundle.model.supports_new_items:
             try:
-                new = with_new_items(bundle, _attribute_frame(bundle.model, items))
+                new = with_new_items(bundle, attribute_frame(bundle.model, items))
             except (DataError, KeyError, ValueError) as exc:
                 new = None
                 note = f"stored; the model cannot use them before the next retrain: {exc}"
@@ -43,19 +46,6 @@ def put_items(body: ItemsIn, state: StateDep) -> dict[str, Any]:
     if note:
         out["note"] = note
     return out
-
-
-def _attribute_frame(model: Any, items: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    ids: list[Any] = list(items)
-    if model.items_.is_integer:
-        try:
-            ids = [int(i) for i in ids]
-        except ValueError as exc:
-            raise DataError("the served model's item ids are integers") from exc
-    rows = []
-    for v in items.values():
-        rows.append({k: ("|".join(x) if isinstance(x, list) else x) for k, x in v.items()})
-    return pd.DataFrame(rows, index=pd.Index(ids, name="item"))
 
 
 @router.get("/items/{item_id:id}", summary="One item's attributes", responses={404: {}})

@@ -49,11 +49,12 @@ def _jsonable(v: Any) -> bool:
 
 @router.get("/models", response_model=list[VersionOut], summary="Registry versions")
 def list_versions(state: StateDep) -> list[VersionOut]:
-    """All complete versions, newest first, with their metrics."""
+    """All complete versions, newest first, with their metrics (metadata only: arrays are
+    verified when a version is loaded or promoted, so listing is cheap for any model size)."""
     reg = _registry(state)
     active = reg.active_version()
     out = []
-    for v in reversed(reg.list()):
+    for v in reversed(reg.list(verify=False)):
         d = v.to_dict()
         out.append(
             VersionOut(**d, active=v.version == active, report=bool(reg.report_path(v.version)))
