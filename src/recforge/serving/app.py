@@ -63,6 +63,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _EXEMPT = {"/healthz", "/readyz"}
+_READ_CHUNK = 256 * 1024  # most bytes asyncio hands a protocol at once
 WEB_DIR = Path(__file__).parent / "web"
 
 
@@ -705,4 +706,7 @@ def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
         http=protocol,
         timeout_keep_alive=5,
         access_log=False,
+        # h11 refuses an incomplete head beyond its own limit (400): above the guard's, so
+        # every parser answers an oversized head the same way (431)
+        h11_max_incomplete_event_size=settings.max_header_bytes + _READ_CHUNK,
     )
