@@ -12,10 +12,11 @@ Y : (n_items, f) float32 implicit item factors of SVD++, in place
 
 Every epoch kernel returns the sum of squared training errors seen during the epoch (float64).
 
-The ``*_hogwild`` kernels split the visiting order into ``n_blocks`` contiguous blocks run by
-``prange`` without locks (Hogwild!, Recht et al. 2011): updates of different threads may
-overwrite each other, so results are not bit-identical across thread counts or runs. The
-sequential kernels are deterministic; with ``n_blocks == 1`` both do the same arithmetic.
+:func:`svd_epoch_strata` runs the blocks of a stratified order (:mod:`recforge._kernels.strata`)
+in parallel: the blocks of one stratum share no user and no item, so no update is lost or
+raced, and the result is bit-identical to :func:`svd_epoch` on the same order whatever the
+number of threads. SVD++ moves the implicit factors of every item a user rated, which spans all
+item blocks, so its epoch stays sequential (deterministic, one thread).
 """
 
 from __future__ import annotations
@@ -31,10 +32,9 @@ _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 __all__ = [
     "svd_epoch",
-    "svd_epoch_hogwild",
     "svd_epoch_reference",
+    "svd_epoch_strata",
     "svdpp_epoch",
-    "svdpp_epoch_hogwild",
     "svdpp_epoch_reference",
     "svdpp_implicit_sums",
 ]
@@ -78,6 +78,39 @@ def _svd_step(
     return float(err) * float(err)
 
 
+@njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
+def _svd_range(
+    lo: int,
+    hi: int,
+    user: np.ndarray,
+    item: np.ndarray,
+    value: np.ndarray,
+    order: np.ndarray,
+    mu: float,
+    bu: np.ndarray,
+    bi: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    lr_bu: float,
+    lr_bi: float,
+    lr_p: float,
+    lr_q: float,
+    reg_bu: float,
+    reg_bi: float,
+    reg_p: float,
+    reg_q: float,
+) -> float:
+    sse = 0.0
+    for t in range(lo, hi):
+        n = order[t]
+        sse += _svd_step(
+            user[n], item[n], value[n], _F32(mu), bu, bi, P, Q,
+            _F32(lr_bu), _F32(lr_bi), _F32(lr_p), _F32(lr_q),
+            _F32(reg_bu), _F32(reg_bi), _F32(reg_p), _F32(reg_q),
+        )  # fmt: skip
+    return sse
+
+
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def svd_epoch(
     user: np.ndarray,
@@ -98,24 +131,20 @@ def svd_epoch(
     reg_p: float,
     reg_q: float,
 ) -> float:
-    """One sequential (deterministic) SGD epoch of biased MF, Surprise's update rule."""
-    sse = 0.0
-    for t in range(order.shape[0]):
-        n = order[t]
-        sse += _svd_step(
-            user[n], item[n], value[n], _F32(mu), bu, bi, P, Q,
-            _F32(lr_bu), _F32(lr_bi), _F32(lr_p), _F32(lr_q),
-            _F32(reg_bu), _F32(reg_bi), _F32(reg_p), _F32(reg_q),
-        )  # fmt: skip
-    return sse
+    """One sequential SGD epoch of biased MF in ``order``, Surprise's update rule."""
+    return _svd_range(
+        0, order.shape[0], user, item, value, order, mu, bu, bi, P, Q,
+        lr_bu, lr_bi, lr_p, lr_q, reg_bu, reg_bi, reg_p, reg_q,
+    )  # fmt: skip
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
-def svd_epoch_hogwild(
+def svd_epoch_strata(
     user: np.ndarray,
     item: np.ndarray,
     value: np.ndarray,
     order: np.ndarray,
+    bounds: np.ndarray,
     mu: float,
     bu: np.ndarray,
     bi: np.ndarray,
@@ -129,24 +158,22 @@ def svd_epoch_hogwild(
     reg_bi: float,
     reg_p: float,
     reg_q: float,
-    n_blocks: int,
 ) -> float:
-    """One lock-free parallel SGD epoch over ``n_blocks`` blocks of ``order``."""
-    nnz = order.shape[0]
-    step = (nnz + n_blocks - 1) // n_blocks
-    partial = np.zeros(n_blocks, dtype=np.float64)
-    for b in prange(n_blocks):
-        lo = b * step
-        hi = min(nnz, lo + step)
-        s = 0.0
-        for t in range(lo, hi):
-            n = order[t]
-            s += _svd_step(
-                user[n], item[n], value[n], _F32(mu), bu, bi, P, Q,
-                _F32(lr_bu), _F32(lr_bi), _F32(lr_p), _F32(lr_q),
-                _F32(reg_bu), _F32(reg_bi), _F32(reg_p), _F32(reg_q),
+    """One parallel, deterministic SGD epoch over a stratified ``order`` (DSGD).
+
+    ``bounds`` (``(B * B + 1,)``) delimits the segments of ``order`` (see
+    :func:`recforge._kernels.strata.stratified_order`); the ``B`` blocks of a stratum run in
+    parallel, the strata in turn. Same arithmetic as :func:`svd_epoch` on ``order``.
+    """
+    n_blocks = round(math.sqrt(bounds.shape[0] - 1))
+    partial = np.zeros(n_blocks * n_blocks, dtype=np.float64)
+    for s in range(n_blocks):
+        for r in prange(n_blocks):
+            g = s * n_blocks + r
+            partial[g] = _svd_range(
+                bounds[g], bounds[g + 1], user, item, value, order, mu, bu, bi, P, Q,
+                lr_bu, lr_bi, lr_p, lr_q, reg_bu, reg_bi, reg_p, reg_q,
             )  # fmt: skip
-        partial[b] = s
     return partial.sum()
 
 
@@ -300,44 +327,6 @@ def svdpp_epoch(
             lr_b, lr_f, lr_y, reg_b, reg_f, reg_y,
         )  # fmt: skip
     return sse
-
-
-@njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
-def svdpp_epoch_hogwild(
-    user_order: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    values: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    Y: np.ndarray,
-    lr_b: float,
-    lr_f: float,
-    lr_y: float,
-    reg_b: float,
-    reg_f: float,
-    reg_y: float,
-    n_blocks: int,
-) -> float:
-    """:func:`svdpp_epoch` with users split into ``n_blocks`` lock-free parallel blocks."""
-    f = P.shape[1]
-    n = user_order.shape[0]
-    step = (n + n_blocks - 1) // n_blocks
-    partial = np.zeros(n_blocks, dtype=np.float64)
-    for b in prange(n_blocks):
-        z = np.empty(f, dtype=np.float32)
-        gz = np.empty(f, dtype=np.float32)
-        s = 0.0
-        for t in range(b * step, min(n, (b + 1) * step)):
-            s += _svdpp_user(
-                user_order[t], indptr, indices, values, mu, bu, bi, P, Q, Y, z, gz,
-                lr_b, lr_f, lr_y, reg_b, reg_f, reg_y,
-            )  # fmt: skip
-        partial[b] = s
-    return partial.sum()
 
 
 @njit(cache=True, nogil=True, parallel=True)
