@@ -136,3 +136,10 @@ class Strata:
     def grouped(self) -> tuple[np.ndarray, np.ndarray]:
         """The updates grouped by segment in their stored order: ``(positions, bounds)``."""
         return stratified_order(self.keys, np.arange(self.keys.shape[0]), self.n_blocks)
+
+    def col_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """The columns grouped by block: ``(int32 columns, (B + 1,) int64 bounds)``."""
+        cols = np.argsort(self.col_block, kind="stable").astype(np.int32)
+        bounds = np.zeros(self.n_blocks + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.col_block, minlength=self.n_blocks), out=bounds[1:])
+        return cols, bounds
