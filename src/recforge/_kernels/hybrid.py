@@ -22,8 +22,9 @@ Parallelism and determinism
 ---------------------------
 The pairs are cut into ``n_chunks`` contiguous slices of ``order`` processed in parallel
 without locks (Hogwild, Recht et al. 2011). Sampling is done by the caller, so every chunk's
-randomness is fixed in advance; with ``n_chunks=1`` the result is deterministic, with more
-chunks concurrent updates of shared embeddings make it vary slightly between runs.
+randomness is fixed in advance; with ``n_chunks=1`` (the model's default) the result is
+deterministic, with more chunks concurrent updates of shared embeddings make it vary slightly
+between runs.
 """
 
 from __future__ import annotations
