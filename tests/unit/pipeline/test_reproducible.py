@@ -1,8 +1,10 @@
 """``recforge run`` is reproducible: one config run twice in fresh folders, same summary.
 
 The config is written by ``recforge init`` from a slice of MovieLens latest-small, then its
-model list is replaced by the SGD and ALS models at fixed, small hyperparameters (tuning
-with a time budget could run a different number of trials, which is not what is tested).
+model list is replaced by the SGD and ALS models (and the starter's others) at fixed, small
+hyperparameters: tuning with a time budget could run a different number of trials, which is
+not what is tested. The second run uses one numba thread instead of two, since fits promise
+not to depend on the thread count.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numba
 import pandas as pd
 import pytest
 import yaml
@@ -26,6 +29,8 @@ MODELS = {
     "bpr": {"factors": 16, "epochs": 6},
     "hybridmf": {"factors": 16, "epochs": 3},
     "als": {"factors": 16, "iterations": 4},
+    "popular": {},
+    "itemknn": {"n_neighbors": 50},
 }
 
 
@@ -44,15 +49,21 @@ def small_config(ml_small_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     return root / "rf.yaml"
 
 
-def _summary(config: Path, out: Path) -> list[dict]:
-    res = runner.invoke(app, ["run", str(config), "-o", str(out), "--no-progress"])
+def _summary(config: Path, out: Path, threads: int) -> list[dict]:
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        res = runner.invoke(app, ["run", str(config), "-o", str(out), "--no-progress"])
+    finally:
+        numba.set_num_threads(before)
     assert res.exit_code == 0, res.output
     return json.loads((out / "metrics.json").read_text(encoding="utf-8"))["summary"]
 
 
 def test_same_config_twice_gives_identical_summaries(small_config: Path) -> None:
-    first = _summary(small_config, small_config.parent / "run-a")
-    second = _summary(small_config, small_config.parent / "run-b")
+    assert numba.config.NUMBA_NUM_THREADS > 1  # two threads in tests (tests/conftest.py)
+    first = _summary(small_config, small_config.parent / "run-a", threads=2)
+    second = _summary(small_config, small_config.parent / "run-b", threads=1)
     assert {r["model"] for r in first} == set(MODELS)
     assert len(first) == len(second)
     pairs = zip(first, second, strict=True)
