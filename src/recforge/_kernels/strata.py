@@ -9,20 +9,40 @@ strata one after the other. The result equals running the ``B * B`` blocks one a
 in stratum-major order, so it depends on neither thread timing nor the number of threads,
 only on the seed that drew the blocks and the visiting order.
 
-``B`` is :data:`N_BLOCKS`, a constant: never the thread count, so a fit gives the same bits on
-a laptop and on a 64-core server. Segment ``s * B + r`` of a stratified order is block
-``(r, (r + s) mod B)``; ``bounds`` (``(B * B + 1,)`` int64) holds the segment offsets.
+``B`` depends on the number of updates only (:func:`n_blocks_for`), never on the thread count,
+so a fit gives the same bits on a laptop and on a 64-core server. Strata end in a barrier
+where every thread waits for the slowest, so ``B`` grows with the data: below
+``2 * MIN_STRATUM`` updates an epoch is one block (sequential), and it reaches
+:data:`N_BLOCKS` from ``N_BLOCKS * MIN_STRATUM`` updates on.
+
+Segment ``s * B + r`` of a stratified order is block ``(r, (r + s) mod B)``; ``bounds``
+(``(B * B + 1,)`` int64) holds the segment offsets.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["N_BLOCKS", "Strata", "balanced_blocks", "block_keys", "stratified_order"]
+__all__ = [
+    "MIN_STRATUM",
+    "N_BLOCKS",
+    "Strata",
+    "balanced_blocks",
+    "block_keys",
+    "n_blocks_for",
+    "stratified_order",
+]
 
-#: Blocks per side. 16 keeps every thread of a 16-core machine busy in each stratum while the
-#: blocks of ML-100K still hold ~400 ratings each; larger machines would want 32 or 64.
+#: Most blocks per side: 16 strata of 16 blocks keep 16 threads busy.
 N_BLOCKS = 16
+#: Fewest updates per stratum (about 5 ms of SGD at 100 factors), which amortises its barrier
+#: even where threads are descheduled on a busy machine.
+MIN_STRATUM = 50_000
+
+
+def n_blocks_for(n_updates: int) -> int:
+    """``B`` for an epoch of ``n_updates``: ``n_updates // MIN_STRATUM`` in ``[1, N_BLOCKS]``."""
+    return int(min(N_BLOCKS, max(1, n_updates // MIN_STRATUM)))
 
 
 def balanced_blocks(weights: np.ndarray, n_blocks: int, gen: np.random.Generator) -> np.ndarray:
@@ -108,7 +128,7 @@ class Strata:
         Cut the columns into blocks of equal size instead of equal update counts (BPR draws
         negatives inside a column block, which must then be a uniform sample of the items).
     n_blocks
-        ``B``.
+        ``B`` (default: :func:`n_blocks_for` the number of updates).
     """
 
     def __init__(
@@ -120,8 +140,10 @@ class Strata:
         gen: np.random.Generator,
         *,
         equal_cols: bool = False,
-        n_blocks: int = N_BLOCKS,
+        n_blocks: int | None = None,
     ) -> None:
+        if n_blocks is None:
+            n_blocks = n_blocks_for(rows.shape[0])
         col_w = np.ones(n_cols) if equal_cols else np.bincount(cols, minlength=n_cols)
         self.n_blocks = n_blocks
         self.row_block = balanced_blocks(np.bincount(rows, minlength=n_rows), n_blocks, gen)

@@ -23,8 +23,9 @@ class BPR(CosineSimilarItems, Recommender):
     to ``count_j ** neg_beta`` (``"popularity"``), and ascends ``ln σ(x_ui - x_uj)`` minus
     L2 regularisation by SGD. Interaction values are ignored: presence counts.
 
-    Epochs run in parallel and deterministically (DSGD): users are cut into 16 blocks of equal
-    activity and items into 16 random blocks of equal size, each sample's negative is drawn
+    Epochs run in parallel and deterministically (DSGD): users are cut into ``B`` blocks of
+    equal activity and items into ``B`` random blocks of equal size (``B``: one per 50,000
+    interactions, at most 16; one block below 100,000), each sample's negative is drawn
     inside its positive's item block, and the blocks of one stratum, which share no user and
     no item, are trained by separate threads, each with its own random stream seeded from
     ``rng`` (:mod:`recforge._kernels.bpr`). A fit is bit-identical under ``rng`` whatever the

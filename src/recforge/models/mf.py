@@ -126,10 +126,11 @@ class SVD(_RatingMF):
         p_u += lr (e q_i - reg p_u);  q_i += lr (e p_u - reg q_i)
 
     Epochs run in parallel and deterministically (DSGD, Gemulla et al. 2011): users and items
-    are cut into 16 seed-drawn blocks each, and the blocks of one stratum, which share no user
-    and no item, are trained by separate threads (:mod:`recforge._kernels.strata`). A fit is
-    therefore bit-identical under ``rng`` whatever the number of numba threads; each block
-    visits its ratings in a fresh random order per epoch.
+    are cut into ``B`` seed-drawn blocks each (one per 50,000 ratings, at most 16; one block,
+    a sequential epoch, below 100,000 ratings), and the blocks of one stratum, which share no
+    user and no item, are trained by separate threads (:mod:`recforge._kernels.strata`). A
+    fit is therefore bit-identical under ``rng`` whatever the number of numba threads; each
+    block visits its ratings in a fresh random order per epoch.
 
     Unknown users or items drop their terms from the prediction (``μ + b_i`` for an unknown
     user, as Surprise does).

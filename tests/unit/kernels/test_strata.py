@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from recforge._kernels.strata import Strata, balanced_blocks, stratified_order
+from recforge._kernels.strata import (
+    MIN_STRATUM,
+    N_BLOCKS,
+    Strata,
+    balanced_blocks,
+    n_blocks_for,
+    stratified_order,
+)
 
 
 def test_balanced_blocks_split_weight_evenly() -> None:
@@ -60,3 +67,13 @@ def test_equal_cols_gives_blocks_of_equal_size() -> None:
     cols = np.concatenate([np.zeros(500, np.int64), gen.integers(0, 64, 500)])
     strata = Strata(gen.integers(0, 30, 1000), cols, 30, 64, gen, equal_cols=True, n_blocks=4)
     np.testing.assert_array_equal(np.bincount(strata.col_block, minlength=4), [16, 16, 16, 16])
+
+
+def test_block_count_grows_with_the_updates_only() -> None:
+    assert n_blocks_for(0) == 1
+    assert n_blocks_for(2 * MIN_STRATUM - 1) == 1
+    assert n_blocks_for(5 * MIN_STRATUM) == 5
+    assert n_blocks_for(10**9) == N_BLOCKS
+    gen = np.random.default_rng(0)
+    rows = gen.integers(0, 500, 3 * MIN_STRATUM)
+    assert Strata(rows, rows % 97, 500, 97, gen).n_blocks == 3
