@@ -12,6 +12,9 @@ split of MovieLens (``_common.per_user_split``, seed 42):
   ``--threads`` blocks, and their sequential one-thread mode);
 * implicit's BPR (its own parallel Hogwild, popularity negatives) where installed.
 
+``ml-1m-seq`` (987,019 implicit interactions, ranking models only) is large enough for several
+blocks (ML-100K and latest-small train on one block: fewer than 100,000 updates).
+
 Rating models report test RMSE, ranking models NDCG@10 / Recall@20 over the full catalogue
 (training items excluded). Fit time: median of ``--repeats`` fits, the variants of one model
 interleaved so that changes in machine load hit them alike; ``vs previous`` is the previous
@@ -20,7 +23,8 @@ kernel's median fit time at the same thread count divided by this variant's.
 Run::
 
     NUMBA_NUM_THREADS=2 .venv/bin/python benchmarks/bench_sgd_parallel.py \\
-        [--datasets ml-100k ml-latest-small] [--threads 2] [--repeats 3] [--models SVD BPR]
+        [--datasets ml-100k ml-latest-small ml-1m-seq] [--threads 2] [--repeats 3]
+        [--models SVD SVD++ BPR HybridMF] [--bpr-epochs 50]
 """
 
 from __future__ import annotations
@@ -39,10 +43,12 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numba
 import numpy as np
+import pandas as pd
 from numba import njit, prange
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
+    DATA_DIR,
     binarize,
     csr_from_frame,
     environment,
@@ -64,19 +70,17 @@ _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 # --------------------------------------------------------------- the previous Hogwild kernels
 @njit(nogil=True, parallel=True, fastmath=_FAST)
-def _svd_hogwild(user, item, value, order, mu, bu, bi, P, Q, a1, a2, a3, a4, g1, g2, g3, g4, nb):
+def _svd_hogwild(user, item, value, order, mu, bu, bi, P, Q, rates, nb):
     step = (order.shape[0] + nb - 1) // nb
     partial = np.zeros(nb, dtype=np.float64)
     for b in prange(nb):
         lo, hi = b * step, min(order.shape[0], (b + 1) * step)
-        partial[b] = _svd_range(
-            lo, hi, user, item, value, order, mu, bu, bi, P, Q, a1, a2, a3, a4, g1, g2, g3, g4
-        )
+        partial[b] = _svd_range(lo, hi, user, item, value, order, mu, bu, bi, P, Q, rates)
     return partial.sum()
 
 
 @njit(nogil=True, parallel=True, fastmath=_FAST)
-def _svdpp_hogwild(order, indptr, indices, values, mu, bu, bi, P, Q, Y, a1, a2, a3, g1, g2, g3, nb):
+def _svdpp_hogwild(order, indptr, indices, values, mu, bu, bi, P, Q, Y, rates, nb):
     step = (order.shape[0] + nb - 1) // nb
     partial = np.zeros(nb, dtype=np.float64)
     for b in prange(nb):
@@ -84,26 +88,8 @@ def _svdpp_hogwild(order, indptr, indices, values, mu, bu, bi, P, Q, Y, a1, a2, 
         gz = np.empty(P.shape[1], dtype=np.float32)
         s = 0.0
         for t in range(b * step, min(order.shape[0], (b + 1) * step)):
-            s += _svdpp_user(
-                order[t],
-                indptr,
-                indices,
-                values,
-                mu,
-                bu,
-                bi,
-                P,
-                Q,
-                Y,
-                z,
-                gz,
-                a1,
-                a2,
-                a3,
-                g1,
-                g2,
-                g3,
-            )
+            u = order[t]
+            s += _svdpp_user(u, indptr, indices, values, mu, bu, bi, P, Q, Y, z, gz, rates)
         partial[b] = s
     return partial.sum()
 
@@ -137,13 +123,10 @@ class HogwildSVD(SVD):
         lr, reg = self.learning_rate, self.reg
         user, item = dataset.user.astype(np.int32), dataset.item.astype(np.int32)
         value = dataset.value.astype(np.float32)
-        args = (self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_)
+        args = (self.global_mean_, *self._biases_and_factors(), (lr,) * 4 + (reg,) * 4)
         for _ in range(self.epochs):
             order = gen.permutation(user.shape[0]).astype(np.int64)
-            _svd_hogwild(
-                user, item, value, order, self.global_mean_, *args,
-                lr, lr, lr, lr, reg, reg, reg, reg, numba.get_num_threads(),
-            )  # fmt: skip
+            _svd_hogwild(user, item, value, order, *args, numba.get_num_threads())
 
 
 class HogwildSVDpp(SVDpp):
@@ -157,8 +140,8 @@ class HogwildSVDpp(SVDpp):
         for _ in range(self.epochs):
             _svdpp_hogwild(
                 gen.permutation(dataset.n_users).astype(np.int64), *csr, self.global_mean_,
-                self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_,
-                self.implicit_factors_, lr, lr, lr, reg, reg, reg, numba.get_num_threads(),
+                *self._biases_and_factors(), self.implicit_factors_,
+                (lr,) * 3 + (reg,) * 3, numba.get_num_threads(),
             )  # fmt: skip
         self.user_implicit_ = svdpp_implicit_sums(csr[0], csr[1], self.implicit_factors_)
 
@@ -225,7 +208,7 @@ def _implicit_bpr(threads: int) -> Any:
     import implicit
 
     return implicit.bpr.BayesianPersonalizedRanking(
-        factors=64, iterations=50, learning_rate=0.05, regularization=0.01,
+        factors=64, iterations=BPR_ARGS["epochs"], learning_rate=0.05, regularization=0.01,
         num_threads=threads, random_state=0,
     )  # fmt: skip
 
@@ -309,9 +292,27 @@ def run_model(name: str, variants: list[Variant], data: tuple, split: Any, repea
     return rows
 
 
+def _load(name: str) -> pd.DataFrame:
+    """MovieLens ratings, or ``ml-1m-seq`` (implicit: every listed item counts, value 1)."""
+    if name != "ml-1m-seq":
+        return load_ratings(name)
+    lines = (DATA_DIR / "ml-1m-seq" / "sequences.txt").read_text().split("\n")
+    seqs = [np.array(line.split(), dtype=np.int64) for line in lines if line.strip()]
+    user = np.repeat(np.arange(len(seqs)), [len(q) for q in seqs])
+    item = np.unique(np.concatenate(seqs), return_inverse=True)[1]
+    return pd.DataFrame(
+        {
+            "user": user.astype(np.int32),
+            "item": item.astype(np.int32),
+            "rating": np.ones(user.size, dtype=np.float32),
+            "timestamp": np.concatenate([np.arange(len(q)) for q in seqs]).astype(np.int64),
+        }
+    )
+
+
 def run_dataset(name: str, threads: int, repeats: int, models: list[str]) -> list[dict]:
-    """Every model's variants on one data set."""
-    frame = load_ratings(name)
+    """Every model's variants on one data set (ranking models only on ``ml-1m-seq``)."""
+    frame = _load(name)
     split = per_user_split(frame, test_fraction=0.2, valid_fraction=0.2, seed=42)
     binary = per_user_split(binarize(frame), test_fraction=0.2, valid_fraction=0.2, seed=42)
     explicit = (to_dataset(split.train_full, split.n_users, split.n_items), None)
@@ -321,7 +322,7 @@ def run_dataset(name: str, threads: int, repeats: int, models: list[str]) -> lis
     )
     rows: list[dict] = []
     for model, variants in _variants(threads).items():
-        if model not in models:
+        if model not in models or (name == "ml-1m-seq" and model in ("SVD", "SVD++")):
             continue
         rating = model in ("SVD", "SVD++")
         data, sp = (explicit, split) if rating else (implicit_data, binary)
@@ -336,7 +337,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["SVD", "SVD++", "BPR", "HybridMF"])
+    parser.add_argument("--bpr-epochs", type=int, default=50)
     args = parser.parse_args()
+    BPR_ARGS["epochs"] = args.bpr_epochs
     rows: list[dict] = []
     for name in args.datasets:
         rows += run_dataset(name, args.threads, args.repeats, args.models)

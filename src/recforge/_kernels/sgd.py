@@ -41,44 +41,6 @@ __all__ = [
 
 
 @njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
-def _svd_step(
-    u: int,
-    i: int,
-    r: np.float32,
-    mu: np.float32,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    lr_bu: np.float32,
-    lr_bi: np.float32,
-    lr_p: np.float32,
-    lr_q: np.float32,
-    reg_bu: np.float32,
-    reg_bi: np.float32,
-    reg_p: np.float32,
-    reg_q: np.float32,
-) -> float:
-    # float32 throughout; the dot product is reassociated (SIMD), so results match the
-    # reference to rounding, not bit for bit
-    f = P.shape[1]
-    pu = P[u]
-    qi = Q[i]
-    dot = np.float32(0.0)
-    for k in range(f):
-        dot += pu[k] * qi[k]
-    err = r - (mu + bu[u] + bi[i] + dot)
-    bu[u] += lr_bu * (err - reg_bu * bu[u])
-    bi[i] += lr_bi * (err - reg_bi * bi[i])
-    for k in range(f):
-        puf = pu[k]
-        qif = qi[k]
-        pu[k] = puf + lr_p * (err * qif - reg_p * puf)
-        qi[k] = qif + lr_q * (err * puf - reg_q * qif)
-    return float(err) * float(err)
-
-
-@njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
 def _svd_range(
     lo: int,
     hi: int,
@@ -91,23 +53,36 @@ def _svd_range(
     bi: np.ndarray,
     P: np.ndarray,
     Q: np.ndarray,
-    lr_bu: float,
-    lr_bi: float,
-    lr_p: float,
-    lr_q: float,
-    reg_bu: float,
-    reg_bi: float,
-    reg_p: float,
-    reg_q: float,
+    rates: tuple[float, float, float, float, float, float, float, float],
 ) -> float:
+    """SGD steps on the ratings ``order[lo:hi]``; float32 throughout.
+
+    The dot product is reassociated (SIMD), so results match the reference to rounding, not
+    bit for bit.
+    """
+    f = P.shape[1]
+    m32 = _F32(mu)
+    a_bu, a_bi, a_p, a_q = _F32(rates[0]), _F32(rates[1]), _F32(rates[2]), _F32(rates[3])
+    g_bu, g_bi, g_p, g_q = _F32(rates[4]), _F32(rates[5]), _F32(rates[6]), _F32(rates[7])
     sse = 0.0
     for t in range(lo, hi):
         n = order[t]
-        sse += _svd_step(
-            user[n], item[n], value[n], _F32(mu), bu, bi, P, Q,
-            _F32(lr_bu), _F32(lr_bi), _F32(lr_p), _F32(lr_q),
-            _F32(reg_bu), _F32(reg_bi), _F32(reg_p), _F32(reg_q),
-        )  # fmt: skip
+        u = user[n]
+        i = item[n]
+        pu = P[u]
+        qi = Q[i]
+        dot = _F32(0.0)
+        for k in range(f):
+            dot += pu[k] * qi[k]
+        err = value[n] - (m32 + bu[u] + bi[i] + dot)
+        bu[u] += a_bu * (err - g_bu * bu[u])
+        bi[i] += a_bi * (err - g_bi * bi[i])
+        for k in range(f):
+            puf = pu[k]
+            qif = qi[k]
+            pu[k] = puf + a_p * (err * qif - g_p * puf)
+            qi[k] = qif + a_q * (err * puf - g_q * qif)
+        sse += float(err) * float(err)
     return sse
 
 
@@ -122,20 +97,13 @@ def svd_epoch(
     bi: np.ndarray,
     P: np.ndarray,
     Q: np.ndarray,
-    lr_bu: float,
-    lr_bi: float,
-    lr_p: float,
-    lr_q: float,
-    reg_bu: float,
-    reg_bi: float,
-    reg_p: float,
-    reg_q: float,
+    rates: tuple[float, float, float, float, float, float, float, float],
 ) -> float:
-    """One sequential SGD epoch of biased MF in ``order``, Surprise's update rule."""
-    return _svd_range(
-        0, order.shape[0], user, item, value, order, mu, bu, bi, P, Q,
-        lr_bu, lr_bi, lr_p, lr_q, reg_bu, reg_bi, reg_p, reg_q,
-    )  # fmt: skip
+    """One sequential SGD epoch of biased MF in ``order``, Surprise's update rule.
+
+    ``rates`` is ``(lr_bu, lr_bi, lr_p, lr_q, reg_bu, reg_bi, reg_p, reg_q)``.
+    """
+    return _svd_range(0, order.shape[0], user, item, value, order, mu, bu, bi, P, Q, rates)
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
@@ -150,14 +118,7 @@ def svd_epoch_strata(
     bi: np.ndarray,
     P: np.ndarray,
     Q: np.ndarray,
-    lr_bu: float,
-    lr_bi: float,
-    lr_p: float,
-    lr_q: float,
-    reg_bu: float,
-    reg_bi: float,
-    reg_p: float,
-    reg_q: float,
+    rates: tuple[float, float, float, float, float, float, float, float],
 ) -> float:
     """One parallel, deterministic SGD epoch over a stratified ``order`` (DSGD).
 
@@ -170,10 +131,8 @@ def svd_epoch_strata(
     for s in range(n_blocks):
         for r in prange(n_blocks):
             g = s * n_blocks + r
-            partial[g] = _svd_range(
-                bounds[g], bounds[g + 1], user, item, value, order, mu, bu, bi, P, Q,
-                lr_bu, lr_bi, lr_p, lr_q, reg_bu, reg_bi, reg_p, reg_q,
-            )  # fmt: skip
+            lo, hi = bounds[g], bounds[g + 1]
+            partial[g] = _svd_range(lo, hi, user, item, value, order, mu, bu, bi, P, Q, rates)
     return partial.sum()
 
 
@@ -187,20 +146,12 @@ def svd_epoch_reference(
     bi: np.ndarray,
     P: np.ndarray,
     Q: np.ndarray,
-    lr_bu: float,
-    lr_bi: float,
-    lr_p: float,
-    lr_q: float,
-    reg_bu: float,
-    reg_bi: float,
-    reg_p: float,
-    reg_q: float,
+    rates: tuple[float, float, float, float, float, float, float, float],
 ) -> float:
     """Slow NumPy reference of :func:`svd_epoch` (same order, same float32 updates, in place)."""
     f32 = np.float32
     mu32 = f32(mu)
-    a_bu, a_bi, a_p, a_q = f32(lr_bu), f32(lr_bi), f32(lr_p), f32(lr_q)
-    g_bu, g_bi, g_p, g_q = f32(reg_bu), f32(reg_bi), f32(reg_p), f32(reg_q)
+    a_bu, a_bi, a_p, a_q, g_bu, g_bi, g_p, g_q = (f32(x) for x in rates)
     sse = 0.0
     for n in order:
         u, i = int(user[n]), int(item[n])
@@ -230,13 +181,9 @@ def _svdpp_user(
     Y: np.ndarray,
     z: np.ndarray,
     gz: np.ndarray,
-    lr_b: float,
-    lr_f: float,
-    lr_y: float,
-    reg_b: float,
-    reg_f: float,
-    reg_y: float,
+    rates: tuple[float, float, float, float, float, float],
 ) -> float:
+    """Surprise's SVD++ updates for every rating of user ``u``; ``z``, ``gz``: (f,) scratch."""
     f = P.shape[1]
     lo = indptr[u]
     hi = indptr[u + 1]
@@ -245,8 +192,8 @@ def _svdpp_user(
         return 0.0
     norm = _F32(1.0 / math.sqrt(n_u))
     m32 = _F32(mu)
-    a_b, a_f, a_y = _F32(lr_b), _F32(lr_f), _F32(lr_y)
-    g_b, g_f, g_y = _F32(reg_b), _F32(reg_f), _F32(reg_y)
+    a_b, a_f, a_y = _F32(rates[0]), _F32(rates[1]), _F32(rates[2])
+    g_b, g_f, g_y = _F32(rates[3]), _F32(rates[4]), _F32(rates[5])
     decay = _F32(1.0) - a_y * g_y
     step_g = a_y * norm
     pu = P[u]
@@ -301,14 +248,12 @@ def svdpp_epoch(
     P: np.ndarray,
     Q: np.ndarray,
     Y: np.ndarray,
-    lr_b: float,
-    lr_f: float,
-    lr_y: float,
-    reg_b: float,
-    reg_f: float,
-    reg_y: float,
+    rates: tuple[float, float, float, float, float, float],
 ) -> float:
     """One sequential SVD++ epoch visiting users in ``user_order`` (deterministic).
+
+    ``rates`` is ``(lr_b, lr_f, lr_y, reg_b, reg_f, reg_y)`` (biases, factors, implicit
+    factors).
 
     Computes exactly Surprise's per-rating SVD++ updates (Koren 2008, eq. 15) with the
     ratings grouped by user, in ``O(f)`` per rating instead of ``O(|N(u)| f)``: after a rating
@@ -322,10 +267,8 @@ def svdpp_epoch(
     gz = np.empty(f, dtype=np.float32)
     sse = 0.0
     for t in range(user_order.shape[0]):
-        sse += _svdpp_user(
-            user_order[t], indptr, indices, values, mu, bu, bi, P, Q, Y, z, gz,
-            lr_b, lr_f, lr_y, reg_b, reg_f, reg_y,
-        )  # fmt: skip
+        u = user_order[t]
+        sse += _svdpp_user(u, indptr, indices, values, mu, bu, bi, P, Q, Y, z, gz, rates)
     return sse
 
 
@@ -362,12 +305,7 @@ def svdpp_epoch_reference(
     P: np.ndarray,
     Q: np.ndarray,
     Y: np.ndarray,
-    lr_b: float,
-    lr_f: float,
-    lr_y: float,
-    reg_b: float,
-    reg_f: float,
-    reg_y: float,
+    rates: tuple[float, float, float, float, float, float],
 ) -> float:
     """Slow NumPy reference of :func:`svdpp_epoch`: Surprise's literal per-rating updates.
 
@@ -376,8 +314,7 @@ def svdpp_epoch_reference(
     """
     f32 = np.float32
     mu32 = f32(mu)
-    a_b, a_f, a_y = f32(lr_b), f32(lr_f), f32(lr_y)
-    g_b, g_f, g_y = f32(reg_b), f32(reg_f), f32(reg_y)
+    a_b, a_f, a_y, g_b, g_f, g_y = (f32(x) for x in rates)
     sse = 0.0
     for u in user_order:
         lo, hi = int(indptr[u]), int(indptr[u + 1])

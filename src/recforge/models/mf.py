@@ -65,6 +65,10 @@ class _RatingMF(CosineSimilarItems, Recommender):
         self.item_factors_ = self._normal_factors(gen, dataset.n_items)
         return gen
 
+    def _biases_and_factors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(user_bias_, item_bias_, user_factors_, item_factors_)``, the kernels' order."""
+        return self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_
+
     def _normal_factors(self, gen: np.random.Generator, n: int) -> np.ndarray:
         """``(n, factors)`` float32 draws from ``N(init_mean, init_std²)``."""
         shape = (n, self.factors)
@@ -232,11 +236,8 @@ class SVD(_RatingMF):
         user = np.ascontiguousarray(dataset.user, dtype=np.int32)
         item = np.ascontiguousarray(dataset.item, dtype=np.int32)
         value = np.ascontiguousarray(dataset.value, dtype=np.float32)
-        args = (
-            self.global_mean_, self.user_bias_, self.item_bias_,
-            self.user_factors_, self.item_factors_,
-            lr_bu, lr_bi, lr, lr, reg_bu, reg_bi, reg, reg,
-        )  # fmt: skip
+        rates = (lr_bu, lr_bi, lr, lr, reg_bu, reg_bi, reg, reg)
+        args = (self.global_mean_, *self._biases_and_factors(), rates)
         strata = Strata(user, item, dataset.n_users, dataset.n_items, gen)
         self.train_rmse_: list[float] = []
         for epoch in options.epochs(self.epochs, "SVD"):
@@ -347,10 +348,10 @@ class SVDpp(_RatingMF):
         lr, reg = self.learning_rate, self.reg
         lr_b = lr if self.lr_bias is None else self.lr_bias
         reg_b = reg if self.reg_bias is None else self.reg_bias
+        rates = (lr_b, lr, lr, reg_b, reg, reg)
         args = (
-            indptr, indices, values, self.global_mean_, self.user_bias_, self.item_bias_,
-            self.user_factors_, self.item_factors_, self.implicit_factors_,
-            lr_b, lr, lr, reg_b, reg, reg,
+            indptr, indices, values, self.global_mean_,
+            *self._biases_and_factors(), self.implicit_factors_, rates,
         )  # fmt: skip
         self.train_rmse_: list[float] = []
         self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)

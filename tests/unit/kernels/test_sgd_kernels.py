@@ -42,8 +42,8 @@ def test_svd_epoch_matches_reference() -> None:
     order = rng.permutation(NNZ).astype(np.int64)
     fast = [a.copy() for a in state[:4]]
     slow = [a.copy() for a in state[:4]]
-    sse_fast = svd_epoch(u, i, r, order, 3.2, *fast, *RATES)
-    sse_slow = svd_epoch_reference(u, i, r, order, 3.2, *slow, *RATES)
+    sse_fast = svd_epoch(u, i, r, order, 3.2, *fast, RATES)
+    sse_slow = svd_epoch_reference(u, i, r, order, 3.2, *slow, RATES)
     assert abs(sse_fast - sse_slow) <= 1e-6 * sse_slow
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -59,9 +59,7 @@ def _strata_epochs(u, i, r, state, threads: int, epochs: int = 3) -> tuple[list,
     before = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        sse = [
-            svd_epoch_strata(u, i, r, *strata.order(gen), 3.0, *a, *RATES) for _ in range(epochs)
-        ]
+        sse = [svd_epoch_strata(u, i, r, *strata.order(gen), 3.0, *a, RATES) for _ in range(epochs)]
     finally:
         numba.set_num_threads(before)
     return a, sse
@@ -73,8 +71,8 @@ def test_svd_strata_equals_sequential_on_the_stratified_order() -> None:
     order, bounds = Strata(u, i, N_USERS, N_ITEMS, gen, n_blocks=4).order(gen)
     a = [x.copy() for x in state[:4]]
     b = [x.copy() for x in state[:4]]
-    s1 = svd_epoch(u, i, r, order, 3.0, *a, *RATES)
-    s2 = svd_epoch_strata(u, i, r, order, bounds, 3.0, *b, *RATES)
+    s1 = svd_epoch(u, i, r, order, 3.0, *a, RATES)
+    s2 = svd_epoch_strata(u, i, r, order, bounds, 3.0, *b, RATES)
     assert abs(s1 - s2) <= 1e-12 * s1  # partial sums per block, added in a fixed order
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
@@ -101,8 +99,8 @@ def test_svdpp_epoch_matches_reference() -> None:
     fast = [a.copy() for a in state]
     slow = [a.copy() for a in state]
     rates = (0.007, 0.005, 0.006, 0.02, 0.015, 0.01)
-    s1 = svdpp_epoch(user_order, indptr, indices, values, 3.1, *fast, *rates)
-    s2 = svdpp_epoch_reference(user_order, indptr, indices, values, 3.1, *slow, *rates)
+    s1 = svdpp_epoch(user_order, indptr, indices, values, 3.1, *fast, rates)
+    s2 = svdpp_epoch_reference(user_order, indptr, indices, values, 3.1, *slow, rates)
     assert abs(s1 - s2) < 1e-6 * s2
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
