@@ -59,7 +59,8 @@ from _common import (
     rating_metrics,
     to_dataset,
 )
-from recforge._kernels.bpr import _bpr_step, _contains, _randint, _sample_in, seed_states
+from recforge._kernels.bpr import _bpr_step, _randint, _sample_in, seed_states
+from recforge._kernels.csr import row_contains
 from recforge._kernels.sgd import _svd_range, _svdpp_user, svdpp_implicit_sums
 from recforge.models.bpr import BPR
 from recforge.models.hybrid import HybridMF
@@ -109,7 +110,7 @@ def _bpr_hogwild(row_of, indptr, indices, P, Q, bias, lr, reg, states):
             u = row_of[p]
             for _t in range(16):
                 j = _sample_in(st, 0, empty, 0, Q.shape[0])
-                if not _contains(indices, indptr[u], indptr[u + 1], j):
+                if not row_contains(indices, indptr[u], indptr[u + 1], j):
                     _bpr_step(u, indices[p], j, P, Q, bias, lr32, rg32)
                     break
         states[b] = st[0]

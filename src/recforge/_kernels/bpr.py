@@ -35,6 +35,9 @@ import numpy as np
 from numba import njit, prange
 from numba.core import config as _numba_config
 
+from recforge._kernels.csr import row_contains
+from recforge._kernels.strata import run_parallel
+
 __all__ = [
     "block_negative_cdf",
     "bpr_epoch",
@@ -110,20 +113,6 @@ def _sample_in(states: np.ndarray, b: int, cdf: np.ndarray, lo: int, hi: int) ->
     return a
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _contains(indices: np.ndarray, lo: int, hi: int, j: int | np.int64) -> bool:
-    while lo < hi:
-        mid = (lo + hi) // 2
-        v = indices[mid]
-        if v == j:
-            return True
-        if v < j:
-            lo = mid + 1
-        else:
-            hi = mid
-    return False
-
-
 @njit(cache=True, nogil=True)
 def sample_items(cdf: np.ndarray, n_items: int, n: int, states: np.ndarray) -> np.ndarray:
     """``n`` negative-candidate items drawn by the epoch's sampler (for tests), block 0."""
@@ -166,7 +155,85 @@ def _bpr_step(
     return x > 0.0
 
 
+@njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
+def _bpr_segment(
+    g: int,
+    csr: tuple[np.ndarray, np.ndarray, np.ndarray],
+    P: np.ndarray,
+    Q: np.ndarray,
+    bias: np.ndarray,
+    rates: tuple[float, float],
+    blocks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    cdf: np.ndarray,
+    states: np.ndarray,
+    stats: np.ndarray,
+) -> None:
+    """The samples of segment ``g`` (block ``(r, (r + s) mod B)`` for ``g = s B + r``)."""
+    row_of, indptr, indices = csr
+    positions, bounds, block_items, item_bounds = blocks
+    n_blocks = item_bounds.shape[0] - 1
+    c = (g % n_blocks + g // n_blocks) % n_blocks
+    lo = bounds[g]
+    n = bounds[g + 1] - lo
+    lr = _F32(rates[0])
+    rg = _F32(rates[1])
+    # block-local generator state and counters: no false sharing between threads
+    st = np.empty(1, dtype=np.uint64)
+    st[0] = states[g]
+    used = 0.0
+    correct = 0.0
+    for _ in range(n):
+        p = positions[lo + _randint(st, 0, n)]
+        u = row_of[p]
+        j = np.int64(-1)
+        for _t in range(_MAX_TRIES):
+            cand = block_items[_sample_in(st, 0, cdf, item_bounds[c], item_bounds[c + 1])]
+            if not row_contains(indices, indptr[u], indptr[u + 1], cand):
+                j = cand
+                break
+        if j >= 0:
+            used += 1.0
+            correct += _bpr_step(u, indices[p], j, P, Q, bias, lr, rg)
+    states[g] = st[0]
+    stats[g, 0] = used
+    stats[g, 1] = correct
+    stats[g, 2] = n - used
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _bpr_segments_serial(
+    csr: tuple[np.ndarray, np.ndarray, np.ndarray],
+    P: np.ndarray,
+    Q: np.ndarray,
+    bias: np.ndarray,
+    rates: tuple[float, float],
+    blocks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    cdf: np.ndarray,
+    states: np.ndarray,
+    stats: np.ndarray,
+) -> None:
+    for g in range(stats.shape[0]):
+        _bpr_segment(g, csr, P, Q, bias, rates, blocks, cdf, states, stats)
+
+
 @njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
+def _bpr_segments_parallel(
+    csr: tuple[np.ndarray, np.ndarray, np.ndarray],
+    P: np.ndarray,
+    Q: np.ndarray,
+    bias: np.ndarray,
+    rates: tuple[float, float],
+    blocks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    cdf: np.ndarray,
+    states: np.ndarray,
+    stats: np.ndarray,
+) -> None:
+    n_blocks = blocks[3].shape[0] - 1
+    for s in range(n_blocks):
+        for r in prange(n_blocks):
+            _bpr_segment(s * n_blocks + r, csr, P, Q, bias, rates, blocks, cdf, states, stats)
+
+
 def bpr_epoch(
     row_of: np.ndarray,
     indptr: np.ndarray,
@@ -185,48 +252,21 @@ def bpr_epoch(
 ) -> np.ndarray:
     """One epoch of ``nnz`` SGD steps, the blocks of each stratum in parallel (deterministic).
 
+    With one block or one thread the segments run in turn (same bits, no thread woken).
+
     Returns
     -------
     numpy.ndarray of float64, shape (3,)
         ``[samples used, samples with x_uij > 0 before the update, samples skipped]`` (a
         sample is skipped when no negative was found in a few tries).
     """
-    n_blocks = item_bounds.shape[0] - 1
-    stats = np.zeros((n_blocks * n_blocks, 3), dtype=np.float64)
-    lr = _F32(learning_rate)
-    rg = _F32(reg)
-    for s in range(n_blocks):
-        for r in prange(n_blocks):
-            g = s * n_blocks + r
-            c = (r + s) % n_blocks
-            lo = bounds[g]
-            n = bounds[g + 1] - lo
-            # block-local generator state and counters: no false sharing between threads
-            st = np.empty(1, dtype=np.uint64)
-            st[0] = states[g]
-            used = 0.0
-            correct = 0.0
-            for _ in range(n):
-                p = positions[lo + _randint(st, 0, n)]
-                u = row_of[p]
-                j = np.int64(-1)
-                for _t in range(_MAX_TRIES):
-                    cand = block_items[_sample_in(st, 0, cdf, item_bounds[c], item_bounds[c + 1])]
-                    if not _contains(indices, indptr[u], indptr[u + 1], cand):
-                        j = cand
-                        break
-                if j >= 0:
-                    used += 1.0
-                    correct += _bpr_step(u, indices[p], j, P, Q, bias, lr, rg)
-            states[g] = st[0]
-            stats[g, 0] = used
-            stats[g, 1] = correct
-            stats[g, 2] = n - used
-    out = np.zeros(3, dtype=np.float64)
-    for g in range(n_blocks * n_blocks):
-        for col in range(3):
-            out[col] += stats[g, col]
-    return out
+    n_segments = (item_bounds.shape[0] - 1) ** 2
+    stats = np.zeros((n_segments, 3), dtype=np.float64)
+    kernel = _bpr_segments_parallel if run_parallel(n_segments) else _bpr_segments_serial
+    blocks = (positions, bounds, block_items, item_bounds)
+    rates = (float(learning_rate), float(reg))
+    kernel((row_of, indptr, indices), P, Q, bias, rates, blocks, cdf, states, stats)
+    return np.asarray(stats.sum(axis=0), dtype=np.float64)
 
 
 @njit(cache=True, nogil=True)
@@ -257,7 +297,7 @@ def bpr_fold_in(
             j = np.int64(-1)
             for _t in range(_MAX_TRIES):
                 c = _sample_in(states, 0, cdf, 0, n_items)
-                if not _contains(items, 0, n, c):
+                if not row_contains(items, 0, n, c):
                     j = c
                     break
             if j < 0:

@@ -26,6 +26,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from recforge._kernels.strata import run_parallel
+
 _F32 = np.float32
 #: fast-math flags: reassociation lets LLVM vectorise the float32 dot products
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
@@ -106,7 +108,49 @@ def svd_epoch(
     return _svd_range(0, order.shape[0], user, item, value, order, mu, bu, bi, P, Q, rates)
 
 
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _svd_segments_serial(
+    user: np.ndarray,
+    item: np.ndarray,
+    value: np.ndarray,
+    order: np.ndarray,
+    bounds: np.ndarray,
+    mu: float,
+    bu: np.ndarray,
+    bi: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    rates: tuple[float, float, float, float, float, float, float, float],
+    partial: np.ndarray,
+) -> None:
+    for g in range(partial.shape[0]):
+        lo, hi = bounds[g], bounds[g + 1]
+        partial[g] = _svd_range(lo, hi, user, item, value, order, mu, bu, bi, P, Q, rates)
+
+
 @njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
+def _svd_segments_parallel(
+    user: np.ndarray,
+    item: np.ndarray,
+    value: np.ndarray,
+    order: np.ndarray,
+    bounds: np.ndarray,
+    mu: float,
+    bu: np.ndarray,
+    bi: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    rates: tuple[float, float, float, float, float, float, float, float],
+    partial: np.ndarray,
+) -> None:
+    n_blocks = round(math.sqrt(partial.shape[0]))
+    for s in range(n_blocks):
+        for r in prange(n_blocks):
+            g = s * n_blocks + r
+            lo, hi = bounds[g], bounds[g + 1]
+            partial[g] = _svd_range(lo, hi, user, item, value, order, mu, bu, bi, P, Q, rates)
+
+
 def svd_epoch_strata(
     user: np.ndarray,
     item: np.ndarray,
@@ -120,20 +164,18 @@ def svd_epoch_strata(
     Q: np.ndarray,
     rates: tuple[float, float, float, float, float, float, float, float],
 ) -> float:
-    """One parallel, deterministic SGD epoch over a stratified ``order`` (DSGD).
+    """One deterministic SGD epoch over a stratified ``order`` (DSGD), parallel where it pays.
 
     ``bounds`` (``(B * B + 1,)``) delimits the segments of ``order`` (see
     :func:`recforge._kernels.strata.stratified_order`); the ``B`` blocks of a stratum run in
-    parallel, the strata in turn. Same arithmetic as :func:`svd_epoch` on ``order``.
+    parallel, the strata in turn, or, with one block or one thread, all in turn. Same
+    arithmetic as :func:`svd_epoch` on ``order``, whatever the path.
     """
-    n_blocks = round(math.sqrt(bounds.shape[0] - 1))
-    partial = np.zeros(n_blocks * n_blocks, dtype=np.float64)
-    for s in range(n_blocks):
-        for r in prange(n_blocks):
-            g = s * n_blocks + r
-            lo, hi = bounds[g], bounds[g + 1]
-            partial[g] = _svd_range(lo, hi, user, item, value, order, mu, bu, bi, P, Q, rates)
-    return partial.sum()
+    partial = np.zeros(bounds.shape[0] - 1, dtype=np.float64)
+    parallel = run_parallel(partial.shape[0])
+    kernel = _svd_segments_parallel if parallel else _svd_segments_serial
+    kernel(user, item, value, order, bounds, mu, bu, bi, P, Q, rates, partial)
+    return float(partial.sum())
 
 
 def svd_epoch_reference(

@@ -30,6 +30,7 @@ __all__ = [
     "balanced_blocks",
     "block_keys",
     "n_blocks_for",
+    "run_parallel",
     "stratified_order",
 ]
 
@@ -43,6 +44,17 @@ MIN_STRATUM = 50_000
 def n_blocks_for(n_updates: int) -> int:
     """``B`` for an epoch of ``n_updates``: ``n_updates // MIN_STRATUM`` in ``[1, N_BLOCKS]``."""
     return int(min(N_BLOCKS, max(1, n_updates // MIN_STRATUM)))
+
+
+def run_parallel(n_segments: int) -> bool:
+    """Whether to run the strata's blocks on threads: several blocks and several threads.
+
+    Otherwise the kernels' serial twin visits the segments in stratum-major order, which gives
+    the same bits (the blocks of a stratum are independent) without waking any thread.
+    """
+    import numba
+
+    return n_segments > 1 and numba.get_num_threads() > 1
 
 
 def balanced_blocks(weights: np.ndarray, n_blocks: int, gen: np.random.Generator) -> np.ndarray:
