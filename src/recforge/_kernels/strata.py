@@ -165,6 +165,8 @@ class Strata:
     def order(self, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A fresh random visiting order, stratified: ``(order, bounds)``."""
         perm = gen.permutation(self.keys.shape[0]).astype(np.int64)
+        if self.n_blocks == 1:  # one segment: nothing to regroup
+            return perm, np.array([0, perm.shape[0]], dtype=np.int64)
         return stratified_order(self.keys, perm, self.n_blocks)
 
     def grouped(self) -> tuple[np.ndarray, np.ndarray]:

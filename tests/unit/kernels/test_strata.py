@@ -77,3 +77,13 @@ def test_block_count_grows_with_the_updates_only() -> None:
     gen = np.random.default_rng(0)
     rows = gen.integers(0, 500, 3 * MIN_STRATUM)
     assert Strata(rows, rows % 97, 500, 97, gen).n_blocks == 3
+
+
+def test_one_block_order_is_the_plain_permutation() -> None:
+    rows = np.arange(50) % 7
+    strata = Strata(rows, rows, 7, 7, np.random.default_rng(0), n_blocks=1)
+    order, bounds = strata.order(np.random.default_rng(4))
+    np.testing.assert_array_equal(order, np.random.default_rng(4).permutation(50))
+    np.testing.assert_array_equal(bounds, [0, 50])
+    grouped, _ = stratified_order(strata.keys, order, 1)
+    np.testing.assert_array_equal(grouped, order)
