@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models._shared import CosineSimilarItems, make_rng, num_threads, with_unit_column
+from recforge.models._shared import CosineSimilarItems, make_rng, with_unit_column
 from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
 
 __all__ = ["BPR"]
@@ -23,10 +23,13 @@ class BPR(CosineSimilarItems, Recommender):
     to ``count_j ** neg_beta`` (``"popularity"``), and ascends ``ln σ(x_ui - x_uj)`` minus
     L2 regularisation by SGD. Interaction values are ignored: presence counts.
 
-    Training runs lock-free over one block of samples per numba thread, each block with its
-    own random stream seeded from ``rng`` (Hogwild); with several threads it is therefore not
-    bit-deterministic, with one thread (``numba.set_num_threads(1)``) it is deterministic
-    under ``rng``. Fold-in for new users (:meth:`recommend_for_history`) runs
+    Epochs run in parallel and deterministically (DSGD): users are cut into ``B`` blocks of
+    equal activity and items into ``B`` random blocks of equal size (``B``: one per 50,000
+    interactions, at most 16; one block below 100,000), each sample's negative is drawn
+    inside its positive's item block, and the blocks of one stratum, which share no user and
+    no item, are trained by separate threads, each with its own random stream seeded from
+    ``rng`` (:mod:`recforge._kernels.bpr`). A fit is bit-identical under ``rng`` whatever the
+    number of numba threads. Fold-in for new users (:meth:`recommend_for_history`) runs
     ``fold_in_epochs`` SGD epochs on a new user vector with the item factors fixed and is
     always deterministic under ``rng``.
 
@@ -109,7 +112,8 @@ class BPR(CosineSimilarItems, Recommender):
         return negative_cdf(self.item_popularity_, self.neg_beta)
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
-        from recforge._kernels.bpr import bpr_epoch, seed_states
+        from recforge._kernels.bpr import block_negative_cdf, bpr_epoch, seed_states
+        from recforge._kernels.strata import Strata
 
         x = self.seen_
         indptr = np.ascontiguousarray(x.indptr, dtype=np.int64)
@@ -120,14 +124,18 @@ class BPR(CosineSimilarItems, Recommender):
         self.user_factors_ = gen.normal(0.0, self.init_std, (dataset.n_users, f)).astype(np.float32)
         self.item_factors_ = gen.normal(0.0, self.init_std, (dataset.n_items, f)).astype(np.float32)
         self.item_bias_ = np.zeros(dataset.n_items, dtype=np.float32)
-        states = seed_states(gen, num_threads())
-        cdf = self._negative_cdf()
+        strata = Strata(row_of, indices, dataset.n_users, dataset.n_items, gen, equal_cols=True)
+        blocks = (*strata.grouped(), *strata.col_groups())
+        cdf = np.empty(0, dtype=np.float64)
+        if self.neg_sampling != "uniform":
+            cdf = block_negative_cdf(self.item_popularity_, self.neg_beta, *blocks[2:])
+        states = seed_states(gen, strata.n_blocks**2)
         self.train_accuracy_: list[float] = []
         for epoch in options.epochs(self.epochs, "BPR"):
             stats = bpr_epoch(
                 row_of, indptr, indices,
                 self.user_factors_, self.item_factors_, self.item_bias_,
-                self.learning_rate, self.reg, indices.shape[0], cdf, states,
+                self.learning_rate, self.reg, *blocks, cdf, states,
             )  # fmt: skip
             self.train_accuracy_.append(float(stats[1] / max(stats[0], 1.0)))
             if options.after_epoch(epoch, self):

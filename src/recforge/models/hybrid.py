@@ -33,7 +33,7 @@ from recforge._kernels.hybrid import LOSS_BPR, LOSS_WARP, run_epoch
 from recforge.data import Dataset
 from recforge.exceptions import ConfigError, DataError, ModelFormatError
 from recforge.features import ItemFeatures
-from recforge.models._shared import num_threads, with_unit_column
+from recforge.models._shared import with_unit_column
 from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
 from recforge.models.content import (
     _csr_from_state,
@@ -87,8 +87,10 @@ class HybridMF(Recommender):
     fold_in_epochs
         SGD passes over a history in :meth:`recommend_for_history` (item side frozen).
     n_threads
-        Hogwild chunks trained in parallel; ``None`` uses numba's thread count. ``1`` gives
-        reproducible results, more threads vary slightly from run to run.
+        Hogwild chunks trained in parallel (opt-in). ``None`` (default) or ``1`` trains on one
+        thread and is reproducible under ``rng`` on any machine; more chunks are faster but
+        vary slightly from run to run (item features shared by many items rule out a
+        race-free split into blocks).
     rng
         Seed of initialisation and sampling.
 
@@ -257,7 +259,7 @@ class HybridMF(Recommender):
         warm_items = self.identity_items_
         n_neg = self.max_sampled if self.loss == "warp" else _BPR_TRIES
         loss_code = LOSS_WARP if self.loss == "warp" else LOSS_BPR
-        chunks = self.n_threads or num_threads()
+        chunks = self.n_threads or 1  # None: one chunk, deterministic (Hogwild is opt-in)
         self.loss_history_: list[float] = []
         fmat = (f.indptr.astype(np.int64), f.indices.astype(np.int32), f.data)
         gmat = (g.indptr.astype(np.int64), g.indices.astype(np.int32), g.data)

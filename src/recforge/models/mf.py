@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models._shared import CosineSimilarItems, make_rng, num_threads, with_unit_column
+from recforge.models._shared import CosineSimilarItems, make_rng, with_unit_column
 from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
 
 __all__ = ["SVD", "SVDpp"]
@@ -55,8 +55,8 @@ class _RatingMF(CosineSimilarItems, Recommender):
     user_factors_: np.ndarray
     item_factors_: np.ndarray
 
-    def _init_common(self, dataset: Dataset) -> tuple[np.random.Generator, int]:
-        """Set the mean, rating range, zero biases and normal factors; return (rng, threads)."""
+    def _init_common(self, dataset: Dataset) -> np.random.Generator:
+        """Set the mean, rating range, zero biases and normal factors; return the generator."""
         values = dataset.value
         self.global_mean_ = float(np.mean(values, dtype=np.float64))
         self.rating_range_ = (float(values.min()), float(values.max()))
@@ -65,7 +65,11 @@ class _RatingMF(CosineSimilarItems, Recommender):
         gen = make_rng(self.rng)
         self.user_factors_ = self._normal_factors(gen, dataset.n_users)
         self.item_factors_ = self._normal_factors(gen, dataset.n_items)
-        return gen, num_threads()
+        return gen
+
+    def _biases_and_factors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(user_bias_, item_bias_, user_factors_, item_factors_)``, the kernels' order."""
+        return self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_
 
     def _normal_factors(self, gen: np.random.Generator, n: int) -> np.ndarray:
         """``(n, factors)`` float32 draws from ``N(init_mean, init_std²)``."""
@@ -136,10 +140,12 @@ class SVD(_RatingMF):
         e = r - r̂;  b_u += lr_bu (e - reg_bu b_u);  b_i += lr_bi (e - reg_bi b_i)
         p_u += lr (e q_i - reg p_u);  q_i += lr (e p_u - reg q_i)
 
-    With more than one numba thread the epoch runs Hogwild-style (lock-free ``prange`` over
-    blocks of the shuffled ratings); such parallel SGD is **not bit-deterministic** across
-    runs or thread counts. With one thread (``numba.set_num_threads(1)``) a sequential kernel
-    is used and the fit is deterministic under ``rng``.
+    Epochs run in parallel and deterministically (DSGD, Gemulla et al. 2011): users and items
+    are cut into ``B`` seed-drawn blocks each (one per 50,000 ratings, at most 16; one block,
+    a sequential epoch, below 100,000 ratings), and the blocks of one stratum, which share no
+    user and no item, are trained by separate threads (:mod:`recforge._kernels.strata`). A
+    fit is therefore bit-identical under ``rng`` whatever the number of numba threads; each
+    block visits its ratings in a fresh random order per epoch.
 
     Unknown users or items drop their terms from the prediction (``μ + b_i`` for an unknown
     user, as Surprise does).
@@ -229,9 +235,10 @@ class SVD(_RatingMF):
         self.rng = rng
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
-        from recforge._kernels.sgd import svd_epoch, svd_epoch_hogwild
+        from recforge._kernels.sgd import svd_epoch_strata
+        from recforge._kernels.strata import Strata
 
-        gen, threads = self._init_common(dataset)
+        gen = self._init_common(dataset)
         lr, reg = self.learning_rate, self.reg
         lr_bu = (lr if self.lr_bu is None else self.lr_bu) if self.biased else 0.0
         lr_bi = (lr if self.lr_bi is None else self.lr_bi) if self.biased else 0.0
@@ -240,18 +247,13 @@ class SVD(_RatingMF):
         user = np.ascontiguousarray(dataset.user, dtype=np.int32)
         item = np.ascontiguousarray(dataset.item, dtype=np.int32)
         value = np.ascontiguousarray(dataset.value, dtype=np.float32)
-        args = (
-            self.global_mean_, self.user_bias_, self.item_bias_,
-            self.user_factors_, self.item_factors_,
-            lr_bu, lr_bi, lr, lr, reg_bu, reg_bi, reg, reg,
-        )  # fmt: skip
+        rates = (lr_bu, lr_bi, lr, lr, reg_bu, reg_bi, reg, reg)
+        args = (self.global_mean_, *self._biases_and_factors(), rates)
+        strata = Strata(user, item, dataset.n_users, dataset.n_items, gen)
         self.train_rmse_: list[float] = []
         for epoch in options.epochs(self.epochs, "SVD"):
-            order = gen.permutation(user.shape[0]).astype(np.int64)
-            if threads > 1:
-                sse = svd_epoch_hogwild(user, item, value, order, *args, threads)
-            else:
-                sse = svd_epoch(user, item, value, order, *args)
+            order, bounds = strata.order(gen)
+            sse = svd_epoch_strata(user, item, value, order, bounds, *args)
             self.train_rmse_.append(float(np.sqrt(sse / max(1, user.shape[0]))))
             if options.after_epoch(epoch, self):
                 break
@@ -278,9 +280,9 @@ class SVDpp(_RatingMF):
     items the user rated in training; duplicate (user, item) ratings make the ``y_j`` update
     approximate, so deduplicate the data first.
 
-    With more than one numba thread users are split into lock-free parallel blocks
-    (Hogwild), which is not bit-deterministic; with one thread the fit is deterministic under
-    ``rng``.
+    Every ``y_j`` of a user moves with each of the user's ratings, so users cannot be split into
+    blocks that share no parameter: epochs run on one thread and are deterministic under
+    ``rng`` (the implicit sums are computed in parallel, also deterministically).
 
     Parameters
     ----------
@@ -348,28 +350,25 @@ class SVDpp(_RatingMF):
         self.rng = rng
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
-        from recforge._kernels.sgd import svdpp_epoch, svdpp_epoch_hogwild, svdpp_implicit_sums
+        from recforge._kernels.sgd import svdpp_epoch, svdpp_implicit_sums
 
-        gen, threads = self._init_common(dataset)
+        gen = self._init_common(dataset)
         nu = dataset.n_users
         self.implicit_factors_ = self._normal_factors(gen, dataset.n_items)
         indptr, indices, values = group_by_user(dataset.user, dataset.item, dataset.value, nu)
         lr, reg = self.learning_rate, self.reg
         lr_b = lr if self.lr_bias is None else self.lr_bias
         reg_b = reg if self.reg_bias is None else self.reg_bias
+        rates = (lr_b, lr, lr, reg_b, reg, reg)
         args = (
-            indptr, indices, values, self.global_mean_, self.user_bias_, self.item_bias_,
-            self.user_factors_, self.item_factors_, self.implicit_factors_,
-            lr_b, lr, lr, reg_b, reg, reg,
+            indptr, indices, values, self.global_mean_,
+            *self._biases_and_factors(), self.implicit_factors_, rates,
         )  # fmt: skip
         self.train_rmse_: list[float] = []
         self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
         for epoch in options.epochs(self.epochs, "SVD++"):
             user_order = gen.permutation(nu).astype(np.int64)
-            if threads > 1:
-                sse = svdpp_epoch_hogwild(user_order, *args, threads)
-            else:
-                sse = svdpp_epoch(user_order, *args)
+            sse = svdpp_epoch(user_order, *args)
             self.train_rmse_.append(float(np.sqrt(sse / max(1, indices.shape[0]))))
             self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
             if options.after_epoch(epoch, self):

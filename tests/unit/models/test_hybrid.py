@@ -338,3 +338,19 @@ def test_blend_config_errors() -> None:
         Blend(members=[{"model": "popular"}], fallback=3)
     with pytest.raises(ConfigError, match="'factors' parameter of HybridMF"):
         Blend(members=[{"model": "hybridmf", "params": {"factors": 0}}])
+
+
+def test_default_fit_is_reproducible_whatever_the_thread_count() -> None:
+    import numba
+
+    ds = toy_with_attributes()
+    a = HybridMF(factors=8, epochs=4, features=GENRES).fit(ds)  # n_threads=None
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        b = HybridMF(factors=8, epochs=4, features=GENRES).fit(ds)
+    finally:
+        numba.set_num_threads(before)
+    assert before > 1  # the suite runs numba on two threads (tests/conftest.py)
+    np.testing.assert_array_equal(a.feat_emb_, b.feat_emb_)
+    np.testing.assert_array_equal(a.user_feat_emb_, b.user_feat_emb_)
