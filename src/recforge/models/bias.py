@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
+from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["BiasedBaseline", "fit_biases"]
 
@@ -50,13 +50,6 @@ class BiasedBaseline(Recommender):
     Predicts ratings (Surprise's ``BaselineOnly`` with ALS) and ranks items by ``b_i``
     (the user bias does not change a user's ranking).
 
-    Parameters
-    ----------
-    reg_user, reg_item
-        L2 regularisation of user and item biases (damping in rating units).
-    iterations
-        Alternating least-squares sweeps.
-
     Attributes
     ----------
     global_mean_ : float
@@ -65,20 +58,22 @@ class BiasedBaseline(Recommender):
 
     name = "bias"
     explicit = True
-    params: ClassVar[Mapping[str, Param]] = {
-        "reg_user": Param(float, low=0.0),
-        "reg_item": Param(float, low=0.0),
-        "iterations": Param(int, low=1),
-    }
     supports_predict = True
     supports_history = True
 
-    def __init__(
-        self, reg_user: float = 15.0, reg_item: float = 10.0, iterations: int = 10
-    ) -> None:
-        self.reg_user = reg_user
-        self.reg_item = reg_item
-        self.iterations = iterations
+    reg_user: float = param(
+        default=15.0,
+        low=0.0,
+        doc="L2 regularisation of the user biases (damping in rating units).",
+        search={"low": 0.1, "high": 50.0, "log": True},
+    )
+    reg_item: float = param(
+        default=10.0,
+        low=0.0,
+        doc="L2 regularisation of the item biases (damping in rating units).",
+        search={"low": 0.1, "high": 50.0, "log": True},
+    )
+    iterations: int = param(default=10, low=1, doc="Alternating least-squares sweeps.")
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         mu, bu, bi = fit_biases(
