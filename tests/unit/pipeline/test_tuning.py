@@ -10,8 +10,8 @@ import pytest
 
 from recforge.data import Dataset
 from recforge.exceptions import ConfigError
-from recforge.pipeline.config import ModelConfig, SearchSpace, TuningConfig
 from recforge.models import MODELS
+from recforge.pipeline.config import ModelConfig, SearchSpace, TuningConfig
 from recforge.pipeline.tuning import default_search_space, tune
 from recforge.split import random_split
 from recforge.testing import toy_dataset
