@@ -350,6 +350,7 @@ class RecommenderContract:
             n = grown.n_items
             assert n == m.n_items + 2
             assert grown.seen_matrix().shape == (grown.n_users, n)
+            assert grown.seen_matrix()[:, [n - 2, n - 1]].nnz == 0, "new items were seen"
             assert grown.fallback_scores().shape == (n,)
             assert grown.score_users(np.array([0])).shape == (1, n)
             recs = grown.recommend(["u0"], k=n, exclude_seen=False)
