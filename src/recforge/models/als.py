@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from recforge.data import Dataset
 from recforge.data.weighting import bm25, linear_confidence, log_confidence
-from recforge.models._shared import CosineSimilarItems, make_rng
+from recforge.models._shared import FACTORS, INIT_STD, CosineSimilarItems, make_rng
 from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["ALS"]
@@ -59,12 +59,7 @@ class ALS(CosineSimilarItems, Recommender):
     supports_history = True
     supports_epochs = True
 
-    factors: int = param(
-        default=64,
-        low=1,
-        doc="Number of latent factors.",
-        search={"low": 16, "high": 256, "log": True},
-    )
+    factors: int = FACTORS
     iterations: int = param(
         default=15,
         low=0,
@@ -96,9 +91,7 @@ class ALS(CosineSimilarItems, Recommender):
         doc='``"cg"`` (fast, approximate per sweep) or ``"cholesky"`` (exact).',
     )
     cg_steps: int = param(default=3, low=1, doc="Conjugate-gradient steps per row and sweep.")
-    init_std: float = param(
-        default=0.01, low=0.0, doc="Standard deviation of the normal initial factors."
-    )
+    init_std: float = INIT_STD
     rng: int | None = param(
         default=None,
         low=0,

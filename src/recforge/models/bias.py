@@ -10,7 +10,7 @@ import numpy as np
 from recforge.data import Dataset
 from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
-__all__ = ["BiasedBaseline", "fit_biases"]
+__all__ = ["BiasedBaseline", "dataset_biases", "fit_biases"]
 
 
 def fit_biases(
@@ -42,6 +42,22 @@ def fit_biases(
         bi = np.bincount(item, weights=v - mu - bu[user], minlength=n_items) / (reg_item + cnt_i)
         bu = np.bincount(user, weights=v - mu - bi[item], minlength=n_users) / (reg_user + cnt_u)
     return mu, bu, bi
+
+
+def dataset_biases(
+    dataset: Dataset, reg_user: float, reg_item: float, iterations: int = 10
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """:func:`fit_biases` of a dataset's interactions: ``(mu, b_user, b_item)``."""
+    return fit_biases(
+        dataset.user,
+        dataset.item,
+        dataset.value,
+        dataset.n_users,
+        dataset.n_items,
+        reg_user,
+        reg_item,
+        iterations,
+    )
 
 
 class BiasedBaseline(Recommender):
@@ -76,16 +92,7 @@ class BiasedBaseline(Recommender):
     iterations: int = param(default=10, low=1, doc="Alternating least-squares sweeps.")
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
-        mu, bu, bi = fit_biases(
-            dataset.user,
-            dataset.item,
-            dataset.value,
-            dataset.n_users,
-            dataset.n_items,
-            self.reg_user,
-            self.reg_item,
-            self.iterations,
-        )
+        mu, bu, bi = dataset_biases(dataset, self.reg_user, self.reg_item, self.iterations)
         self.global_mean_ = mu
         self.user_bias_ = bu.astype(np.float32)
         self.item_bias_ = bi.astype(np.float32)

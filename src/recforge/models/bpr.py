@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models._shared import CosineSimilarItems, make_rng, num_threads
+from recforge.models._shared import FACTORS, INIT_STD, CosineSimilarItems, make_rng, num_threads
 from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["BPR"]
@@ -43,12 +43,7 @@ class BPR(CosineSimilarItems, Recommender):
     supports_history = True
     supports_epochs = True
 
-    factors: int = param(
-        default=64,
-        low=1,
-        doc="Number of latent factors.",
-        search={"low": 16, "high": 256, "log": True},
-    )
+    factors: int = FACTORS
     epochs: int = param(
         default=30,
         low=0,
@@ -74,9 +69,7 @@ class BPR(CosineSimilarItems, Recommender):
         doc='``"uniform"`` or ``"popularity"``.',
     )
     neg_beta: float = param(default=0.75, low=0.0, doc="Exponent of the popularity distribution.")
-    init_std: float = param(
-        default=0.01, low=0.0, doc="Standard deviation of the normal initial factors."
-    )
+    init_std: float = INIT_STD
     fold_in_epochs: int = param(
         default=30, low=1, doc="Epochs of the fold-in of a new user's history."
     )

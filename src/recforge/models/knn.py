@@ -47,7 +47,7 @@ from recforge.exceptions import ConfigError, ModelFormatError
 from recforge.models._itemitem import ItemItemModel
 from recforge.models._shared import CooccurrenceItemVectors
 from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
-from recforge.models.bias import fit_biases
+from recforge.models.bias import dataset_biases
 
 __all__ = ["ItemKNN", "UserKNN"]
 
@@ -245,15 +245,7 @@ class _KNN(_KNNState, Recommender):
             s = np.bincount(ent, weights=v, minlength=n_ent)
             means = np.divide(s, cnt, out=np.full(n_ent, mu), where=cnt > 0)
             return mu, means, means, np.zeros(n_oth)
-        _mu, bu, bi = fit_biases(
-            dataset.user,
-            dataset.item,
-            dataset.value,
-            dataset.n_users,
-            dataset.n_items,
-            self.reg_user,
-            self.reg_item,
-        )
+        _mu, bu, bi = dataset_biases(dataset, self.reg_user, self.reg_item)
         b_ent, b_oth = (bi, bu) if item_based else (bu, bi)
         return mu, mu + b_ent, mu + b_ent, b_oth
 
