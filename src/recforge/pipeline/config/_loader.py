@@ -6,7 +6,9 @@ and the line of the file it came from, and suggests the nearest valid key for a 
     recforge.yaml:14: models.als.factor: ALS has no parameter 'factor'; did you mean 'factors'?
 
 Model parameters are checked against each model's declared :class:`~recforge.models.Param`
-constraints, including the bounds of search spaces.
+constraints (structured values such as ``features`` or Blend ``members`` included), including
+the bounds of search spaces, and the fixed values together by the model's own
+:meth:`~recforge.models.Recommender.check_params` (e.g. ``min_k`` above ``max_k``).
 """
 
 from __future__ import annotations
