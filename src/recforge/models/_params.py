@@ -206,20 +206,17 @@ def declare_params(cls: type) -> dict[str, Param]:
         for a constructor argument), a structured type without ``convert``, or an invalid
         default.
     """
-    annotations = inspect.get_annotations(cls)
-    module = vars(sys.modules[cls.__module__])
     own: dict[str, Param] = {}
-    for name, annotation in annotations.items():
-        text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    for name, annotation in inspect.get_annotations(cls).items():
         spec = cls.__dict__.get(name)
         if not isinstance(spec, Param):
-            if text.startswith(("ClassVar", "typing.ClassVar")):
+            if _is_classvar(annotation):
                 continue
             raise TypeError(
                 f"{cls.__name__}.{name} is annotated but not declared with param(): "
                 "hyperparameters are declared with param(), learned state is assigned in _fit"
             )
-        own[name] = _complete(cls, name, text, spec, module)
+        own[name] = _complete(cls, name, annotation, spec)
         delattr(cls, name)
     for name, value in cls.__dict__.items():
         if isinstance(value, Param) and name not in own:
@@ -232,8 +229,25 @@ def declare_params(cls: type) -> dict[str, Param]:
     return merged
 
 
-def _complete(cls: type, name: str, text: str, spec: Param, module: Mapping[str, Any]) -> Param:
-    hint = eval(text, dict(module)) if isinstance(text, str) and text else text
+def _is_classvar(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return annotation.startswith(("ClassVar", "typing.ClassVar"))
+    return typing.get_origin(annotation) is typing.ClassVar
+
+
+def _resolve(cls: type, name: str, annotation: Any) -> tuple[Any, str]:
+    """The annotation as a type and as written (strings resolved in the class's module)."""
+    if not isinstance(annotation, str):
+        return annotation, getattr(annotation, "__name__", None) or repr(annotation)
+    module = sys.modules.get(cls.__module__)
+    try:
+        return eval(annotation, dict(vars(module)) if module else {}), annotation
+    except NameError as exc:
+        raise TypeError(f"{cls.__name__}.{name}: cannot resolve {annotation!r} ({exc})") from None
+
+
+def _complete(cls: type, name: str, annotation: Any, spec: Param) -> Param:
+    hint, text = _resolve(cls, name, annotation)
     args = typing.get_args(hint) if _is_union(hint) else (hint,)
     nullable = type(None) in args
     kinds = [a for a in args if a is not type(None)]

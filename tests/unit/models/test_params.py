@@ -103,3 +103,18 @@ def test_no_registered_model_declares_a_parameter_twice(name: str) -> None:
     for key, spec in cls.params.items():
         assert documented.count(key) == 1, f"{key} documented {documented.count(key)} times"
         assert spec.doc, f"{name}.{key} has no doc"
+
+
+def test_annotations_may_be_types_or_strings_of_the_models_module() -> None:
+    body = {"__module__": __name__, "__annotations__": {"x": int | None, "y": "Any"}}
+    body |= {"x": param(default=None, low=0, doc="d"), "y": param(default=1, convert=int, doc="e")}
+    m = type("M", (Recommender,), body)
+    assert m.params["x"].kind is int
+    assert m.params["x"].nullable
+    assert m(y="3").get_params() == {"x": None, "y": 3}
+    with pytest.raises(TypeError, match="cannot resolve 'Unknown'"):
+        type(
+            "N",
+            (Recommender,),
+            {"__annotations__": {"z": "Unknown"}, "z": param(default=1, doc="d")},
+        )
