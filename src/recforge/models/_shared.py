@@ -115,3 +115,9 @@ class CooccurrenceItemVectors:
             cache = (seen, vectors)
             self.__dict__["_item_vector_cache"] = cache
         return cache[1]
+
+
+def with_unit_column(x: np.ndarray) -> np.ndarray:
+    """``x`` with a column of ones appended: the query side of a ``[factors, bias]`` key."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.concatenate([x, np.ones((x.shape[0], 1), dtype=np.float32)], axis=1)

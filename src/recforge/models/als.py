@@ -58,6 +58,8 @@ class ALS(CosineSimilarItems, Recommender):
     supports_similar_items = True
     supports_history = True
     supports_epochs = True
+    supports_inner_product = True
+    similar_items_by_vector_cosine = True
 
     factors: int = FACTORS
     iterations: int = param(
@@ -217,8 +219,14 @@ class ALS(CosineSimilarItems, Recommender):
         )
         return x[0]
 
-    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return np.asarray(self.item_factors_ @ self.fold_in(item_idx, values), dtype=np.float32)
+    def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_factors_[user_idx]
+
+    def _key_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
+        return self.fold_in(item_idx, values), 0.0
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:

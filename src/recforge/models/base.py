@@ -34,7 +34,10 @@ from recforge.exceptions import (
     UnknownIdError,
     UnsupportedCapabilityError,
 )
+from recforge.models import _retrieval
 from recforge.models._params import Param, declare_params, param, parameters_section, signature
+from recforge.models._retrieval import Retrieval
+from recforge.retrieval import IndexSpec
 
 __all__ = [
     "FORMAT_VERSION",
@@ -233,7 +236,11 @@ class Recommender:
     Capabilities are declared by class flags, never guessed from attribute names:
     :attr:`supports_predict`, :attr:`supports_similar_items`, :attr:`supports_history`,
     :attr:`supports_explain`, :attr:`supports_item_vectors`, :attr:`supports_new_items`,
-    :attr:`supports_epochs`.
+    :attr:`supports_epochs`, :attr:`supports_inner_product`.
+
+    Models that score by inner products (:attr:`supports_inner_product`) expose
+    :meth:`query_vectors`, :meth:`query_offsets`, :meth:`key_vectors` and
+    :meth:`history_query`, and can :meth:`build_index` for approximate retrieval.
 
     Attributes
     ----------
@@ -262,6 +269,11 @@ class Recommender:
     supports_new_items: ClassVar[bool] = False
     #: ``fit`` trains in epochs and honours ``callback`` (early stopping, pruning)
     supports_epochs: ClassVar[bool] = False
+    #: scores are ``query_vectors(u) @ key_vectors().T + query_offsets(u)``: an index over
+    #: the keys can propose candidates (``build_index``)
+    supports_inner_product: ClassVar[bool] = False
+    #: ``similar_items`` is the cosine of ``item_vectors()`` rows (a cosine index serves it)
+    similar_items_by_vector_cosine: ClassVar[bool] = False
     #: whether the model learns from rating values (explicit) rather than presence (implicit)
     explicit: ClassVar[bool] = False
     #: rows of users scored per block in ``recommend`` (bounded memory)
@@ -400,6 +412,7 @@ class Recommender:
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         self.__dict__.pop("_exclusion_cache", None)
+        self.__dict__.pop("_key_cache", None)
         self.users_ = dataset.users
         self.items_ = dataset.items
         self.seen_ = dataset.matrix()
@@ -407,6 +420,7 @@ class Recommender:
             np.float32
         )
         self._fit(dataset, options)
+        self.__dict__.pop("_key_cache", None)
         return self
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
@@ -421,7 +435,31 @@ class Recommender:
         raise NotImplementedError
 
     def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Dense ``(n_items,)`` float32 scores for an anonymous history (fold-in)."""
+        """Dense ``(n_items,)`` float32 scores for an anonymous history (fold-in).
+
+        Inner-product models get it from :meth:`_history_query`.
+        """
+        if self.supports_inner_product:
+            query, offset = self._history_query(item_idx, values)
+            return np.asarray(self.key_vectors() @ query + offset, dtype=np.float32)
+        raise UnsupportedCapabilityError(
+            f"{type(self).__name__} does not support recommend_for_history"
+        )
+
+    def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """``(len(user_idx), d)`` query rows of known users (inner-product models)."""
+        raise UnsupportedCapabilityError(f"{type(self).__name__} does not score by vectors")
+
+    def _query_offsets(self, user_idx: np.ndarray) -> np.ndarray:
+        """Per-user constant added to every item's score (rating models' biases)."""
+        return np.zeros(np.asarray(user_idx).size, dtype=np.float32)
+
+    def _key_vectors(self) -> np.ndarray:
+        """``(n_items, d)`` key rows: the score is the query's inner product with them."""
+        raise UnsupportedCapabilityError(f"{type(self).__name__} does not score by vectors")
+
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(query (d,), offset)`` of a folded-in history (inner-product models)."""
         raise UnsupportedCapabilityError(
             f"{type(self).__name__} does not support recommend_for_history"
         )
@@ -567,6 +605,111 @@ class Recommender:
             )
         return vectors
 
+    def query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """Query rows of known users: ``score_users(u) == query_vectors(u) @ key_vectors().T
+        + query_offsets(u)[:, None]`` (up to float rounding).
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape ``(len(user_idx), d)``
+        """
+        self._require("supports_inner_product", "query_vectors")
+        self._check_fitted("query_vectors")
+        codes = _codes(user_idx, self.n_users, "user")
+        return np.ascontiguousarray(self._query_vectors(codes), dtype=np.float32)
+
+    def query_offsets(self, user_idx: np.ndarray) -> np.ndarray:
+        """Per-user constant of the score (zero unless the model has user biases)."""
+        self._require("supports_inner_product", "query_offsets")
+        self._check_fitted("query_offsets")
+        codes = _codes(user_idx, self.n_users, "user")
+        return np.asarray(self._query_offsets(codes), dtype=np.float32).reshape(codes.size)
+
+    def key_vectors(self) -> np.ndarray:
+        """``(n_items, d)`` float32 key rows of the inner-product score (cached; do not modify)."""
+        self._require("supports_inner_product", "key_vectors")
+        self._check_fitted("key_vectors")
+        cached = self.__dict__.get("_key_cache")
+        if cached is None or cached.shape[0] != self.n_items:
+            cached = np.ascontiguousarray(self._key_vectors(), dtype=np.float32)
+            self.__dict__["_key_cache"] = cached
+        return cached
+
+    def history_query(
+        self, item_idx: np.ndarray, values: np.ndarray | None = None
+    ) -> tuple[np.ndarray, float]:
+        """Query row and offset of a history given by item codes (fold-in).
+
+        ``score_history(items, values) == key_vectors() @ query + offset``.
+        """
+        self._require("supports_inner_product", "history_query")
+        self._require("supports_history", "history_query")
+        self._check_fitted("history_query")
+        codes = _codes(item_idx, self.n_items, "item")
+        vals = (
+            np.ones(codes.size, dtype=np.float32)
+            if values is None
+            else np.asarray(values, dtype=np.float32).reshape(-1)
+        )
+        if vals.shape != codes.shape:
+            raise ConfigError("items and values differ in length")
+        query, offset = self._history_query(codes, vals)
+        return np.ascontiguousarray(query, dtype=np.float32), float(offset)
+
+    # ------------------------------------------------------------------ retrieval
+    def build_index(
+        self, spec: IndexSpec | str | Mapping[str, Any] = "hnsw", **options: Any
+    ) -> Self:
+        """Build an approximate-retrieval index over the key vectors (and item vectors).
+
+        ``recommend``, ``recommend_for_history`` and ``similar_items`` then take candidates
+        from it and re-score them exactly; exclusions and filters stay exact. The index is
+        saved with the model and dropped by a refit.
+
+        Parameters
+        ----------
+        spec
+            An :class:`~recforge.retrieval.IndexSpec`, a kind (``"hnsw"``, ``"ivf"``,
+            ``"exact"``) or a mapping of its fields.
+        **options
+            Overrides of the spec's fields (``m=48``, ``ef_search=128``, ``min_items=0``...).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        UnsupportedCapabilityError
+            Unless ``supports_inner_product``.
+        MissingDependencyError
+            For faiss indexes when faiss is not installed.
+        """
+        self._require("supports_inner_product", "build_index")
+        self._check_fitted("build_index")
+        resolved = IndexSpec.coerce(
+            spec if not isinstance(spec, Mapping) else dict(spec), **options
+        )
+        self.retrieval_ = _retrieval.build(self, resolved)
+        return self
+
+    def drop_index(self) -> Self:
+        """Forget the retrieval index; every request is scored exactly."""
+        self.__dict__.pop("retrieval_", None)
+        return self
+
+    @property
+    def index_spec(self) -> IndexSpec | None:
+        """Settings of the built index, or ``None`` when the model scores exactly."""
+        retrieval = self.__dict__.get("retrieval_")
+        return None if retrieval is None else retrieval.spec
+
+    def _retrieval_for(self, exact: bool | None) -> Retrieval | None:
+        retrieval: Retrieval | None = self.__dict__.get("retrieval_")
+        if retrieval is None or not retrieval.used_for(self.n_items, exact):
+            return None
+        return retrieval
+
     # ------------------------------------------------------------------ public API
     def recommend(
         self,
@@ -578,6 +721,7 @@ class Recommender:
         exclude: Iterable[Any] | None = None,
         filter: ItemFilter | None = None,
         on_unknown: OnUnknown = "raise",
+        exact: bool | None = None,
     ) -> Recommendations:
         """Top-``k`` items for each user.
 
@@ -598,6 +742,10 @@ class Recommender:
             of items that may be recommended.
         on_unknown
             ``"raise"`` for unknown users, or ``"popular"`` to give them the most popular items.
+        exact
+            With a built index (:meth:`build_index`): ``None`` uses it from its
+            ``min_items`` catalogue size up, ``True`` always scores the whole catalogue,
+            ``False`` always uses the index.
 
         Returns
         -------
@@ -628,10 +776,18 @@ class Recommender:
         out_val = np.full((n, k_eff), -np.inf, dtype=np.float32)
         known_pos = np.flatnonzero(~unknown)
         bs = self.score_block_size
+        retrieval = self._retrieval_for(exact)
         for start in range(0, known_pos.size, bs):
             pos = known_pos[start : start + bs]
-            scores = self.score_users(codes[pos])
-            idx, val = self._select(scores, codes[pos] if exclude_seen else None, allowed, k_eff)
+            if retrieval is not None:
+                idx, val = _retrieval.top_k_users(
+                    self, retrieval, codes[pos], exclude_seen, allowed, k_eff
+                )
+            else:
+                scores = self.score_users(codes[pos])
+                idx, val = self._select(
+                    scores, codes[pos] if exclude_seen else None, allowed, k_eff
+                )
             out_idx[pos] = idx
             out_val[pos] = val
         reasons = None
@@ -753,8 +909,13 @@ class Recommender:
         ic = self.items_.codes(i, missing="negative")
         return np.asarray(self._predict(uc, ic), dtype=np.float64)
 
-    def similar_items(self, items: Any, k: int = 10) -> Recommendations:
+    def similar_items(
+        self, items: Any, k: int = 10, *, exact: bool | None = None
+    ) -> Recommendations:
         """The ``k`` most similar items to each given item (the item itself excluded).
+
+        ``exact`` as in :meth:`recommend` (a built index serves it when the model's
+        similarity is the cosine of its item vectors).
 
         Returns
         -------
@@ -765,11 +926,16 @@ class Recommender:
         self._check_fitted("similar_items")
         q = np.atleast_1d(np.asarray(items if not isinstance(items, str) else [items]))
         codes = self.items_.codes(q, what="item")
-        scores = _dense_scores(self._similar_scores(codes), (codes.size, self.n_items), self)
-        scores[np.arange(codes.size), codes] = -np.inf
         k_eff = int(min(k, max(self.n_items - 1, 1)))
-        idx, val = self._select(scores, None, None, k_eff)
-        return self._package(q, idx, val)
+        retrieval = self._retrieval_for(exact)
+        found = None
+        if retrieval is not None:
+            found = _retrieval.top_k_similar(self, retrieval, codes, k_eff)
+        if found is None:
+            scores = _dense_scores(self._similar_scores(codes), (codes.size, self.n_items), self)
+            scores[np.arange(codes.size), codes] = -np.inf
+            found = self._select(scores, None, None, k_eff)
+        return self._package(q, *found)
 
     def recommend_for_history(
         self,
@@ -781,6 +947,7 @@ class Recommender:
         candidates: Iterable[Any] | None = None,
         exclude: Iterable[Any] | None = None,
         filter: ItemFilter | None = None,
+        exact: bool | None = None,
     ) -> Recommendations:
         """Recommend for a new or anonymous user from their items, without retraining.
 
@@ -795,7 +962,7 @@ class Recommender:
             List length.
         exclude_seen
             Leave out the history's items.
-        candidates, exclude, filter
+        candidates, exclude, filter, exact
             As in :meth:`recommend`.
         """
         self._require("supports_history", "recommend_for_history")
@@ -811,12 +978,18 @@ class Recommender:
         codes = self.items_.codes(ids, missing="negative") if ids.size else ids.astype(np.int32)
         keep = codes >= 0
         codes, vals = codes[keep].astype(np.int32), vals[keep]
-        scores = self.score_history(codes, vals)[None, :]
-        if exclude_seen and codes.size:
-            scores[0, codes] = -np.inf
         allowed = self._allowed_mask(candidates, exclude, filter)
         k_eff = int(min(k, self.n_items))
-        idx, val = self._select(scores, None, allowed, k_eff)
+        retrieval = self._retrieval_for(exact)
+        if retrieval is not None and codes.size:
+            idx, val = _retrieval.top_k_history(
+                self, retrieval, codes, vals, exclude_seen, allowed, k_eff
+            )
+        else:
+            scores = self.score_history(codes, vals)[None, :]
+            if exclude_seen and codes.size:
+                scores[0, codes] = -np.inf
+            idx, val = self._select(scores, None, allowed, k_eff)
         reasons = None if codes.size else np.array(["empty history: most popular items"], object)
         return self._package(np.array([None], dtype=object), idx, val, reasons)
 
@@ -870,7 +1043,9 @@ class Recommender:
         items = self.items_.extend(ids)
         codes = np.asarray(items.codes(ids), dtype=np.int32)
         n_items = len(items)
+        old_n = self.n_items
         self._add_items(codes, attributes, n_items)
+        self.__dict__.pop("_key_cache", None)
         if n_items > self.seen_.shape[1]:
             seen = self.seen_
             self.seen_ = sp.csr_array(
@@ -880,6 +1055,9 @@ class Recommender:
             pop[: self.item_popularity_.size] = self.item_popularity_
             self.item_popularity_ = pop
         self.items_ = items
+        retrieval = self.__dict__.get("retrieval_")
+        if retrieval is not None:
+            self.retrieval_ = _retrieval.grow(self, retrieval, old_n, codes)
         return self
 
     # ------------------------------------------------------------------ persistence

@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models._shared import FACTORS, INIT_STD, CosineSimilarItems, make_rng, num_threads
+from recforge.models._shared import (
+    FACTORS,
+    INIT_STD,
+    CosineSimilarItems,
+    make_rng,
+    num_threads,
+    with_unit_column,
+)
 from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["BPR"]
@@ -42,6 +49,8 @@ class BPR(CosineSimilarItems, Recommender):
     supports_similar_items = True
     supports_history = True
     supports_epochs = True
+    supports_inner_product = True
+    similar_items_by_vector_cosine = True
 
     factors: int = FACTORS
     epochs: int = param(
@@ -143,9 +152,14 @@ class BPR(CosineSimilarItems, Recommender):
             dtype=np.float32,
         )
 
-    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        p = self.fold_in(item_idx)
-        return np.asarray(self.item_factors_ @ p + self.item_bias_, dtype=np.float32)
+    def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return with_unit_column(self.user_factors_[user_idx])
+
+    def _key_vectors(self) -> np.ndarray:
+        return np.column_stack([self.item_factors_, self.item_bias_])
+
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
+        return np.append(self.fold_in(item_idx), np.float32(1.0)), 0.0
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {

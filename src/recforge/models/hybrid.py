@@ -33,7 +33,7 @@ from recforge._kernels.hybrid import LOSS_BPR, LOSS_WARP, run_epoch
 from recforge.data import Dataset
 from recforge.exceptions import ConfigError, DataError, ModelFormatError
 from recforge.features import ItemFeatures
-from recforge.models._shared import num_threads
+from recforge.models._shared import num_threads, with_unit_column
 from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 from recforge.models.content import (
     _csr_from_state,
@@ -95,6 +95,8 @@ class HybridMF(Recommender):
     supports_item_vectors = True
     supports_new_items = True
     supports_epochs = True
+    supports_inner_product = True
+    similar_items_by_vector_cosine = True
     explain_top: ClassVar[int] = 10
 
     factors: int = param(
@@ -332,12 +334,17 @@ class HybridMF(Recommender):
             )
         return emb[0]
 
-    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return with_unit_column(self.user_repr_[user_idx])
+
+    def _key_vectors(self) -> np.ndarray:
+        return np.column_stack([self.item_repr_, self.item_bias_])
+
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
         if self.positive_threshold is not None:
             good = item_idx[values >= self.positive_threshold]
             item_idx = good if good.size else item_idx
-        p = self._fold_in(item_idx)
-        return np.asarray(self.item_repr_ @ p + self.item_bias_, dtype=np.float32)
+        return np.append(self._fold_in(item_idx), np.float32(1.0)), 0.0
 
     def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
         q = self.item_repr_

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models._shared import CosineSimilarItems, make_rng, num_threads
+from recforge.models._shared import CosineSimilarItems, make_rng, num_threads, with_unit_column
 from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["SVD", "SVDpp"]
@@ -69,6 +69,8 @@ class _RatingMF(_RatingMFState, CosineSimilarItems, Recommender):
     supports_similar_items = True
     supports_history = True
     supports_epochs = True
+    supports_inner_product = True
+    similar_items_by_vector_cosine = True
 
     def _init_common(self, dataset: Dataset) -> tuple[np.random.Generator, int]:
         """Set the mean, rating range, zero biases and normal factors; return (rng, threads)."""
@@ -95,6 +97,15 @@ class _RatingMF(_RatingMFState, CosineSimilarItems, Recommender):
         scores += self.item_bias_[None, :]
         scores += (self.user_bias_[user_idx] + np.float32(self.global_mean_))[:, None]
         return np.asarray(scores, dtype=np.float32)
+
+    def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return with_unit_column(self._user_vectors(user_idx))
+
+    def _query_offsets(self, user_idx: np.ndarray) -> np.ndarray:
+        return np.asarray(self.user_bias_[user_idx] + np.float32(self.global_mean_), np.float32)
+
+    def _key_vectors(self) -> np.ndarray:
+        return np.column_stack([self.item_factors_, self.item_bias_])
 
     def _predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         est = np.full(user_idx.shape[0], self.global_mean_, dtype=np.float64)
@@ -233,14 +244,14 @@ class SVD(_RatingMF):
             if options.after_epoch(epoch, self):
                 break
 
-    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
         # ridge fold-in: the user vector minimising Σ (r - μ - b_i - q_i·p)² + reg n ‖p‖²
         Qh = self.item_factors_[item_idx].astype(np.float64)
         resid = values.astype(np.float64) - self.global_mean_ - self.item_bias_[item_idx]
         lam = max(self.reg, 1e-6) * item_idx.shape[0]
         a = Qh.T @ Qh + lam * np.eye(self.factors)
         p = np.linalg.solve(a, Qh.T @ resid).astype(np.float32)
-        return (self.global_mean_ + self.item_bias_ + self.item_factors_ @ p).astype(np.float32)
+        return np.append(p, np.float32(1.0)), float(self.global_mean_)
 
 
 class SVDpp(_RatingMF):
@@ -330,12 +341,11 @@ class SVDpp(_RatingMF):
     def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx] + self.user_implicit_[user_idx]
 
-    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
         # a new user has p_u = 0 and b_u = 0; the implicit term needs only the items
         items = np.unique(item_idx)
         z = self.implicit_factors_[items].astype(np.float64).sum(axis=0) / np.sqrt(items.size)
-        scores = self.global_mean_ + self.item_bias_ + self.item_factors_ @ z.astype(np.float32)
-        return np.asarray(scores, dtype=np.float32)
+        return np.append(z.astype(np.float32), np.float32(1.0)), float(self.global_mean_)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         state = super()._get_state()

@@ -356,6 +356,35 @@ class RecommenderContract:
             recs = grown.recommend(["u0"], k=n, exclude_seen=False)
             assert {999_998, 999_999} <= set(recs.items[0, : recs.lengths[0]].tolist())
 
+    def test_inner_product_protocol(self, fitted: list[Recommender], tmp_path: Path) -> None:
+        """Query and key vectors give the model's scores; an exact index gives its lists."""
+        for n, m in enumerate(fitted):
+            if not m.supports_inner_product:
+                with pytest.raises(UnsupportedCapabilityError):
+                    m.build_index("exact")
+                continue
+            users = np.arange(min(m.n_users, 6))
+            keys = m.key_vectors()
+            via_vectors = m.query_vectors(users) @ keys.T + m.query_offsets(users)[:, None]
+            np.testing.assert_allclose(via_vectors, m.score_users(users), atol=1e-4)
+            if m.supports_history:
+                hist = m.items_.codes([100, 101, 102])
+                query, offset = m.history_query(hist)
+                np.testing.assert_allclose(keys @ query + offset, m.score_history(hist), atol=1e-4)
+            ids = m.users_.ids[users]
+            exact = m.recommend(ids, k=5, exact=True)
+            m.build_index("exact", min_items=0)
+            try:
+                got = m.recommend(ids, k=5)
+                np.testing.assert_array_equal(got.lengths, exact.lengths)
+                np.testing.assert_allclose(got.scores, exact.scores, atol=1e-4)
+                restored = type(m).load(m.save(tmp_path / f"indexed-{n}"))
+                assert restored.index_spec == m.index_spec
+                again = restored.recommend(ids, k=5)
+                np.testing.assert_array_equal(again.item_codes, got.item_codes)
+            finally:
+                m.drop_index()
+
 
 def _invalid_value(spec: Param) -> Any:
     """A value that ``spec`` must reject (a structured parameter: a bare number)."""
