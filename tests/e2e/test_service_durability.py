@@ -100,12 +100,21 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path):
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:3]}"
     assert len(acked) >= 1000
     assert store.pragma("integrity_check") == "ok"
-    # a final restart serves the stored events (online state rebuilt from the store)
+    # a final restart serves the stored events (online state rebuilt from the store): every
+    # item of a user's acknowledged events is in their history and out of their lists
+    stored = store.events_frame()
+    acked_items = stored[stored["event_id"].isin(acked)].groupby("user")["item"].agg(set)
     proc = start(reg.root, db, port, log)
     try:
-        r = httpx.get(f"http://127.0.0.1:{port}/users/u1/history", params={"limit": 5}, timeout=5)
-        assert r.status_code == 200
-        assert r.json()["items"]
+        base = f"http://127.0.0.1:{port}"
+        for user, items in acked_items.items():
+            r = httpx.get(f"{base}/users/{user}/history", params={"limit": 1000}, timeout=5)
+            assert r.status_code == 200
+            assert items <= {it["item"] for it in r.json()["items"]}, user
+            r = httpx.get(f"{base}/recommendations/{user}", params={"k": 100}, timeout=5)
+            assert r.status_code == 200
+            assert not items & {it["item"] for it in r.json()["items"]}, user
+            assert "new events" in r.json()["reason"]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

@@ -34,8 +34,12 @@ WRITE = "fuzz-write-key-0123456789"
 ADMIN = "fuzz-admin-key-0123456789"
 
 
-def fuzz_app(root: Path) -> Any:
-    """A service over a two-version registry and a fresh SQLite store under ``root``."""
+def fuzz_app(root: Path, *, keys: bool = True) -> Any:
+    """A service over a two-version registry and a fresh SQLite store under ``root``.
+
+    ``keys=False`` runs it in no-key mode (loopback, where the fuzzer's ``testserver`` host is
+    allowed), the way a developer runs it.
+    """
     ds = toy_dataset()
     reg = ModelRegistry(root / "registry")
     reg.publish(ALS(factors=8, iterations=3).fit(ds), metrics={"ndcg@10": 0.3}, promote=True)
@@ -43,8 +47,9 @@ def fuzz_app(root: Path) -> Any:
     settings_ = ServiceSettings(
         registry=reg.root,
         db=f"sqlite:///{root / 'events.db'}",
-        write_keys=[WRITE],
-        admin_keys=[ADMIN],
+        write_keys=[WRITE] if keys else [],
+        admin_keys=[ADMIN] if keys else [],
+        allowed_hosts=["testserver"],
         web=False,
         max_k=200,
         max_batch=500,
@@ -53,13 +58,25 @@ def fuzz_app(root: Path) -> Any:
     return create_app(settings_, background=False)
 
 
+def service_state(app: Any) -> dict[str, Any]:
+    """What a request could change: events, items, keys and the active version."""
+    st = app.state.recforge
+    return {
+        "events": st.store.count_events(),
+        "items": st.store.count_items(),
+        "keys": len(st.store.api_key_scopes()),
+        "active": st.registry.active_version(),
+    }
+
+
 def fuzz_operations(
-    schema: Any, max_examples: int, seed: int = 0
+    schema: Any, max_examples: int, seed: int = 0, headers: dict[str, str] | None = None
 ) -> tuple[dict[str, int], Counter[int]]:
     """Run generated valid and invalid cases against every operation.
 
     Returns the number of requests per ``"<operation> <mode>"`` (-1 where no invalid request
-    exists) and the status codes seen.
+    exists) and the status codes seen. ``headers`` go with every request (default: the admin
+    key).
     Raises the first check failure (5xx, response-schema violation, undocumented status or
     content type, accepted invalid input) with schemathesis' reproduction details.
     """
@@ -81,7 +98,11 @@ def fuzz_operations(
             label = f"{op.label} {mode.value}"
             counts[label] = 0
             check = _check_operation(
-                op.as_strategy(generation_mode=mode), label, max_examples, seed
+                op.as_strategy(generation_mode=mode),
+                label,
+                max_examples,
+                seed,
+                {"X-API-Key": ADMIN} if headers is None else headers,
             )
             try:
                 check(counts, statuses, positive_data_acceptance)
@@ -95,7 +116,7 @@ def fuzz_operations(
 
 
 def _check_operation(
-    strategy: Any, label: str, max_examples: int, seed: int
+    strategy: Any, label: str, max_examples: int, seed: int, headers: dict[str, str]
 ) -> Callable[[dict[str, int], Counter[int], Any], None]:
     from hypothesis import given
     from hypothesis import seed as hseed
@@ -111,9 +132,7 @@ def _check_operation(
         @given(case=strategy)
         def one(case: Any) -> None:
             counts[label] += 1
-            response = case.call_and_validate(
-                headers={"X-API-Key": ADMIN}, excluded_checks=[excluded]
-            )
+            response = case.call_and_validate(headers=headers, excluded_checks=[excluded])
             statuses[response.status_code] += 1
             assert "Traceback" not in response.text
 
@@ -134,6 +153,83 @@ def test_no_server_error_and_responses_match_schema(tmp_path: Path) -> None:
     assert not [code for code in statuses if code >= 500], statuses
     assert statuses[200] > 0, statuses
     assert statuses[422] > 0, statuses
+
+
+def test_without_a_key_no_server_error_and_no_state_change(tmp_path: Path) -> None:
+    app = fuzz_app(tmp_path)
+    with TestClient(app):
+        before = service_state(app)
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        _, statuses = fuzz_operations(schema, max_examples=25, headers={})
+        assert service_state(app) == before
+    assert not [code for code in statuses if code >= 500], statuses
+    assert statuses[401] > 0, statuses
+    assert statuses[200] > 0, statuses
+
+
+def test_no_key_mode_no_server_error(tmp_path: Path) -> None:
+    app = fuzz_app(tmp_path, keys=False)
+    with TestClient(app):
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        _, statuses = fuzz_operations(schema, max_examples=25, headers={})
+    assert not [code for code in statuses if code >= 500], statuses
+    assert statuses[200] > 0, statuses
+
+
+#: ids that look like numbers to ``str.isdigit``, ``int()`` or a reader, or play with Unicode
+ADVERSARIAL_IDS = [
+    "--1", "²", "①", "١٢", "01", "-0", " 104", "104 ", "1_04", "+104", "１０４", "104\u200b",
+    "1e2", "0x68", "\u202e104", "e\u0301", "🎬", "ǅ", "\ufeff104", "9" * 25, "-" + "9" * 19,
+]  # fmt: skip
+adversarial = st.one_of(
+    st.sampled_from(ADVERSARIAL_IDS),
+    st.text(
+        alphabet=st.characters(
+            categories=("Nd", "No", "Nl", "Zs", "Cf", "Pd"), exclude_characters="%"
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+)
+
+
+@pytest.mark.parametrize("keys", [True, False], ids=["keys", "no-keys"])
+def test_adversarial_ids_never_break_the_service(tmp_path: Path, keys: bool) -> None:
+    """Integer-id model: any id text is committed or refused, never a 5xx, and the service
+    keeps serving, folding in and restarting afterwards."""
+    app = fuzz_app(tmp_path, keys=keys)
+    auth = {"X-API-Key": WRITE} if keys else {}
+    statuses: Counter[int] = Counter()
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+
+        @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(item=adversarial, user=adversarial, n=st.integers(0, 10**9))
+        def one(item: str, user: str, n: int) -> None:
+            event = {"event_id": f"adv-{n}-{item}"[:256], "user": user, "item": item}
+            for method, path, body in (
+                ("POST", "/events", event),
+                ("GET", f"/recommendations/{quote(user, safe='')}?k=5&exclude={quote(item)}", None),
+                ("GET", f"/users/{quote(user, safe='')}/history", None),
+                ("GET", f"/items/{quote(item, safe='')}/similar?k=3", None),
+                ("POST", "/recommendations", {"items": [item, "104"], "values": [1.0, 2.0]}),
+                ("PUT", "/items", {"items": [{"id": item, "attributes": {"title": user}}]}),
+            ):
+                r = c.request(method, path, json=body, headers=auth)
+                statuses[r.status_code] += 1
+                assert r.status_code < 500, (method, path, body, r.text[:300])
+
+        one()
+        good = {"event_id": "after-fuzz", "user": "u1", "item": "104"}
+        assert c.post("/events", json=good, headers=auth).status_code == 200
+        r = c.get("/recommendations/u1", params={"k": 40})
+        assert "104" not in [it["item"] for it in r.json()["items"]]
+        assert "online fold-in" in r.json()["reason"]
+    assert statuses[200] > 0, statuses
+    restarted = create_app(app.state.recforge.settings, background=False)  # same registry, db
+    with TestClient(restarted, base_url="http://127.0.0.1") as c:
+        assert c.get("/readyz").status_code == 200
+        r = c.get("/recommendations/u1", params={"k": 40})
+        assert "104" not in [it["item"] for it in r.json()["items"]]
 
 
 # ------------------------------------------------------------------ limits and round trips

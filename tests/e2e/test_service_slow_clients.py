@@ -129,3 +129,64 @@ def test_trickling_body_gets_408_and_frees_its_slot(server):
         assert ok.status_code == 200
         text = client.get("/metrics").text
     assert 'recforge_requests_rejected_total{reason="body_timeout"} 1.0' in text
+
+
+def _slow_bodies(port: int, n: int, path: str = "/events") -> list[socket.socket]:
+    """``n`` connections that send a request head without a key and then stall in the body."""
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n"
+        )
+        s.sendall(head.encode() + b'{"event_id": "slow-%d", ' % i)
+        socks.append(s)
+    return socks
+
+
+@pytest.mark.slow
+def test_slow_bodies_without_a_key_lock_nobody_out(server):
+    """Sixteen bodies stalled past the admission limit (8): keyed writes, reads and health
+    checks are answered at once, since bodies are read before a request takes a slot."""
+    port = server
+    slow = _slow_bodies(port, 16)
+    try:
+        time.sleep(0.2)
+        statuses, latencies = [], []
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            for i in range(20):
+                t0 = time.perf_counter()
+                event = {"event_id": f"keyed-{i}", "user": "u1", "item": "101"}
+                statuses.append(
+                    client.post("/events", json=event, headers={"X-API-Key": WRITE}).status_code
+                )
+                statuses.append(client.get("/recommendations/u1", params={"k": 5}).status_code)
+                latencies.append(time.perf_counter() - t0)
+            assert client.get("/readyz").status_code == 200
+        assert set(statuses) == {200}, statuses
+        assert max(latencies) < 0.5
+    finally:
+        for s in slow:
+            s.close()
+
+
+@pytest.mark.slow
+def test_request_head_larger_than_the_limit_gets_431(server):
+    port = server
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    s.sendall(b"GET /recommendations/u1 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
+    reply = b""
+    try:
+        for _ in range(200):  # 200 x 4 KiB = 800 KiB of a header that never ends
+            s.sendall(b"a" * 4096)
+    except OSError:
+        pass  # the server closed the connection
+    with contextlib.suppress(OSError):
+        while chunk := s.recv(4096):
+            reply += chunk
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:200]
+    r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert 'recforge_requests_rejected_total{reason="header_too_large"} 1.0' in r.text

@@ -218,7 +218,7 @@ def _load_data(spec: str) -> Any:
 def keys_create(
     name: Annotated[str, typer.Option(help="Label of the key (for revoking).")],
     db: DbOpt = "sqlite:///recforge-events.db",
-    scope: Annotated[str, typer.Option(help="write or admin.")] = "write",
+    scope: Annotated[str, typer.Option(help="read (user data), write or admin.")] = "write",
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
     from recforge.serving.store import EventStore

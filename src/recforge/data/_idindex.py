@@ -17,8 +17,10 @@ __all__ = ["IdIndex"]
 _NO_INT = -(2**62)
 
 
-#: Text of an integer id: an optional minus sign and 1 to 19 ASCII digits (range checked after).
-_INT_TEXT = r"-?[0-9]{1,19}"
+#: Text of an integer id in its one spelling: ``0``, or an optional minus sign and 1 to 19
+#: ASCII digits without leading zeros (range checked after). One id has one text, so no two
+#: texts (``"1"``, ``"01"``) name the same id.
+_INT_TEXT = r"0|-?[1-9][0-9]{0,18}"
 _INT64_MAX = 2**63 - 1
 
 
@@ -198,9 +200,11 @@ class IdIndex:
     def parse_int_ids(texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Integer ids spelled as text, the one rule for ids from HTTP, events and files.
 
-        A text is an integer id when it is an optional ``-`` followed by ASCII digits and its
-        value fits in int64 (so ``"007"`` is 7, while ``" 7"``, ``"+7"``, ``"7.0"`` and
-        ``"1_000"`` are not integer ids).
+        A text is an integer id when it is the id's one decimal spelling: ``0``, or an
+        optional ``-`` followed by ASCII digits without a leading zero, with a value that fits
+        in int64. So ``"7"`` is 7, while ``"007"``, ``"-0"``, ``" 7"``, ``"+7"``, ``"7.0"``,
+        ``"1_000"``, ``"²"`` and ``"١"`` (digits ``int()`` or ``str.isdigit`` accept) are not
+        integer ids: no two texts name the same id.
 
         Parameters
         ----------

@@ -10,6 +10,8 @@ would:
 
 * **Header deadline**: from the first byte of a request (or the opening of the connection)
   the whole head must arrive within ``header_timeout_s``; otherwise the connection is closed.
+* **Head size**: a request head larger than ``max_header_bytes`` is answered ``431`` and the
+  connection is closed, so a huge head that never finishes costs at most that much memory.
 * **Connection cap**: beyond ``max_connections`` open connections, a new connection's request
   is answered ``503`` with ``Retry-After`` and the connection is closed, so slow or idle
   clients cannot exhaust file descriptors or memory.
@@ -71,12 +73,23 @@ def _busy_app(retry_after_s: int, on_reject: Callable[[], None] | None) -> Any:
     return app
 
 
+_TOO_LARGE_BODY = json.dumps({"detail": "request head too large"}).encode()
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+    b"content-length: "
+    + str(len(_TOO_LARGE_BODY)).encode()
+    + b"\r\nconnection: close\r\n\r\n"
+    + _TOO_LARGE_BODY
+)
+
+
 def guarded_http_protocol(
     header_timeout_s: float,
     max_connections: int,
     retry_after_s: int = 1,
     on_reject: Callable[[str], None] | None = None,
     base: type[asyncio.Protocol] | None = None,
+    max_header_bytes: int = 64 * 1024,
 ) -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol with a header deadline and a connection cap, for
     ``uvicorn.run(..., http=...)``.
@@ -91,10 +104,13 @@ def guarded_http_protocol(
     retry_after_s
         Value of the ``Retry-After`` header.
     on_reject
-        Called with ``"header_timeout"`` or ``"connections"`` for each refusal (metrics).
+        Called with ``"header_timeout"``, ``"header_too_large"`` or ``"connections"`` for
+        each refusal (metrics).
     base
         uvicorn protocol class to extend (default: :func:`http_protocol_base`); both of
         uvicorn's HTTP/1.1 protocols keep ``connections``, ``cycle``, ``app`` and ``loop``.
+    max_header_bytes
+        Largest request head; a larger one is answered 431 and the connection closed.
     """
     report: Callable[[str], None] = on_reject or (lambda reason: None)
     busy = _busy_app(retry_after_s, lambda: report("connections"))
@@ -103,6 +119,7 @@ def guarded_http_protocol(
 
     class GuardedHTTPProtocol(parent):  # type: ignore[misc,valid-type]
         _head_timer: asyncio.TimerHandle | None = None
+        _head_bytes = 0
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
@@ -117,13 +134,25 @@ def guarded_http_protocol(
             super().data_received(data)
             if self.cycle is not before:  # a whole request head was parsed
                 self._disarm_head_timer()
+            elif self._head_timer is not None:  # the head goes on: count what it took so far
+                self._head_bytes += len(data)
+                if self._head_bytes > max_header_bytes:
+                    self._head_too_large()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm_head_timer()
             super().connection_lost(exc)
 
+        def _head_too_large(self) -> None:
+            self._disarm_head_timer()
+            if not self.transport.is_closing():
+                report("header_too_large")
+                self.transport.write(_TOO_LARGE)
+                self.transport.close()
+
         def _arm_head_timer(self) -> None:
             self._disarm_head_timer()
+            self._head_bytes = 0
             self._head_timer = self.loop.call_later(header_timeout_s, self._head_timed_out)
 
         def _disarm_head_timer(self) -> None:

@@ -19,17 +19,21 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
 
 from recforge.exceptions import ConfigError, ModelFormatError, RecforgeError
 from recforge.registry import ModelRegistry
 from recforge.serving._admission import Admission
-from recforge.serving.deps import ServiceState
+from recforge.serving.deps import ServiceState, presented_key
 from recforge.serving.online import (
     EventValues,
     OnlineState,
@@ -59,19 +63,28 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _EXEMPT = {"/healthz", "/readyz"}
+_READ_CHUNK = 256 * 1024  # most bytes asyncio hands a protocol at once
 WEB_DIR = Path(__file__).parent / "web"
 
 
 # --------------------------------------------------------------------------- middleware
 class GuardMiddleware:
-    """Admission control, body-size limit and latency metrics in one pure ASGI layer.
+    """Origin checks, body reading, admission control and latency metrics in one ASGI layer.
 
+    In order, for each HTTP request:
+
+    * In no-key mode (loopback only, see :attr:`ServiceState.auth_required`) a request naming
+      another ``Host`` gets 400 (DNS rebinding) and a write from another ``Origin`` gets 403
+      (a cross-site page cannot post events, promote or roll back).
+    * The body is read *before* the request takes a slot, within ``body_timeout_s`` (else
+      408) and ``max_body_bytes`` (else 413, checked on ``Content-Length`` and while
+      reading). Bodies of requests without a valid key share a pool of
+      ``max_anonymous_bodies`` (beyond it: 503 with ``Retry-After``), so slow clients hold
+      neither the slots nor the keyed clients' bodies.
     * At most ``max_concurrency`` requests are handled at once; up to ``max_queue`` more wait
       at most ``queue_timeout_s`` for a slot (newest first, see :class:`Admission`), and the
       rest get 503 with ``Retry-After`` at once (nothing queues without bound). Health checks
       are exempt.
-    * Bodies larger than ``max_body_bytes`` get 413 (checked on ``Content-Length`` and while
-      reading chunked bodies).
     """
 
     def __init__(self, app: ASGIApp, state: ServiceState) -> None:
@@ -79,55 +92,25 @@ class GuardMiddleware:
         self.state = state
         s = state.settings
         self.admission = Admission(s.max_concurrency, s.max_queue, s.queue_timeout_s)
+        self.anonymous_bodies = 0
+        """Bodies of requests without a valid key being read now."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         st = self.state
-        path = scope.get("path", "")
-        exempt = path in _EXEMPT
-        if not exempt and not await self.admission.acquire():
-            st.metrics.rejected.labels("overload").inc()
-            await _send_json(
-                send,
-                503,
-                {"detail": "server busy, retry later"},
-                [(b"retry-after", str(st.settings.retry_after_s).encode())],
-            )
-            return
         st.metrics.in_flight.inc()
         start = time.perf_counter()
         status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+            await send(message)
+
         try:
-            limit = st.settings.max_body_bytes
-            length = _header(scope, b"content-length")
-            too_large = length is not None and (not length.isdigit() or int(length) > limit)
-            replay = receive
-            if not too_large and scope.get("method") in ("POST", "PUT", "PATCH"):
-                try:
-                    body, too_large = await asyncio.wait_for(
-                        _read_body(receive, limit), st.settings.body_timeout_s
-                    )
-                except TimeoutError:
-                    st.metrics.rejected.labels("body_timeout").inc()
-                    status["code"] = 408
-                    detail = f"request body not received within {st.settings.body_timeout_s:g} s"
-                    await _send_json(send, 408, {"detail": detail}, [(b"connection", b"close")])
-                    return
-                replay = _replay(body, receive)
-            if too_large:
-                st.metrics.rejected.labels("body_too_large").inc()
-                status["code"] = 413
-                await _send_json(send, 413, {"detail": f"request body exceeds {limit} bytes"})
-                return
-
-            async def send_wrapper(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    status["code"] = int(message["status"])
-                await send(message)
-
-            await self.app(scope, replay, send_wrapper)
+            await self._guarded(scope, receive, send_wrapper)
         finally:
             endpoint = scope.get("endpoint")
             route = getattr(endpoint, "__name__", "unmatched") if endpoint else "unmatched"
@@ -135,8 +118,111 @@ class GuardMiddleware:
                 time.perf_counter() - start
             )
             st.metrics.in_flight.dec()
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        st = self.state
+        refusal = origin_refusal(st, scope)
+        if refusal is not None:
+            st.metrics.rejected.labels("origin").inc()
+            await _send_json(send, refusal[0], {"detail": refusal[1]})
+            return
+        replay = await self._body(scope, receive, send)
+        if replay is None:
+            return
+        exempt = scope.get("path", "") in _EXEMPT
+        if not exempt and not await self.admission.acquire():
+            await self._busy(send, "overload")
+            return
+        try:
+            await self.app(scope, replay, send)
+        finally:
             if not exempt:
                 self.admission.release()
+
+    async def _busy(self, send: Send, reason: str) -> None:
+        self.state.metrics.rejected.labels(reason).inc()
+        retry = str(self.state.settings.retry_after_s).encode()
+        await _send_json(
+            send, 503, {"detail": "server busy, retry later"}, [(b"retry-after", retry)]
+        )
+
+    async def _body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """``receive`` replaying the whole body, or ``None`` when the request was answered."""
+        st = self.state
+        limit = st.settings.max_body_bytes
+        length = _header(scope, b"content-length")
+        too_large = length is not None and (
+            _CONTENT_LENGTH.fullmatch(length) is None or int(length) > limit
+        )
+        if not too_large and scope.get("method") not in ("POST", "PUT", "PATCH"):
+            return receive
+        if not too_large:
+            keyed = st.scope_of(presented_key(Headers(scope=scope))) is not None
+            if not keyed and self.anonymous_bodies >= st.settings.max_anonymous_bodies:
+                await self._busy(send, "anonymous_bodies")
+                return None
+            self.anonymous_bodies += 0 if keyed else 1
+            try:
+                body, too_large = await asyncio.wait_for(
+                    _read_body(receive, limit), st.settings.body_timeout_s
+                )
+            except TimeoutError:
+                st.metrics.rejected.labels("body_timeout").inc()
+                detail = f"request body not received within {st.settings.body_timeout_s:g} s"
+                await _send_json(send, 408, {"detail": detail}, [(b"connection", b"close")])
+                return None
+            finally:
+                self.anonymous_bodies -= 0 if keyed else 1
+        if too_large:
+            st.metrics.rejected.labels("body_too_large").inc()
+            await _send_json(send, 413, {"detail": f"request body exceeds {limit} bytes"})
+            return None
+        return _replay(body, receive)
+
+
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def _host_name(authority: str) -> str:
+    """The host name of ``host[:port]`` (``[v6]:port`` included), lower-cased."""
+    authority = authority.strip().lower()
+    if authority.startswith("["):
+        return authority[1 : authority.find("]")] if "]" in authority else authority
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def origin_refusal(state: ServiceState, scope: Scope) -> tuple[int, str] | None:
+    """``(status, reason)`` refusing a request in no-key mode, or ``None`` to let it pass.
+
+    Without keys anyone who can reach the port may write, which loopback binding restricts to
+    local processes; a web page in a local browser could still reach it. So a request must
+    name a local ``Host`` (or one of ``allowed_hosts``): 400 otherwise, against DNS
+    rebinding; and a write (any method but GET, HEAD, OPTIONS) that carries an ``Origin``
+    must come from such a host too: 403 otherwise (``Origin: null`` included).
+    """
+    if state.auth_required:
+        return None
+    allowed = _LOCAL_HOSTS | {h.lower() for h in state.settings.allowed_hosts}
+    headers = Headers(scope=scope)
+    host = headers.get("host")
+    if host is not None and _host_name(host) not in allowed:
+        return 400, (
+            f"unexpected Host header {host[:100]!r}: without API keys the service only answers "
+            "requests addressed to localhost (see allowed_hosts)"
+        )
+    if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+        return None
+    origin = headers.get("origin")
+    if origin is None:
+        return None
+    parsed = urlsplit(origin) if "://" in origin else None
+    if parsed is None or (parsed.hostname or "") not in allowed:
+        return 403, (
+            f"cross-origin write refused: Origin {origin[:100]!r} is not local, and the "
+            "service runs without API keys"
+        )
+    return None
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
@@ -370,6 +456,11 @@ def create_app(
 ) -> Any:
     """Build the FastAPI app.
 
+    The steps are named functions: the service state (:func:`_make_state`), the lifespan
+    that loads the model and starts the background thread, the error answers, the routes
+    (after the ``id`` path converter is registered) and the OpenAPI document with the
+    configured limits. Every setting lives on the app's state; nothing is kept in modules.
+
     Parameters
     ----------
     settings
@@ -383,24 +474,36 @@ def create_app(
     -------
     fastapi.FastAPI
     """
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
-    from fastapi.staticfiles import StaticFiles
+    from fastapi import FastAPI
 
-    from recforge.exceptions import UnknownIdError, UnsupportedCapabilityError
-    from recforge.serving.routes import events, items, models, ops, recommend, users
-    from recforge.serving.schemas import FUTURE_SKEW_S
+    state = _make_state(settings or ServiceSettings(), store)
+    app = FastAPI(
+        title="recforge",
+        version=_version(),
+        summary="Recommendations, events and model management",
+        lifespan=_lifespan(state, background),
+    )
+    app.state.recforge = state
+    _add_error_answers(app, state)
+    _add_routes(app, state.settings)
+    app.add_middleware(GuardMiddleware, state=state)  # type: ignore[arg-type]
+    _document(app, state.settings)
+    return app
 
-    settings = settings or ServiceSettings()
-    FUTURE_SKEW_S["value"] = settings.max_future_skew_s
-    store = store or EventStore(settings.db, table_prefix=settings.table_prefix)
+
+def _make_state(settings: ServiceSettings, store: EventStore | None) -> ServiceState:
+    store = store or EventStore(
+        settings.db, table_prefix=settings.table_prefix, busy_timeout_s=settings.db_timeout_s
+    )
     registry = ModelRegistry(settings.registry) if settings.registry is not None else None
     state = ServiceState(settings=settings, store=store, registry=registry)
     state.load_keys()
+    return state
 
+
+def _lifespan(state: ServiceState, background: bool) -> Callable[[Any], Any]:
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Any) -> AsyncIterator[None]:
         try:
             _publish(state, load_bundle(state))
         except (RecforgeError, OSError) as exc:
@@ -415,13 +518,18 @@ def create_app(
         for t in state.threads:
             t.join(timeout=5)
 
-    app = FastAPI(
-        title="recforge",
-        version=_version(),
-        summary="Recommendations, events and model management",
-        lifespan=lifespan,
-    )
-    app.state.recforge = state
+    return lifespan
+
+
+def _add_error_answers(app: Any, state: ServiceState) -> None:
+    """Exception handlers: unknown ids 404, unsupported 501, invalid input 422, a database
+    that cannot commit now 503 with ``Retry-After``."""
+    import sqlalchemy as sa
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    from recforge.exceptions import UnknownIdError, UnsupportedCapabilityError
 
     @app.exception_handler(UnknownIdError)
     async def _unknown(request: Request, exc: UnknownIdError) -> JSONResponse:
@@ -448,9 +556,30 @@ def create_app(
     async def _config(request: Request, exc: ConfigError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        state.metrics.rejected.labels("database").inc()
+        return JSONResponse(
+            {"detail": "the database cannot commit now (locked, full or unreachable); retry"},
+            status_code=503,
+            headers={"Retry-After": str(state.settings.retry_after_s)},
+        )
+
+    app.add_exception_handler(sa.exc.OperationalError, _database)
+    app.add_exception_handler(sa.exc.TimeoutError, _database)  # no pooled connection in time
+
+
+def _add_routes(app: Any, settings: ServiceSettings) -> None:
+    from fastapi.responses import FileResponse
+    from fastapi.staticfiles import StaticFiles
+
+    from recforge.serving._paths import register_id_convertor
+
+    register_id_convertor()  # before the route modules compile their paths
+    from recforge.serving.routes import events, items, models, ops, recommend, users
+
     for module in (recommend, events, items, users, models, ops):
         app.include_router(module.router)
-
     if settings.web and WEB_DIR.is_dir():
         app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
 
@@ -458,8 +587,8 @@ def create_app(
         def index() -> FileResponse:
             return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
-    app.add_middleware(GuardMiddleware, state=state)  # type: ignore[arg-type]
 
+def _document(app: Any, settings: ServiceSettings) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             from fastapi.openapi.utils import get_openapi
@@ -468,10 +597,9 @@ def create_app(
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
             app.openapi_schema = document_limits(doc, settings)
-        return app.openapi_schema
+        return app.openapi_schema  # type: ignore[no-any-return]
 
-    app.openapi = openapi  # type: ignore[method-assign]
-    return app
+    app.openapi = openapi
 
 
 _ERROR_SCHEMA: dict[str, Any] = {
@@ -556,7 +684,9 @@ def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
     from recforge.serving._protocol import guarded_http_protocol, http_protocol_base
 
     _single_blas_thread()
-    store = EventStore(settings.db, table_prefix=settings.table_prefix)
+    store = EventStore(
+        settings.db, table_prefix=settings.table_prefix, busy_timeout_s=settings.db_timeout_s
+    )
     settings.check_bind(store_has_keys=bool(store.api_key_scopes()))
     app = create_app(settings, store=store)
     rejected = app.state.recforge.metrics.rejected
@@ -564,6 +694,7 @@ def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
         settings.header_timeout_s,
         settings.max_connections,
         settings.retry_after_s,
+        max_header_bytes=settings.max_header_bytes,
         on_reject=lambda reason: rejected.labels(reason).inc(),
         base=http_protocol_base(settings.http),
     )
@@ -575,4 +706,7 @@ def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
         http=protocol,
         timeout_keep_alive=5,
         access_log=False,
+        # h11 refuses an incomplete head beyond its own limit (400): above the guard's, so
+        # every parser answers an oversized head the same way (431)
+        h11_max_incomplete_event_size=settings.max_header_bytes + _READ_CHUNK,
     )

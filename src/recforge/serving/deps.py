@@ -6,6 +6,7 @@ import hmac
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request
@@ -19,10 +20,14 @@ __all__ = [
     "AdminDep",
     "Metrics",
     "ModelDep",
+    "ReadDep",
     "ServiceState",
     "StateDep",
     "WriteDep",
+    "authorize",
     "get_state",
+    "key_needed",
+    "presented_key",
 ]
 
 
@@ -78,9 +83,22 @@ class Metrics:
         self.model_info.labels(bundle.version, str(bundle.info.get("model", "?"))).set(1)
 
 
+Need = Literal["read", "write", "admin"]
+_RANK = {"read": 0, "write": 1, "admin": 2}
+
+
 @dataclass
 class ServiceState:
-    """Everything the routes share: settings, store, registry, model holder, keys, metrics."""
+    """Everything the routes share: settings, store, registry, model holder, keys, metrics.
+
+    Attributes
+    ----------
+    auth_required : bool
+        Whether write and admin routes need a key. True when the service listens beyond
+        localhost, and once any key was known: it never goes back to no-key mode, so revoking
+        the last stored key (or rotating by revoking first) locks writes instead of opening
+        them.
+    """
 
     settings: ServiceSettings
     store: EventStore
@@ -88,20 +106,29 @@ class ServiceState:
     holder: ModelHolder = field(default_factory=ModelHolder)
     metrics: Metrics = field(default_factory=Metrics)
     key_scopes: dict[str, str] = field(default_factory=dict)
+    auth_required: bool = False
     started: float = field(default_factory=time.time)
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.auth_required = self.auth_required or self.settings.public_bind
+
     def load_keys(self) -> None:
         """Digests of the configured keys plus those stored in the database."""
         scopes: dict[str, str] = {}
-        for raw, scope in [(k, "write") for k in self.settings.write_keys] + [
-            (k, "admin") for k in self.settings.admin_keys
-        ]:
-            digest = raw[7:] if raw.startswith("sha256:") else hash_api_key(raw)
-            scopes[digest.lower()] = scope
+        s = self.settings
+        for keys, scope in (
+            (s.read_keys, "read"),
+            (s.write_keys, "write"),
+            (s.admin_keys, "admin"),
+        ):
+            for raw in keys:
+                digest = raw[7:] if raw.startswith("sha256:") else hash_api_key(raw)
+                scopes[digest.lower()] = scope
         scopes.update(self.store.api_key_scopes())
         self.key_scopes = scopes
+        self.auth_required = self.auth_required or bool(scopes)
 
     def scope_of(self, key: str | None) -> str | None:
         """Scope of a presented key (constant-time comparison of digests), or ``None``."""
@@ -113,6 +140,17 @@ class ServiceState:
             if hmac.compare_digest(known, digest):
                 found = scope
         return found
+
+    def public_error(self) -> str | None:
+        """The last model-load error as public answers show it: without file paths."""
+        error = self.holder.last_load_error
+        if error is None:
+            return None
+        s = self.settings
+        for path, name in ((s.registry, "<registry>"), (s.model_dir, "<model>")):
+            if path is not None:
+                error = error.replace(str(Path(path).resolve()), name).replace(str(path), name)
+        return error
 
 
 def get_state(request: Request) -> ServiceState:
@@ -131,7 +169,7 @@ def current_model(state: StateDep) -> ServingModel:
         raise HTTPException(
             503,
             detail="no model loaded yet"
-            + (f": {state.holder.last_load_error}" if state.holder.last_load_error else ""),
+            + (f": {state.public_error()}" if state.holder.last_load_error else ""),
             headers={"Retry-After": str(state.settings.retry_after_s)},
         )
     return bundle
@@ -140,20 +178,35 @@ def current_model(state: StateDep) -> ServingModel:
 ModelDep = Annotated[ServingModel, Depends(current_model)]
 
 
-def _presented_key(request: Request) -> str | None:
-    key = request.headers.get("x-api-key")
+def presented_key(headers: Any) -> str | None:
+    """The key a request presents (``X-API-Key`` or ``Authorization: Bearer``), if any."""
+    key = headers.get("x-api-key")
     if key:
-        return key
-    auth = request.headers.get("authorization", "")
+        return str(key)
+    auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
+        return str(auth[7:].strip())
     return None
 
 
-def _authorize(request: Request, state: ServiceState, need: Literal["write", "admin"]) -> Any:
-    if not state.key_scopes:
+def key_needed(state: ServiceState, need: Need) -> bool:
+    """Whether a route of this kind needs a key now."""
+    if need == "read":
+        return state.settings.user_data_needs_key
+    return state.auth_required
+
+
+def authorize(request: Request, state: ServiceState, need: Need) -> str | None:
+    """The scope of the request's key; 401/403 unless it may do ``need``.
+
+    Raises
+    ------
+    HTTPException
+        401 without a valid key, 403 with a key of a lower scope.
+    """
+    if not key_needed(state, need):
         return None  # no key configured: the server only listens on loopback (see settings)
-    key = _presented_key(request)
+    key = presented_key(request.headers)
     if key is None:
         raise HTTPException(
             401,
@@ -163,20 +216,26 @@ def _authorize(request: Request, state: ServiceState, need: Literal["write", "ad
     scope = state.scope_of(key)
     if scope is None:
         raise HTTPException(401, detail="invalid API key", headers={"WWW-Authenticate": "Bearer"})
-    if need == "admin" and scope != "admin":
-        raise HTTPException(403, detail="this route needs an admin key")
+    if _RANK[scope] < _RANK[need]:
+        raise HTTPException(403, detail=f"this route needs a {need} key")
     return scope
+
+
+def require_read(request: Request, state: StateDep) -> None:
+    """Dependency of routes showing user data (histories, the user list)."""
+    authorize(request, state, "read")
 
 
 def require_write(request: Request, state: StateDep) -> None:
     """Dependency of write routes (events, items)."""
-    _authorize(request, state, "write")
+    authorize(request, state, "write")
 
 
 def require_admin(request: Request, state: StateDep) -> None:
     """Dependency of admin routes (promote, rollback, metrics)."""
-    _authorize(request, state, "admin")
+    authorize(request, state, "admin")
 
 
+ReadDep = Depends(require_read)
 WriteDep = Depends(require_write)
 AdminDep = Depends(require_admin)

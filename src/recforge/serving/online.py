@@ -29,7 +29,7 @@ import pandas as pd
 from recforge.data import IdIndex
 from recforge.exceptions import DataError, ModelFormatError
 from recforge.models.base import Recommender
-from recforge.serving.store import Cursor, Event, EventStore
+from recforge.serving.store import MAX_STRENGTH, Cursor, Event, EventStore
 
 __all__ = [
     "EVENT_BYTES",
@@ -175,12 +175,19 @@ class EventValues:
         )
 
     def fold_value(self, kind: str, value: float) -> float:
-        """The value fold-in uses for one event (NaN: not folded in)."""
+        """The value fold-in uses for one event (NaN: not folded in).
+
+        Values are bounded whatever wrote them (an older version, another client of the
+        store): a rating is clipped to the training range, a strength to
+        ``[0, MAX_STRENGTH]``, and a non-finite value is not folded in.
+        """
+        if not np.isfinite(value):
+            return float("nan")
         if kind == "rating":
             return float(min(max(value, self.low), self.high))
         if self.explicit:
             return float("nan")
-        return float(value) * self.typical
+        return float(min(max(value, 0.0), MAX_STRENGTH)) * self.typical
 
 
 class _UserEvents:
@@ -539,7 +546,11 @@ def recommend_history(
     exclude: Sequence[str] = (),
     require: Sequence[str] | None = None,
 ) -> tuple[list[tuple[str, float]], str]:
-    """Recommendations for an anonymous history (fold-in, or popularity when unsupported)."""
+    """Recommendations for an anonymous history (fold-in, or popularity when unsupported).
+
+    ``values`` are on the training data's scale and clipped to its range (see
+    :class:`EventValues`), so no value can push the model's arithmetic out of range.
+    """
     model = bundle.model
     if not model.supports_history:
         pop = _popular(bundle, None, k, list(exclude) + list(items), require)
@@ -547,8 +558,10 @@ def recommend_history(
     conv = model_ids(model.items_, items)
     vals = None
     if values is not None:
+        # values on the training data's scale, as events' ratings: clipped to its range
+        meaning = bundle.online.values if bundle.online is not None else EventValues.of(model)
         keep = [_parses(model.items_, x) for x in items]
-        vals = [v for v, ok in zip(values, keep, strict=True) if ok]
+        vals = [meaning.fold_value("rating", v) for v, ok in zip(values, keep, strict=True) if ok]
     recs = model.recommend_for_history(
         conv,
         vals,
@@ -593,10 +606,11 @@ def attribute_frame(model: Recommender, items: Mapping[str, Mapping[str, Any]]) 
     """
     ids: list[Any] = list(items)
     if model.items_.is_integer:
-        try:
-            ids = [int(i) for i in ids]
-        except ValueError as exc:
-            raise DataError("the served model's item ids are integers") from exc
+        values, ok = IdIndex.parse_int_ids(ids)
+        if not ok.all():
+            bad = ids[int(np.flatnonzero(~ok)[0])]
+            raise DataError(f"item id {bad!r}: the served model's item ids are integers")
+        ids = values.tolist()
     rows = []
     for v in items.values():
         rows.append({k: ("|".join(x) if isinstance(x, list) else x) for k, x in v.items()})

@@ -2,17 +2,27 @@
 
 Limits (documented answers): ids are 1-256 printable characters (422 otherwise); ``k`` is
 1..``max_k`` (422); a batch holds 1..``max_batch`` events (422); bodies larger than the
-configured limit get 413; non-finite numbers (NaN, Infinity) and timestamps too far in the
-future get 422.
+configured limit get 413; non-finite numbers (NaN, Infinity), values out of their bounds
+(:data:`~recforge.serving.store.MAX_STRENGTH`, :data:`~recforge.serving.store.MAX_VALUE`) and
+timestamps before 2000 get 422. Timestamps too far in the future depend on a setting
+(``max_future_skew_s``), so the events route checks them (also 422, naming the field).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from recforge.serving.store import MAX_STRENGTH, MAX_VALUE
 
 __all__ = [
     "Id",
@@ -42,9 +52,6 @@ Id = Annotated[
 ]
 """External id: 1-256 characters, no control characters."""
 
-#: Set by the app from its settings; events stamped after now + this are rejected.
-FUTURE_SKEW_S = {"value": 300}
-
 
 class _Strict(BaseModel):
     # strict: JSON types as declared (``true`` or ``"5"`` is not a number; schema fuzzing
@@ -53,27 +60,32 @@ class _Strict(BaseModel):
 
 
 class EventIn(_Strict):
-    """One interaction. ``event_id`` makes retries safe: a repeated id is stored once."""
+    """One interaction. ``event_id`` makes retries safe: a repeated id is stored once.
+
+    ``value`` is a strength in ``[0, MAX_STRENGTH]`` (1.0: one interaction) for ``view``,
+    ``click`` and ``purchase``, and a rating in ``[-MAX_VALUE, MAX_VALUE]`` for ``rating``.
+    """
 
     event_id: Id
     user: Id
     item: Id
     type: Literal["view", "click", "purchase", "rating"] = "view"
-    value: float = Field(1.0, ge=-1e6, le=1e6)
+    value: float = Field(1.0, ge=-MAX_VALUE, le=MAX_VALUE)
     timestamp: int | None = Field(
-        None, description="Epoch seconds; defaults to the time the server receives the event."
+        None,
+        ge=MIN_TIMESTAMP,
+        description="Epoch seconds (from 2000-01-01, at most max_future_skew_s ahead); "
+        "defaults to the time the server receives the event.",
     )
 
-    @field_validator("timestamp")
+    @field_validator("value")
     @classmethod
-    def _not_far_future(cls, v: int | None) -> int | None:
-        if v is None:
-            return v
-        limit = time.time() + FUTURE_SKEW_S["value"]
-        if v > limit:
-            raise ValueError(f"timestamp {v} is in the future (more than the allowed clock skew)")
-        if v < MIN_TIMESTAMP:
-            raise ValueError(f"timestamp {v} is before 2000-01-01; send epoch seconds")
+    def _strength(cls, v: float, info: ValidationInfo) -> float:
+        kind = info.data.get("type", "view")
+        if kind != "rating" and not 0.0 <= v <= MAX_STRENGTH:
+            raise ValueError(
+                f"value of a {kind} event is a strength in [0, {MAX_STRENGTH:g}], got {v:g}"
+            )
         return v
 
 
@@ -122,7 +134,9 @@ class HistoryIn(_Strict):
     """An anonymous user's history, for recommendations without an account."""
 
     items: list[Id] = Field(max_length=10000)
-    values: list[float] | None = None
+    values: list[Annotated[float, Field(ge=-MAX_VALUE, le=MAX_VALUE)]] | None = Field(
+        None, max_length=10000
+    )
     k: int = Field(10, ge=1)
     exclude: list[Id] = Field(default_factory=list, max_length=10000)
     require: list[Id] | None = Field(None, max_length=10000)

@@ -48,9 +48,20 @@ class ServiceSettings(BaseSettings):
     """Keys allowed to send events and update items."""
     admin_keys: list[str] = Field(default_factory=list)
     """Keys allowed to do everything, including promote/rollback and /metrics."""
+    read_keys: list[str] = Field(default_factory=list)
+    """Keys allowed to read user data (histories, the user list, explanations); write and
+    admin keys may too."""
+    require_read_key: bool | None = None
+    """Whether user data needs a key (read, write or admin); ``None`` (default): when
+    listening beyond localhost."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names accepted besides localhost, 127.0.0.1 and ::1 in no-key mode (where
+    requests naming another ``Host`` are refused, against DNS rebinding)."""
     metrics_public: bool = False
     """Serve /metrics without a key (for scrapers on a private network)."""
     max_k: int = Field(1000, ge=1, le=10000)
+    max_explain_k: int = Field(100, ge=1, le=10000)
+    """Largest ``k`` of a list with explanations (each item costs a model explanation)."""
     max_batch: int = Field(10000, ge=1, le=100000)
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     max_future_skew_s: int = Field(300, ge=0)
@@ -70,7 +81,15 @@ class ServiceSettings(BaseSettings):
     header_timeout_s: float = Field(10.0, gt=0)
     """A request head must arrive completely within this many seconds of its first byte."""
     body_timeout_s: float = Field(30.0, gt=0)
-    """A request body must arrive completely within this many seconds (else 408)."""
+    """A request body must arrive completely within this many seconds (else 408). Bodies are
+    read before a request takes one of the ``max_concurrency`` slots."""
+    max_anonymous_bodies: int = Field(32, ge=1)
+    """Bodies of requests without a valid key read at once; more get 503 with Retry-After.
+    Requests with a valid key are never held back by them."""
+    max_header_bytes: int = Field(64 * 1024, ge=1024)
+    """Largest request head (request line and headers); a larger one gets 431."""
+    db_timeout_s: float = Field(1.0, gt=0)
+    """Longest wait for a locked database; then the request gets 503 with Retry-After."""
     http: Literal["auto", "h11", "httptools"] = "auto"
     """HTTP/1.1 parser: httptools (C) when installed, else h11 (pure Python)."""
     poll_interval_s: float = Field(2.0, gt=0)
@@ -98,7 +117,19 @@ class ServiceSettings(BaseSettings):
     @property
     def has_keys(self) -> bool:
         """Whether any key is configured in the settings."""
-        return bool(self.write_keys or self.admin_keys)
+        return bool(self.write_keys or self.admin_keys or self.read_keys)
+
+    @property
+    def public_bind(self) -> bool:
+        """Whether the service listens beyond localhost."""
+        return not is_loopback(self.host)
+
+    @property
+    def user_data_needs_key(self) -> bool:
+        """Whether histories, the user list and explanations need a key."""
+        if self.require_read_key is None:
+            return self.public_bind
+        return self.require_read_key
 
     def check_bind(self, store_has_keys: bool = False) -> None:
         """Refuse to listen beyond localhost when no API key is configured.
@@ -108,7 +139,7 @@ class ServiceSettings(BaseSettings):
         ConfigError
             When ``host`` is not a loopback address and no key exists.
         """
-        if not is_loopback(self.host) and not (self.has_keys or store_has_keys):
+        if self.public_bind and not (self.has_keys or store_has_keys):
             raise ConfigError(
                 f"refusing to listen on {self.host!r} without an API key: set "
                 "RECFORGE_WRITE_KEYS / RECFORGE_ADMIN_KEYS (or create keys in the store), "

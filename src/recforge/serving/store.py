@@ -33,6 +33,8 @@ from recforge.exceptions import ConfigError
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_STRENGTH",
+    "MAX_VALUE",
     "Cursor",
     "Event",
     "EventStore",
@@ -43,7 +45,15 @@ __all__ = [
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "purchase", "rating")
 """Allowed values of an event's ``type``."""
 
-Scope = Literal["write", "admin"]
+MAX_STRENGTH = 100.0
+"""Largest strength of a ``view``, ``click`` or ``purchase`` event (1.0: one interaction)."""
+
+MAX_VALUE = 1000.0
+"""Largest magnitude of a rating event's value or of a history value sent for fold-in."""
+
+Scope = Literal["read", "write", "admin"]
+SCOPES: tuple[str, ...] = ("read", "write", "admin")
+"""Key scopes, each allowing what the ones before it allow."""
 
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _CHUNK = 500  # rows per multi-row INSERT (7 columns: well under SQLite's variable limit)
@@ -169,6 +179,10 @@ class EventStore:
         Create missing tables.
     pool_size
         Connection pool size for server databases.
+    busy_timeout_s
+        Longest wait for a lock (SQLite's busy timeout, PostgreSQL's ``lock_timeout``) or a
+        pooled connection; then the statement fails with ``OperationalError`` (the service
+        answers 503), so a locked database cannot hold requests for long.
 
     Raises
     ------
@@ -183,6 +197,7 @@ class EventStore:
         table_prefix: str = "recforge_",
         create: bool = True,
         pool_size: int = 8,
+        busy_timeout_s: float = 30.0,
     ) -> None:
         if table_prefix and not _PREFIX_RE.match(table_prefix):
             raise ConfigError(
@@ -198,6 +213,7 @@ class EventStore:
                 f"unsupported database {self.dialect!r} in db url: use sqlite:/// or "
                 "postgresql+psycopg://"
             )
+        self.busy_timeout_s = float(busy_timeout_s)
         self.engine: Engine = self._make_engine(url, pool_size)
         md = sa.MetaData()
         p = table_prefix
@@ -242,6 +258,12 @@ class EventStore:
             sa.Column("scope", sa.String(16), nullable=False),
             sa.Column("created", sa.BigInteger(), nullable=False),
         )
+        self.health = sa.Table(
+            f"{p}health",
+            md,
+            sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+            sa.Column("checked", sa.Float(), nullable=False),
+        )
         self.metadata = md
         if create:
             md.create_all(self.engine)
@@ -266,7 +288,10 @@ class EventStore:
     # ------------------------------------------------------------------ engine
     def _make_engine(self, url: str, pool_size: int) -> Engine:
         if self.dialect == "sqlite":
-            engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            wait = self.busy_timeout_s
+            engine = sa.create_engine(
+                url, connect_args={"timeout": wait, "check_same_thread": False}
+            )
 
             @sa.event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -274,7 +299,7 @@ class EventStore:
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=FULL")
-                cur.execute("PRAGMA busy_timeout=30000")
+                cur.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
                 cur.close()
 
             return engine
@@ -287,7 +312,12 @@ class EventStore:
                 "PostgreSQL needs psycopg: pip install 'recforge[postgres]'"
             ) from exc
         return sa.create_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_timeout=self.busy_timeout_s,
+            connect_args={"options": f"-c lock_timeout={int(self.busy_timeout_s * 1000)}"},
         )
 
     def pragma(self, name: str) -> Any:
@@ -304,6 +334,23 @@ class EventStore:
         try:
             with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError:
+            return False
+        return True
+
+    def can_write(self) -> bool:
+        """Whether a write commits now: one row of the health table is written and committed.
+
+        ``SELECT 1`` answers while the database is locked by another writer, full, or
+        read-only; this probe fails in each case (after at most ``busy_timeout_s``).
+        """
+        ins = self._insert(self.health).values(id=1, checked=time.time())
+        stmt = ins.on_conflict_do_update(
+            index_elements=["id"], set_={"checked": ins.excluded.checked}
+        )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt)
         except sa.exc.SQLAlchemyError:
             return False
         return True
@@ -621,8 +668,8 @@ class EventStore:
     # ------------------------------------------------------------------ API keys
     def create_api_key(self, name: str, scope: Scope = "write") -> str:
         """Create a random API key; only its SHA-256 digest is stored. Returns the key once."""
-        if scope not in ("write", "admin"):
-            raise ConfigError(f"scope must be 'write' or 'admin', got {scope!r}")
+        if scope not in SCOPES:
+            raise ConfigError(f"scope must be one of {SCOPES}, got {scope!r}")
         key = "rf_" + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
             conn.execute(

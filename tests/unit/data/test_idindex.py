@@ -96,10 +96,26 @@ def test_extend_integer_index() -> None:
 
 
 def test_one_rule_for_integer_ids_given_as_text() -> None:
-    texts = ["7", "-3", "007", " 7", "+7", "7.0", "1_000", "²", "--5", "", "x"]
+    texts = [
+        "7",
+        "-3",
+        "0",
+        "007",
+        "-0",
+        "00",
+        " 7",
+        "+7",
+        "7.0",
+        "1_000",
+        "²",
+        "١",
+        "--5",
+        "",
+        "x",
+    ]
     values, ok = IdIndex.parse_int_ids(texts)
-    assert ok.tolist() == [True, True, True] + [False] * 8
-    assert values[ok].tolist() == [7, -3, 7]
+    assert ok.tolist() == [True, True, True] + [False] * 12
+    assert values[ok].tolist() == [7, -3, 0]
     big = ["9223372036854775807", "-9223372036854775808", "9223372036854775808"]
     values, ok = IdIndex.parse_int_ids(big)
     assert ok.tolist() == [True, True, False]

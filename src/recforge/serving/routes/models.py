@@ -39,7 +39,7 @@ def model_info(state: StateDep, bundle: ModelDep) -> ModelInfoOut:
             "item_vectors": m.supports_item_vectors,
         },
         loaded_at=bundle.loaded_at,
-        last_load_error=state.holder.last_load_error,
+        last_load_error=state.public_error(),
     )
 
 

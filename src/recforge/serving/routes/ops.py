@@ -24,15 +24,20 @@ def healthz() -> HealthOut:
     responses={503: {"model": HealthOut, "description": "not ready"}},
 )
 def readyz(state: StateDep) -> JSONResponse:
-    """Ready when a model is loaded and warmed and the database answers."""
+    """Ready when a model is loaded and warmed and a write to the database commits."""
     bundle = state.holder.current
-    db = state.store.ping()
+    db = state.store.can_write()
     ok = bundle is not None and db
+    detail = None
+    if bundle is None:
+        detail = state.public_error() or "model not loaded"
+    elif not db:
+        detail = "the database does not accept writes (locked, full, read-only or unreachable)"
     body = HealthOut(
         status="ready" if ok else "not ready",
         model_version=bundle.version if bundle else None,
         database=db,
-        detail=None if ok else (state.holder.last_load_error or "model not loaded"),
+        detail=detail,
     )
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 

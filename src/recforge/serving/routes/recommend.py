@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
-from starlette.convertors import Convertor, register_url_convertor
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from recforge.exceptions import UnknownIdError, UnsupportedCapabilityError
-from recforge.serving.deps import ModelDep, ServiceState, StateDep
+from recforge.serving.deps import ModelDep, ServiceState, StateDep, authorize
 from recforge.serving.online import (
     ServingModel,
     model_ids,
@@ -24,26 +23,6 @@ from recforge.serving.schemas import (
     SimilarOut,
 )
 
-
-class _IdConvertor(Convertor[str]):
-    """Path segment of an external id: any characters, ``/`` and newlines included.
-
-    Ids are validated by :data:`IdPath` (422 with the reason), so the route must match first:
-    Starlette's ``str`` converter stops at ``/`` and ``path`` at a newline, which made such ids
-    404 although events with them are accepted.
-    """
-
-    regex = r"[\s\S]+"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("id", _IdConvertor())
-
 router = APIRouter(tags=["recommendations"])
 
 IdPath = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -54,6 +33,17 @@ def check_k(state: ServiceState, k: int) -> None:
     """422 when ``k`` exceeds the configured maximum."""
     if k > state.settings.max_k:
         raise HTTPException(422, detail=f"k must be between 1 and {state.settings.max_k}, got {k}")
+
+
+def check_explain(request: Request, state: ServiceState, k: int) -> None:
+    """Explanations show a user's history: a read key when user data needs one, and a bounded
+    ``k`` (each item costs an explanation)."""
+    authorize(request, state, "read")
+    if k > state.settings.max_explain_k:
+        raise HTTPException(
+            422,
+            detail=f"k must be at most {state.settings.max_explain_k} with explain=true, got {k}",
+        )
 
 
 def build_items(
@@ -136,10 +126,15 @@ def _explain(bundle: ServingModel, user: Any, item: str) -> list[dict[str, Any]]
     "/recommendations/{user_id:id}",
     response_model=RecommendationsOut,
     summary="Top-k items for a user",
-    responses={422: {"description": "invalid id, k or filter"}},
+    responses={
+        401: {"description": "explain=true without a valid key, when user data needs one"},
+        403: {"description": "key too weak"},
+        422: {"description": "invalid id, k or filter"},
+    },
 )
 def get_recommendations(
     user_id: IdPath,
+    request: Request,
     state: StateDep,
     bundle: ModelDep,
     k: Annotated[int, Query(ge=1)] = 10,
@@ -160,6 +155,8 @@ def get_recommendations(
     vectors (0 keeps the model's order).
     """
     check_k(state, k)
+    if explain:
+        check_explain(request, state, k)
     pool = k if diversity == 0 else min(3 * k, state.settings.max_k)
     pairs, reason = recommend_user(
         bundle,

@@ -1,13 +1,13 @@
-"""Users: search and history."""
+"""Users: search and history (user data: a read key when ``user_data_needs_key``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query
 
-from recforge.serving.deps import ModelDep, StateDep
+from recforge.serving.deps import ModelDep, ReadDep, StateDep
 from recforge.serving.online import model_ids
 from recforge.serving.routes.recommend import IdPath, build_items
 from recforge.serving.schemas import UserHistoryOut
@@ -15,7 +15,13 @@ from recforge.serving.schemas import UserHistoryOut
 router = APIRouter(tags=["users"])
 
 
-@router.get("/users", summary="Find users by id prefix")
+_KEY: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or invalid key"},
+    403: {"description": "key too weak"},
+}
+
+
+@router.get("/users", dependencies=[ReadDep], summary="Find users by id prefix", responses=_KEY)
 def search_users(
     state: StateDep,
     bundle: ModelDep,
@@ -34,7 +40,13 @@ def search_users(
     return found[:limit]
 
 
-@router.get("/users/{user_id:id}/history", response_model=UserHistoryOut, summary="A user's items")
+@router.get(
+    "/users/{user_id:id}/history",
+    dependencies=[ReadDep],
+    response_model=UserHistoryOut,
+    summary="A user's items",
+    responses=_KEY,
+)
 def user_history(
     user_id: IdPath,
     state: StateDep,
