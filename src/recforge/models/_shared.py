@@ -1,7 +1,8 @@
 """Helpers shared by the factor models (ALS, BPR, SVD, SVD++, HybridMF).
 
-Seeding, the kernels' thread count, and cosine similarity of item factor rows (with the
-norms cached per factor array).
+Seeding, the kernels' thread count, cosine similarity of item factor rows (with the norms
+cached per factor array), and the hyperparameters the implicit factor models (ALS, BPR)
+declare alike.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from recforge.models.base import param
+
 __all__ = [
+    "FACTORS",
+    "INIT_STD",
     "CooccurrenceItemVectors",
     "CosineSimilarItems",
     "cosine_scores",
@@ -19,6 +24,19 @@ __all__ = [
     "make_rng",
     "num_threads",
 ]
+
+
+#: ``factors`` of ALS and BPR (one declaration, assigned in both classes)
+FACTORS: int = param(
+    default=64,
+    low=1,
+    doc="Number of latent factors.",
+    search={"low": 16, "high": 256, "log": True},
+)
+#: ``init_std`` of ALS and BPR
+INIT_STD: float = param(
+    default=0.01, low=0.0, doc="Standard deviation of the normal initial factors."
+)
 
 
 def num_threads() -> int:

@@ -13,12 +13,11 @@ Unknown-id policy
 
 from __future__ import annotations
 
-import inspect
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, Self, dataclass_transform
 
 import numpy as np
 import pandas as pd
@@ -36,6 +35,7 @@ from recforge.exceptions import (
     UnsupportedCapabilityError,
 )
 from recforge.models import _retrieval
+from recforge.models._params import Param, declare_params, param, parameters_section, signature
 from recforge.models._retrieval import Retrieval
 from recforge.retrieval import IndexSpec
 
@@ -48,6 +48,7 @@ __all__ = [
     "Recommender",
     "TrainingOptions",
     "check_state_shape",
+    "param",
 ]
 
 FORMAT_VERSION = 1
@@ -103,76 +104,6 @@ class TrainingOptions:
         from rich.progress import track
 
         return track(range(n), description=description, transient=True)
-
-
-# --------------------------------------------------------------------------- parameters
-@dataclass(frozen=True)
-class Param:
-    """Declared constraint of one hyperparameter, checked on construction and ``set_params``.
-
-    Parameters
-    ----------
-    kind
-        ``int``, ``float``, ``bool`` or ``str``.
-    low, high
-        Inclusive bounds for numbers (``None``: unbounded).
-    options
-        Allowed values for strings.
-    nullable
-        Whether ``None`` is allowed.
-    """
-
-    kind: type
-    low: float | None = None
-    high: float | None = None
-    options: tuple[Any, ...] | None = None
-    nullable: bool = False
-    low_open: bool = False
-
-    def check(self, owner: str, name: str, value: Any) -> Any:
-        if value is None and self.nullable:
-            return None
-        ok = True
-        if self.kind is int:
-            ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
-            value = int(value) if ok else value
-        elif self.kind is float:
-            ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-                value, bool
-            )
-            ok = ok and math.isfinite(float(value))
-            value = float(value) if ok else value
-        elif self.kind is bool:
-            ok = isinstance(value, bool | np.bool_)
-        elif self.kind is str:
-            ok = isinstance(value, str)
-        if ok and self.options is not None:
-            ok = value in self.options
-        if ok and self.low is not None:
-            ok = value > self.low if self.low_open else value >= self.low
-        if ok and self.high is not None:
-            ok = value <= self.high
-        if not ok:
-            raise ConfigError(
-                f"The {name!r} parameter of {owner} must be {self.describe()}. "
-                f"Got {value!r} instead."
-            )
-        return value
-
-    def describe(self) -> str:
-        if self.options is not None:
-            text = "one of " + ", ".join(repr(o) for o in self.options)
-        else:
-            kind = {int: "an int", float: "a float", bool: "a bool", str: "a str"}[self.kind]
-            if self.low is not None or self.high is not None:
-                lo = "-inf" if self.low is None else f"{self.low:g}"
-                hi = "inf" if self.high is None else f"{self.high:g}"
-                lb = "(" if self.low is None or self.low_open else "["
-                rb = ")" if self.high is None else "]"
-                text = f"{kind} in the range {lb}{lo}, {hi}{rb}"
-            else:
-                text = kind
-        return text + (" or None" if self.nullable else "")
 
 
 # --------------------------------------------------------------------------- outputs
@@ -278,13 +209,19 @@ def _py(x: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- contract
+@dataclass_transform(eq_default=False, field_specifiers=(param,))
 class Recommender:
     """Base class of every recforge model (scikit-learn spirit).
 
-    Hyperparameters are constructor arguments stored verbatim and validated against
-    :attr:`params`; learned state ends in ``_``. Subclasses implement ``_fit`` and
-    ``_score_users`` on internal codes; the base class does id mapping, seen-item exclusion,
-    candidate sets, filters, top-K selection, persistence and the unknown-id policy.
+    Hyperparameters are declared once, as annotated class attributes with
+    :func:`~recforge.models.base.param` (type, default, constraint, doc, search space); the
+    base class derives the constructor, :attr:`params`, :meth:`param_names`,
+    :meth:`get_params` / :meth:`set_params` / :meth:`clone` and the docstring's Parameters
+    section from them, and validates every value (structured ones included) in
+    :meth:`check_params`. Learned state ends in ``_`` and is set by ``fit`` only.
+    Subclasses implement ``_fit`` and ``_score_users`` on internal codes; the base class does
+    id mapping, seen-item exclusion, candidate sets, filters, top-K selection, persistence
+    and the unknown-id policy.
 
     Library code (evaluation, pipeline, serving) uses a model only through its public
     methods and declared capability flags, never through private members:
@@ -348,81 +285,65 @@ class Recommender:
     item_popularity_: np.ndarray
 
     # ------------------------------------------------------------------ params
-    def __init__(self, **kwargs: Any) -> None:  # subclasses declare explicit keyword args
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # Validate once, after the most-derived constructor: wrap the class's own __init__ or,
-        # when it inherits one (e.g. from a mixin shared by sibling models), the inherited one.
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            inherited = cls.__init__
-            init = getattr(inherited, "__wrapped__", inherited)
-            if init is object.__init__ or init is Recommender.__init__:
-                return
-
-        def checked_init(self: Recommender, *args: Any, _init: Any = init, **kw: Any) -> None:
-            _init(self, *args, **kw)
-            if type(self) is cls:
-                self._validate_params()
-
-        checked_init.__doc__ = init.__doc__
-        checked_init.__signature__ = inspect.signature(init)  # type: ignore[attr-defined,arg-type]
-        checked_init.__wrapped__ = init  # type: ignore[attr-defined]
-        cls.__init__ = checked_init  # type: ignore[method-assign]
+        for forbidden in ("__init__", "params"):
+            if forbidden in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} defines {forbidden!r}: hyperparameters are declared once, "
+                    "as annotated attributes with param(); the base class derives the rest"
+                )
+        cls.params = MappingProxyType(declare_params(cls))
+        cls.__init__ = _constructor(cls)  # type: ignore[method-assign]
+        cls.__doc__ = parameters_section(cls.__name__, cls.__doc__, cls.params)
 
     @classmethod
     def param_names(cls) -> list[str]:
-        """Names of the hyperparameters: the constructor's keyword arguments, in order."""
-        init = getattr(cls.__init__, "__wrapped__", cls.__init__)
-        sig = inspect.signature(init)
-        return [
-            p.name
-            for p in sig.parameters.values()
-            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
+        """Names of the hyperparameters: the constructor's arguments, in order."""
+        return list(cls.params)
+
+    @classmethod
+    def check_params(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Validated, normalised values of every hyperparameter, from a complete mapping.
+
+        The one check behind construction, :meth:`set_params`, ``fit`` and the config
+        loader: each value against its declaration, then :meth:`_check_combination`.
+
+        Raises
+        ------
+        ConfigError
+            Naming the parameter and the model.
+        """
+        owner = cls.__name__
+        out = {name: spec.check(owner, name, values[name]) for name, spec in cls.params.items()}
+        cls._check_combination(out)
+        return out
+
+    @classmethod
+    def _check_combination(cls, values: Mapping[str, Any]) -> None:
+        """Checks of interdependent hyperparameters (raise ConfigError); default none."""
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as a flat dict (constructor argument -> value)."""
-        return {name: getattr(self, name) for name in self.param_names()}
+        return {name: getattr(self, name) for name in self.params}
 
     def set_params(self, **params: Any) -> Self:
         """Set hyperparameters; unknown names raise :class:`ConfigError`. Returns ``self``.
 
-        Values are validated as on construction; on an invalid value nothing is changed.
+        Values are validated as on construction, structured ones included, before anything
+        is changed: on an invalid value the model keeps its parameters.
         """
-        valid = set(self.param_names())
+        valid = self.param_names()
         for key in params:
             if key not in valid:
                 raise ConfigError(
                     f"{type(self).__name__} has no parameter {key!r} "
                     f"(parameters: {', '.join(sorted(valid))})"
                 )
-        before = {key: getattr(self, key) for key in params}
-        for key, value in params.items():
-            setattr(self, key, value)
-        try:
-            self._validate_params()
-        except Exception:
-            for key, value in before.items():
-                setattr(self, key, value)
-            raise
+        values = self.check_params({**self.get_params(), **params})
+        for key in params:
+            setattr(self, key, values[key])
         return self
-
-    def _validate_params(self) -> None:
-        owner = type(self).__name__
-        for name, spec in self.params.items():
-            if hasattr(self, name):
-                setattr(self, name, spec.check(owner, name, getattr(self, name)))
-        self._check_params()
-
-    def _check_params(self) -> None:
-        """Checks of structured or interdependent hyperparameters (raise ConfigError).
-
-        Runs on construction, on ``set_params`` and before ``fit``; the default does nothing.
-        """
 
     def clone(self) -> Self:
         """Unfitted copy with the same hyperparameters."""
@@ -487,7 +408,7 @@ class Recommender:
                 f"{type(self).__name__} does not train in epochs; it takes no callback"
             )
         options = TrainingOptions(callback=callback, progress=progress, track_loss=track_loss)
-        self._validate_params()
+        self.__dict__.update(self.check_params(self.get_params()))
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         self.__dict__.pop("_exclusion_cache", None)
@@ -1172,6 +1093,26 @@ class Recommender:
         from recforge.models._io import load_model
 
         return load_model(Path(path))
+
+
+def _constructor(cls: type[Recommender]) -> Callable[..., None]:
+    """``cls.__init__``: bind the declared parameters, validate them all, then store them."""
+    sig = signature(cls.params)
+
+    def __init__(self: Recommender, *args: Any, **kwargs: Any) -> None:
+        try:
+            bound = sig.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            names = ", ".join(cls.params) or "none"
+            raise TypeError(f"{cls.__name__}(): {exc} (parameters: {names})") from None
+        bound.apply_defaults()
+        values = {k: v for k, v in bound.arguments.items() if k != "self"}
+        self.__dict__.update(type(self).check_params(values))
+
+    __init__.__signature__ = sig  # type: ignore[attr-defined]
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__doc__ = f"Validate and store the hyperparameters of :class:`{cls.__name__}`."
+    return __init__
 
 
 def _codes(idx: Any, n: int, what: str) -> np.ndarray:

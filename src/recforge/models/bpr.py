@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models._shared import CosineSimilarItems, make_rng, with_unit_column
-from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
+from recforge.models._shared import (
+    FACTORS,
+    INIT_STD,
+    CosineSimilarItems,
+    make_rng,
+    with_unit_column,
+)
+from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["BPR"]
 
@@ -33,25 +39,6 @@ class BPR(CosineSimilarItems, Recommender):
     ``fold_in_epochs`` SGD epochs on a new user vector with the item factors fixed and is
     always deterministic under ``rng``.
 
-    Parameters
-    ----------
-    factors
-        Number of latent factors.
-    epochs
-        Passes (``nnz`` samples each).
-    learning_rate, reg
-        SGD step size and L2 regularisation.
-    neg_sampling
-        ``"uniform"`` or ``"popularity"``.
-    neg_beta
-        Exponent of the popularity distribution.
-    init_std
-        Standard deviation of the normal initial factors.
-    fold_in_epochs
-        Epochs of the fold-in of a new user's history.
-    rng
-        Seed.
-
     Attributes
     ----------
     user_factors_, item_factors_ : numpy.ndarray of float32
@@ -61,48 +48,43 @@ class BPR(CosineSimilarItems, Recommender):
     """
 
     name = "bpr"
-    params: ClassVar[Mapping[str, Param]] = {
-        "factors": Param(int, low=1),
-        "epochs": Param(int, low=0),
-        "learning_rate": Param(float, low=0.0, low_open=True),
-        "reg": Param(float, low=0.0),
-        "neg_sampling": Param(str, options=("uniform", "popularity")),
-        "neg_beta": Param(float, low=0.0),
-        "init_std": Param(float, low=0.0),
-        "fold_in_epochs": Param(int, low=1),
-        "rng": Param(int, low=0, nullable=True),
-    }
     supports_similar_items = True
     supports_history = True
     supports_epochs = True
     supports_inner_product = True
     similar_items_by_vector_cosine = True
 
-    user_factors_: np.ndarray
-    item_factors_: np.ndarray
-    item_bias_: np.ndarray
-
-    def __init__(
-        self,
-        factors: int = 64,
-        epochs: int = 30,
-        learning_rate: float = 0.05,
-        reg: float = 0.01,
-        neg_sampling: str = "uniform",
-        neg_beta: float = 0.75,
-        init_std: float = 0.01,
-        fold_in_epochs: int = 30,
-        rng: int | None = None,
-    ) -> None:
-        self.factors = factors
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.reg = reg
-        self.neg_sampling = neg_sampling
-        self.neg_beta = neg_beta
-        self.init_std = init_std
-        self.fold_in_epochs = fold_in_epochs
-        self.rng = rng
+    factors: int = FACTORS
+    epochs: int = param(
+        default=30,
+        low=0,
+        doc="Passes (``nnz`` samples each).",
+        search={"low": 10, "high": 100, "log": True},
+    )
+    learning_rate: float = param(
+        default=0.05,
+        low=0.0,
+        low_open=True,
+        doc="SGD step size.",
+        search={"low": 0.005, "high": 0.2, "log": True},
+    )
+    reg: float = param(
+        default=0.01,
+        low=0.0,
+        doc="L2 regularisation.",
+        search={"low": 1e-4, "high": 0.1, "log": True},
+    )
+    neg_sampling: str = param(
+        default="uniform",
+        options=("uniform", "popularity"),
+        doc='``"uniform"`` or ``"popularity"``.',
+    )
+    neg_beta: float = param(default=0.75, low=0.0, doc="Exponent of the popularity distribution.")
+    init_std: float = INIT_STD
+    fold_in_epochs: int = param(
+        default=30, low=1, doc="Epochs of the fold-in of a new user's history."
+    )
+    rng: int | None = param(default=None, low=0, doc="Seed.")
 
     def _negative_cdf(self) -> np.ndarray:
         from recforge._kernels.bpr import negative_cdf

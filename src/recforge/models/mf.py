@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from recforge.data import Dataset
 from recforge.models._shared import CosineSimilarItems, make_rng, with_unit_column
-from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
+from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["SVD", "SVDpp"]
 
@@ -32,16 +32,21 @@ def group_by_user(
     )
 
 
-class _RatingMF(CosineSimilarItems, Recommender):
-    """Shared parts of the SGD rating models (prediction clipping, persistence of biases)."""
+# hyperparameters both SGD rating models declare, in the same words
+_INIT_MEAN: float = param(default=0.0, doc="Mean of the normal initialisation of the factors.")
+_INIT_STD: float = param(
+    default=0.1, low=0.0, doc="Standard deviation of the normal initialisation of the factors."
+)
+_CLIP: bool = param(
+    default=True, doc="Clip predictions to the training rating range (as Surprise does)."
+)
+_RNG: int | None = param(
+    default=None, low=0, doc="Seed of the initialisation and of the shuffling."
+)
 
-    explicit = True
-    supports_predict = True
-    supports_similar_items = True
-    supports_history = True
-    supports_epochs = True
-    supports_inner_product = True
-    similar_items_by_vector_cosine = True
+
+class _RatingMFState:
+    """What the shared rating-model code reads (for type checkers): parameters and state."""
 
     factors: int
     init_mean: float
@@ -54,6 +59,18 @@ class _RatingMF(CosineSimilarItems, Recommender):
     item_bias_: np.ndarray
     user_factors_: np.ndarray
     item_factors_: np.ndarray
+
+
+class _RatingMF(_RatingMFState, CosineSimilarItems, Recommender):
+    """Shared parts of the SGD rating models (prediction clipping, persistence of biases)."""
+
+    explicit = True
+    supports_predict = True
+    supports_similar_items = True
+    supports_history = True
+    supports_epochs = True
+    supports_inner_product = True
+    similar_items_by_vector_cosine = True
 
     def _init_common(self, dataset: Dataset) -> np.random.Generator:
         """Set the mean, rating range, zero biases and normal factors; return the generator."""
@@ -150,26 +167,6 @@ class SVD(_RatingMF):
     Unknown users or items drop their terms from the prediction (``μ + b_i`` for an unknown
     user, as Surprise does).
 
-    Parameters
-    ----------
-    factors
-        Number of latent factors.
-    epochs
-        SGD passes over the ratings.
-    learning_rate, reg
-        Step size and L2 regularisation of the factors (and of the biases unless the
-        bias-specific values are given).
-    lr_bu, lr_bi, reg_bu, reg_bi
-        Optional step sizes and regularisation of user / item biases.
-    init_mean, init_std
-        Normal initialisation of the factors.
-    biased
-        Learn biases (``False``: plain ``q_i·p_u``, the global mean still added).
-    clip
-        Clip predictions to the training rating range (as Surprise does).
-    rng
-        Seed of the initialisation and of the shuffling.
-
     Attributes
     ----------
     user_factors_, item_factors_ : numpy.ndarray of float32
@@ -188,51 +185,42 @@ class SVD(_RatingMF):
     """
 
     name = "svd"
-    params: ClassVar[Mapping[str, Param]] = {
-        "factors": Param(int, low=1),
-        "epochs": Param(int, low=0),
-        "learning_rate": Param(float, low=0.0, low_open=True),
-        "reg": Param(float, low=0.0),
-        "lr_bu": Param(float, low=0.0, nullable=True),
-        "lr_bi": Param(float, low=0.0, nullable=True),
-        "reg_bu": Param(float, low=0.0, nullable=True),
-        "reg_bi": Param(float, low=0.0, nullable=True),
-        "init_mean": Param(float),
-        "init_std": Param(float, low=0.0),
-        "biased": Param(bool),
-        "clip": Param(bool),
-        "rng": Param(int, low=0, nullable=True),
-    }
 
-    def __init__(
-        self,
-        factors: int = 100,
-        epochs: int = 20,
-        learning_rate: float = 0.005,
-        reg: float = 0.02,
-        lr_bu: float | None = None,
-        lr_bi: float | None = None,
-        reg_bu: float | None = None,
-        reg_bi: float | None = None,
-        init_mean: float = 0.0,
-        init_std: float = 0.1,
-        biased: bool = True,
-        clip: bool = True,
-        rng: int | None = None,
-    ) -> None:
-        self.factors = factors
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.reg = reg
-        self.lr_bu = lr_bu
-        self.lr_bi = lr_bi
-        self.reg_bu = reg_bu
-        self.reg_bi = reg_bi
-        self.init_mean = init_mean
-        self.init_std = init_std
-        self.biased = biased
-        self.clip = clip
-        self.rng = rng
+    factors: int = param(
+        default=100,
+        low=1,
+        doc="Number of latent factors.",
+        search={"low": 10, "high": 200, "log": True},
+    )
+    epochs: int = param(
+        default=20, low=0, doc="SGD passes over the ratings.", search={"low": 10, "high": 60}
+    )
+    learning_rate: float = param(
+        default=0.005,
+        low=0.0,
+        low_open=True,
+        doc="Step size of the factors (and of the biases unless ``lr_bu`` / ``lr_bi`` are given).",
+        search={"low": 0.002, "high": 0.03, "log": True},
+    )
+    reg: float = param(
+        default=0.02,
+        low=0.0,
+        doc="L2 regularisation of the factors (and of the biases unless ``reg_bu`` / ``reg_bi`` "
+        "are given).",
+        search={"low": 0.005, "high": 0.2, "log": True},
+    )
+    lr_bu: float | None = param(default=None, low=0.0, doc="Step size of the user biases.")
+    lr_bi: float | None = param(default=None, low=0.0, doc="Step size of the item biases.")
+    reg_bu: float | None = param(default=None, low=0.0, doc="Regularisation of the user biases.")
+    reg_bi: float | None = param(default=None, low=0.0, doc="Regularisation of the item biases.")
+    init_mean: float = _INIT_MEAN
+    init_std: float = _INIT_STD
+    biased: bool = param(
+        default=True,
+        doc="Learn biases (``False``: plain ``q_i·p_u``, the global mean still added).",
+    )
+    clip: bool = _CLIP
+    rng: int | None = _RNG
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         from recforge._kernels.sgd import svd_epoch_strata
@@ -284,23 +272,6 @@ class SVDpp(_RatingMF):
     blocks that share no parameter: epochs run on one thread and are deterministic under
     ``rng`` (the implicit sums are computed in parallel, also deterministically).
 
-    Parameters
-    ----------
-    factors
-        Number of latent factors.
-    epochs
-        SGD passes.
-    learning_rate, reg
-        Step size and L2 regularisation of factors and implicit factors.
-    lr_bias, reg_bias
-        Step size and regularisation of the biases (default: ``learning_rate`` / ``reg``).
-    init_mean, init_std
-        Normal initialisation of ``p``, ``q`` and ``y``.
-    clip
-        Clip predictions to the training rating range.
-    rng
-        Seed.
-
     Attributes
     ----------
     user_factors_, item_factors_, implicit_factors_ : numpy.ndarray of float32
@@ -309,45 +280,37 @@ class SVDpp(_RatingMF):
     """
 
     name = "svdpp"
-    params: ClassVar[Mapping[str, Param]] = {
-        "factors": Param(int, low=1),
-        "epochs": Param(int, low=0),
-        "learning_rate": Param(float, low=0.0, low_open=True),
-        "reg": Param(float, low=0.0),
-        "lr_bias": Param(float, low=0.0, nullable=True),
-        "reg_bias": Param(float, low=0.0, nullable=True),
-        "init_mean": Param(float),
-        "init_std": Param(float, low=0.0),
-        "clip": Param(bool),
-        "rng": Param(int, low=0, nullable=True),
-    }
 
-    implicit_factors_: np.ndarray
-    user_implicit_: np.ndarray
-
-    def __init__(
-        self,
-        factors: int = 20,
-        epochs: int = 20,
-        learning_rate: float = 0.007,
-        reg: float = 0.02,
-        lr_bias: float | None = None,
-        reg_bias: float | None = None,
-        init_mean: float = 0.0,
-        init_std: float = 0.1,
-        clip: bool = True,
-        rng: int | None = None,
-    ) -> None:
-        self.factors = factors
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.reg = reg
-        self.lr_bias = lr_bias
-        self.reg_bias = reg_bias
-        self.init_mean = init_mean
-        self.init_std = init_std
-        self.clip = clip
-        self.rng = rng
+    factors: int = param(
+        default=20,
+        low=1,
+        doc="Number of latent factors.",
+        search={"low": 5, "high": 50, "log": True},
+    )
+    epochs: int = param(default=20, low=0, doc="SGD passes.", search={"low": 10, "high": 40})
+    learning_rate: float = param(
+        default=0.007,
+        low=0.0,
+        low_open=True,
+        doc="Step size of factors and implicit factors.",
+        search={"low": 0.002, "high": 0.02, "log": True},
+    )
+    reg: float = param(
+        default=0.02,
+        low=0.0,
+        doc="L2 regularisation of factors and implicit factors.",
+        search={"low": 0.005, "high": 0.2, "log": True},
+    )
+    lr_bias: float | None = param(
+        default=None, low=0.0, doc="Step size of the biases (default: ``learning_rate``)."
+    )
+    reg_bias: float | None = param(
+        default=None, low=0.0, doc="Regularisation of the biases (default: ``reg``)."
+    )
+    init_mean: float = _INIT_MEAN
+    init_std: float = _INIT_STD
+    clip: bool = _CLIP
+    rng: int | None = _RNG
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         from recforge._kernels.sgd import svdpp_epoch, svdpp_implicit_sums

@@ -28,6 +28,10 @@ class TestHybridMF(RecommenderContract):
         {**HYBRID, "features": []},
     ]
     atol = 1e-4
+    invalid_params = {
+        "features": [{"kind": "no-such-kind"}],
+        "user_features": [{"kind": "categories", "column": "occupation", "bogus": 1}],
+    }
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -41,10 +45,16 @@ class TestHybridMFWithoutAttributes(RecommenderContract):
     model = HybridMF
     configs = [HYBRID]
     atol = 1e-4
+    invalid_params = {"features": "genres", "user_features": [5]}
 
 
 class TestBlend(RecommenderContract):
     model = Blend
+    invalid_params = {
+        "members": [{"model": "popular", "params": {"half_life_days": -1.0}}],
+        "weights": [1.0, float("nan")],
+    }
+    invalid_combinations = [{"weights": [1.0, 2.0, 3.0]}, {"fallback": 2}]
     configs = [
         {
             "members": [
