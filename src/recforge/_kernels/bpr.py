@@ -241,6 +241,11 @@ def bpr_epoch(
         sample is skipped when no negative was found in a few tries).
     """
     n_segments = (item_bounds.shape[0] - 1) ** 2
+    if states.shape[0] != n_segments or bounds.shape[0] != n_segments + 1:
+        raise ValueError(
+            f"{n_segments} blocks need {n_segments} generator states and {n_segments + 1} "
+            f"bounds, got {states.shape[0]} and {bounds.shape[0]}"
+        )
     stats = np.zeros((n_segments, 3), dtype=np.float64)
     kernel = _bpr_segments_parallel if run_parallel(n_segments) else _bpr_segments_serial
     blocks = (positions, bounds, block_items, item_bounds)
