@@ -71,26 +71,25 @@ _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 # --------------------------------------------------------------- the previous Hogwild kernels
 @njit(nogil=True, parallel=True, fastmath=_FAST)
-def _svd_hogwild(user, item, value, order, mu, bu, bi, P, Q, rates, nb):
+def _svd_hogwild(ratings, order, mu, params, rates, nb):
     step = (order.shape[0] + nb - 1) // nb
     partial = np.zeros(nb, dtype=np.float64)
     for b in prange(nb):
         lo, hi = b * step, min(order.shape[0], (b + 1) * step)
-        partial[b] = _svd_range(lo, hi, user, item, value, order, mu, bu, bi, P, Q, rates)
+        partial[b] = _svd_range(lo, hi, ratings, order, mu, params, rates)
     return partial.sum()
 
 
 @njit(nogil=True, parallel=True, fastmath=_FAST)
-def _svdpp_hogwild(order, indptr, indices, values, mu, bu, bi, P, Q, Y, rates, nb):
+def _svdpp_hogwild(order, csr, mu, params, rates, nb):
     step = (order.shape[0] + nb - 1) // nb
     partial = np.zeros(nb, dtype=np.float64)
     for b in prange(nb):
-        z = np.empty(P.shape[1], dtype=np.float32)
-        gz = np.empty(P.shape[1], dtype=np.float32)
+        z = np.empty(params[2].shape[1], dtype=np.float32)
+        gz = np.empty(params[2].shape[1], dtype=np.float32)
         s = 0.0
         for t in range(b * step, min(order.shape[0], (b + 1) * step)):
-            u = order[t]
-            s += _svdpp_user(u, indptr, indices, values, mu, bu, bi, P, Q, Y, z, gz, rates)
+            s += _svdpp_user(order[t], csr, mu, params, z, gz, rates)
         partial[b] = s
     return partial.sum()
 
@@ -122,12 +121,15 @@ class HogwildSVD(SVD):
     def _fit(self, dataset: Any, options: Any) -> None:
         gen = self._init_common(dataset)
         lr, reg = self.learning_rate, self.reg
-        user, item = dataset.user.astype(np.int32), dataset.item.astype(np.int32)
-        value = dataset.value.astype(np.float32)
-        args = (self.global_mean_, *self._biases_and_factors(), (lr,) * 4 + (reg,) * 4)
+        ratings = (
+            dataset.user.astype(np.int32),
+            dataset.item.astype(np.int32),
+            dataset.value.astype(np.float32),
+        )
+        args = (self.global_mean_, self._biases_and_factors(), (lr,) * 4 + (reg,) * 4)
         for _ in range(self.epochs):
-            order = gen.permutation(user.shape[0]).astype(np.int64)
-            _svd_hogwild(user, item, value, order, *args, numba.get_num_threads())
+            order = gen.permutation(ratings[0].shape[0]).astype(np.int64)
+            _svd_hogwild(ratings, order, *args, numba.get_num_threads())
 
 
 class HogwildSVDpp(SVDpp):
@@ -140,8 +142,8 @@ class HogwildSVDpp(SVDpp):
         lr, reg = self.learning_rate, self.reg
         for _ in range(self.epochs):
             _svdpp_hogwild(
-                gen.permutation(dataset.n_users).astype(np.int64), *csr, self.global_mean_,
-                *self._biases_and_factors(), self.implicit_factors_,
+                gen.permutation(dataset.n_users).astype(np.int64), csr, self.global_mean_,
+                (*self._biases_and_factors(), self.implicit_factors_),
                 (lr,) * 3 + (reg,) * 3, numba.get_num_threads(),
             )  # fmt: skip
         self.user_implicit_ = svdpp_implicit_sums(csr[0], csr[1], self.implicit_factors_)

@@ -57,6 +57,7 @@ _S32 = np.uint64(32)
 _TWO53 = 1.0 / 9007199254740992.0
 _MAX_TRIES = 16
 _F32 = np.float32
+Arrays = tuple[np.ndarray, ...]
 #: fast-math flags: reassociation lets LLVM vectorise the float32 dot products
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -158,16 +159,9 @@ def _bpr_step(
 @njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
 def _bpr_segment(
     g: int,
-    csr: tuple[np.ndarray, np.ndarray, np.ndarray],
-    P: np.ndarray,
-    Q: np.ndarray,
-    bias: np.ndarray,
-    rates: tuple[float, float],
-    blocks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    cdf: np.ndarray,
-    states: np.ndarray,
-    stats: np.ndarray,
-) -> None:
+    csr: Arrays, P: np.ndarray, Q: np.ndarray, bias: np.ndarray, rates: tuple[float, float],
+    blocks: Arrays, cdf: np.ndarray, states: np.ndarray, stats: np.ndarray,
+) -> None:  # fmt: skip
     """The samples of segment ``g`` (block ``(r, (r + s) mod B)`` for ``g = s B + r``)."""
     row_of, indptr, indices = csr
     positions, bounds, block_items, item_bounds = blocks
@@ -202,32 +196,18 @@ def _bpr_segment(
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def _bpr_segments_serial(
-    csr: tuple[np.ndarray, np.ndarray, np.ndarray],
-    P: np.ndarray,
-    Q: np.ndarray,
-    bias: np.ndarray,
-    rates: tuple[float, float],
-    blocks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    cdf: np.ndarray,
-    states: np.ndarray,
-    stats: np.ndarray,
-) -> None:
+    csr: Arrays, P: np.ndarray, Q: np.ndarray, bias: np.ndarray, rates: tuple[float, float],
+    blocks: Arrays, cdf: np.ndarray, states: np.ndarray, stats: np.ndarray,
+) -> None:  # fmt: skip
     for g in range(stats.shape[0]):
         _bpr_segment(g, csr, P, Q, bias, rates, blocks, cdf, states, stats)
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
 def _bpr_segments_parallel(
-    csr: tuple[np.ndarray, np.ndarray, np.ndarray],
-    P: np.ndarray,
-    Q: np.ndarray,
-    bias: np.ndarray,
-    rates: tuple[float, float],
-    blocks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    cdf: np.ndarray,
-    states: np.ndarray,
-    stats: np.ndarray,
-) -> None:
+    csr: Arrays, P: np.ndarray, Q: np.ndarray, bias: np.ndarray, rates: tuple[float, float],
+    blocks: Arrays, cdf: np.ndarray, states: np.ndarray, stats: np.ndarray,
+) -> None:  # fmt: skip
     n_blocks = blocks[3].shape[0] - 1
     for s in range(n_blocks):
         for r in prange(n_blocks):
@@ -261,6 +241,11 @@ def bpr_epoch(
         sample is skipped when no negative was found in a few tries).
     """
     n_segments = (item_bounds.shape[0] - 1) ** 2
+    if states.shape[0] != n_segments or bounds.shape[0] != n_segments + 1:
+        raise ValueError(
+            f"{n_segments} blocks need {n_segments} generator states and {n_segments + 1} "
+            f"bounds, got {states.shape[0]} and {bounds.shape[0]}"
+        )
     stats = np.zeros((n_segments, 3), dtype=np.float64)
     kernel = _bpr_segments_parallel if run_parallel(n_segments) else _bpr_segments_serial
     blocks = (positions, bounds, block_items, item_bounds)

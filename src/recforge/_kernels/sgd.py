@@ -10,7 +10,11 @@ indptr : (n_users + 1,) int64, indices : (nnz,) int32, values : (nnz,) float32 -
 grouped by user (CSR rows), used by SVD++
 Y : (n_items, f) float32 implicit item factors of SVD++, in place
 
-Every epoch kernel returns the sum of squared training errors seen during the epoch (float64).
+The SVD kernels take ``ratings = (user, item, value)``, ``params = (user_bias, item_bias, P,
+Q)`` and ``rates = (lr_bu, lr_bi, lr_p, lr_q, reg_bu, reg_bi, reg_p, reg_q)``; the SVD++ ones
+``csr = (indptr, indices, values)``, ``params = (user_bias, item_bias, P, Q, Y)`` and ``rates =
+(lr_b, lr_f, lr_y, reg_b, reg_f, reg_y)`` (biases, factors, implicit factors). Every epoch
+kernel returns the sum of squared training errors seen during the epoch (float64).
 
 :func:`svd_epoch_strata` runs the blocks of a stratified order (:mod:`recforge._kernels.strata`)
 in parallel: the blocks of one stratum share no user and no item, so no update is lost or
@@ -29,6 +33,10 @@ from numba import njit, prange
 from recforge._kernels.strata import run_parallel
 
 _F32 = np.float32
+Ratings = tuple[np.ndarray, np.ndarray, np.ndarray]
+SvdParams = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+SvdppParams = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Rates = tuple[float, ...]
 #: fast-math flags: reassociation lets LLVM vectorise the float32 dot products
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -46,22 +54,19 @@ __all__ = [
 def _svd_range(
     lo: int,
     hi: int,
-    user: np.ndarray,
-    item: np.ndarray,
-    value: np.ndarray,
+    ratings: Ratings,
     order: np.ndarray,
     mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    rates: tuple[float, float, float, float, float, float, float, float],
+    params: SvdParams,
+    rates: Rates,
 ) -> float:
     """SGD steps on the ratings ``order[lo:hi]``; float32 throughout.
 
     The dot product is reassociated (SIMD), so results match the reference to rounding, not
     bit for bit.
     """
+    user, item, value = ratings
+    bu, bi, P, Q = params
     f = P.shape[1]
     m32 = _F32(mu)
     a_bu, a_bi, a_p, a_q = _F32(rates[0]), _F32(rates[1]), _F32(rates[2]), _F32(rates[3])
@@ -90,80 +95,37 @@ def _svd_range(
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def svd_epoch(
-    user: np.ndarray,
-    item: np.ndarray,
-    value: np.ndarray,
-    order: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    rates: tuple[float, float, float, float, float, float, float, float],
+    ratings: Ratings, order: np.ndarray, mu: float, params: SvdParams, rates: Rates
 ) -> float:
-    """One sequential SGD epoch of biased MF in ``order``, Surprise's update rule.
-
-    ``rates`` is ``(lr_bu, lr_bi, lr_p, lr_q, reg_bu, reg_bi, reg_p, reg_q)``.
-    """
-    return _svd_range(0, order.shape[0], user, item, value, order, mu, bu, bi, P, Q, rates)
+    """One sequential SGD epoch of biased MF in ``order``, Surprise's update rule."""
+    return _svd_range(0, order.shape[0], ratings, order, mu, params, rates)
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def _svd_segments_serial(
-    user: np.ndarray,
-    item: np.ndarray,
-    value: np.ndarray,
-    order: np.ndarray,
-    bounds: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    rates: tuple[float, float, float, float, float, float, float, float],
-    partial: np.ndarray,
-) -> None:
+    ratings: Ratings, order: np.ndarray, bounds: np.ndarray, mu: float, params: SvdParams,
+    rates: Rates, partial: np.ndarray,
+) -> None:  # fmt: skip
     for g in range(partial.shape[0]):
-        lo, hi = bounds[g], bounds[g + 1]
-        partial[g] = _svd_range(lo, hi, user, item, value, order, mu, bu, bi, P, Q, rates)
+        partial[g] = _svd_range(bounds[g], bounds[g + 1], ratings, order, mu, params, rates)
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
 def _svd_segments_parallel(
-    user: np.ndarray,
-    item: np.ndarray,
-    value: np.ndarray,
-    order: np.ndarray,
-    bounds: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    rates: tuple[float, float, float, float, float, float, float, float],
-    partial: np.ndarray,
-) -> None:
+    ratings: Ratings, order: np.ndarray, bounds: np.ndarray, mu: float, params: SvdParams,
+    rates: Rates, partial: np.ndarray,
+) -> None:  # fmt: skip
     n_blocks = round(math.sqrt(partial.shape[0]))
     for s in range(n_blocks):
         for r in prange(n_blocks):
             g = s * n_blocks + r
-            lo, hi = bounds[g], bounds[g + 1]
-            partial[g] = _svd_range(lo, hi, user, item, value, order, mu, bu, bi, P, Q, rates)
+            partial[g] = _svd_range(bounds[g], bounds[g + 1], ratings, order, mu, params, rates)
 
 
 def svd_epoch_strata(
-    user: np.ndarray,
-    item: np.ndarray,
-    value: np.ndarray,
-    order: np.ndarray,
-    bounds: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    rates: tuple[float, float, float, float, float, float, float, float],
-) -> float:
+    ratings: Ratings, order: np.ndarray, bounds: np.ndarray, mu: float, params: SvdParams,
+    rates: Rates,
+) -> float:  # fmt: skip
     """One deterministic SGD epoch over a stratified ``order`` (DSGD), parallel where it pays.
 
     ``bounds`` (``(B * B + 1,)``) delimits the segments of ``order`` (see
@@ -174,23 +136,16 @@ def svd_epoch_strata(
     partial = np.zeros(bounds.shape[0] - 1, dtype=np.float64)
     parallel = run_parallel(partial.shape[0])
     kernel = _svd_segments_parallel if parallel else _svd_segments_serial
-    kernel(user, item, value, order, bounds, mu, bu, bi, P, Q, rates, partial)
+    kernel(ratings, order, bounds, mu, params, rates, partial)
     return float(partial.sum())
 
 
 def svd_epoch_reference(
-    user: np.ndarray,
-    item: np.ndarray,
-    value: np.ndarray,
-    order: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    rates: tuple[float, float, float, float, float, float, float, float],
+    ratings: Ratings, order: np.ndarray, mu: float, params: SvdParams, rates: Rates
 ) -> float:
     """Slow NumPy reference of :func:`svd_epoch` (same order, same float32 updates, in place)."""
+    user, item, value = ratings
+    bu, bi, P, Q = params
     f32 = np.float32
     mu32 = f32(mu)
     a_bu, a_bi, a_p, a_q, g_bu, g_bi, g_p, g_q = (f32(x) for x in rates)
@@ -211,21 +166,12 @@ def svd_epoch_reference(
 # --------------------------------------------------------------------------- SVD++
 @njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
 def _svdpp_user(
-    u: int,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    values: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    Y: np.ndarray,
-    z: np.ndarray,
-    gz: np.ndarray,
-    rates: tuple[float, float, float, float, float, float],
-) -> float:
+    u: int, csr: Ratings, mu: float, params: SvdppParams, z: np.ndarray, gz: np.ndarray,
+    rates: Rates,
+) -> float:  # fmt: skip
     """Surprise's SVD++ updates for every rating of user ``u``; ``z``, ``gz``: (f,) scratch."""
+    indptr, indices, values = csr
+    bu, bi, P, Q, Y = params
     f = P.shape[1]
     lo = indptr[u]
     hi = indptr[u + 1]
@@ -280,17 +226,7 @@ def _svdpp_user(
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def svdpp_epoch(
-    user_order: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    values: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    Y: np.ndarray,
-    rates: tuple[float, float, float, float, float, float],
+    user_order: np.ndarray, csr: Ratings, mu: float, params: SvdppParams, rates: Rates
 ) -> float:
     """One sequential SVD++ epoch visiting users in ``user_order`` (deterministic).
 
@@ -304,13 +240,12 @@ def svdpp_epoch(
     ``y_j`` themselves are brought up to date once per user with ``y_j <- d^n y_j + s``, where
     ``s`` accumulates the shared term with the same decay.
     """
-    f = P.shape[1]
+    f = params[2].shape[1]
     z = np.empty(f, dtype=np.float32)
     gz = np.empty(f, dtype=np.float32)
     sse = 0.0
     for t in range(user_order.shape[0]):
-        u = user_order[t]
-        sse += _svdpp_user(u, indptr, indices, values, mu, bu, bi, P, Q, Y, z, gz, rates)
+        sse += _svdpp_user(user_order[t], csr, mu, params, z, gz, rates)
     return sse
 
 
@@ -337,23 +272,15 @@ def svdpp_implicit_sums(indptr: np.ndarray, indices: np.ndarray, Y: np.ndarray) 
 
 
 def svdpp_epoch_reference(
-    user_order: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    values: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    Y: np.ndarray,
-    rates: tuple[float, float, float, float, float, float],
+    user_order: np.ndarray, csr: Ratings, mu: float, params: SvdppParams, rates: Rates
 ) -> float:
     """Slow NumPy reference of :func:`svdpp_epoch`: Surprise's literal per-rating updates.
 
     Recomputes the implicit sum from the current ``y_j`` for every rating and updates every
     ``y_j`` of ``N(u)`` after every rating (``O(|N(u)| f)`` per rating), in float32.
     """
+    indptr, indices, values = csr
+    bu, bi, P, Q, Y = params
     f32 = np.float32
     mu32 = f32(mu)
     a_b, a_f, a_y, g_b, g_f, g_y = (f32(x) for x in rates)

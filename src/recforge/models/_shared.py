@@ -1,18 +1,22 @@
 """Helpers shared by the factor models (ALS, BPR, SVD, SVD++, HybridMF).
 
-Seeding, the kernels' thread count, cosine similarity of item factor rows (with the norms
-cached per factor array), and the hyperparameters the implicit factor models (ALS, BPR)
-declare alike.
+Seeding and initial factors, the epoch loop of the SGD models, cosine similarity of item factor
+rows (with the norms cached per factor array), and the hyperparameters the implicit factor
+models (ALS, BPR) declare alike.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from recforge.models.base import param
+
+if TYPE_CHECKING:
+    from recforge.models.base import TrainingOptions
 
 __all__ = [
     "FACTORS",
@@ -22,7 +26,8 @@ __all__ = [
     "cosine_scores",
     "factor_norms",
     "make_rng",
-    "num_threads",
+    "normal_factors",
+    "train_epochs",
 ]
 
 
@@ -39,16 +44,34 @@ INIT_STD: float = param(
 )
 
 
-def num_threads() -> int:
-    """Threads numba's parallel kernels use (``NUMBA_NUM_THREADS`` / ``set_num_threads``)."""
-    import numba
-
-    return int(numba.get_num_threads())
-
-
 def make_rng(seed: int | None) -> np.random.Generator:
     """Generator from the model's ``rng`` seed (``None``: fresh OS entropy)."""
     return np.random.default_rng(seed)
+
+
+def normal_factors(
+    gen: np.random.Generator, n: int, factors: int, mean: float, std: float
+) -> np.ndarray:
+    """``(n, factors)`` float32 draws from ``N(mean, std²)``, the SGD models' initial factors."""
+    return gen.normal(mean, std, (n, factors)).astype(np.float32)
+
+
+def train_epochs(
+    model: Any,
+    options: TrainingOptions,
+    n_epochs: int,
+    label: str,
+    step: Callable[[], float],
+    history: list[float],
+) -> None:
+    """Run ``step`` once per epoch, append what it returns to ``history`` and honour callbacks.
+
+    ``history`` is the model's own list (e.g. ``train_rmse_``), so a callback sees it grow.
+    """
+    for epoch in options.epochs(n_epochs, label):
+        history.append(step())
+        if options.after_epoch(epoch, model):
+            break
 
 
 def factor_norms(factors: np.ndarray) -> np.ndarray:

@@ -13,6 +13,8 @@ from recforge.models._shared import (
     INIT_STD,
     CosineSimilarItems,
     make_rng,
+    normal_factors,
+    train_epochs,
     with_unit_column,
 )
 from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
@@ -103,8 +105,8 @@ class BPR(CosineSimilarItems, Recommender):
         row_of = np.repeat(np.arange(x.shape[0], dtype=np.int32), np.diff(indptr))
         gen = make_rng(self.rng)
         f = self.factors
-        self.user_factors_ = gen.normal(0.0, self.init_std, (dataset.n_users, f)).astype(np.float32)
-        self.item_factors_ = gen.normal(0.0, self.init_std, (dataset.n_items, f)).astype(np.float32)
+        self.user_factors_ = normal_factors(gen, dataset.n_users, f, 0.0, self.init_std)
+        self.item_factors_ = normal_factors(gen, dataset.n_items, f, 0.0, self.init_std)
         self.item_bias_ = np.zeros(dataset.n_items, dtype=np.float32)
         strata = Strata(row_of, indices, dataset.n_users, dataset.n_items, gen, equal_cols=True)
         blocks = (*strata.grouped(), *strata.col_groups())
@@ -112,16 +114,17 @@ class BPR(CosineSimilarItems, Recommender):
         if self.neg_sampling != "uniform":
             cdf = block_negative_cdf(self.item_popularity_, self.neg_beta, *blocks[2:])
         states = seed_states(gen, strata.n_blocks**2)
-        self.train_accuracy_: list[float] = []
-        for epoch in options.epochs(self.epochs, "BPR"):
+
+        def epoch() -> float:
             stats = bpr_epoch(
                 row_of, indptr, indices,
                 self.user_factors_, self.item_factors_, self.item_bias_,
                 self.learning_rate, self.reg, *blocks, cdf, states,
             )  # fmt: skip
-            self.train_accuracy_.append(float(stats[1] / max(stats[0], 1.0)))
-            if options.after_epoch(epoch, self):
-                break
+            return float(stats[1] / max(stats[0], 1.0))
+
+        self.train_accuracy_: list[float] = []
+        train_epochs(self, options, self.epochs, "BPR", epoch, self.train_accuracy_)
 
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
         scores = self.user_factors_[user_idx] @ self.item_factors_.T

@@ -8,7 +8,13 @@ from typing import Any
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models._shared import CosineSimilarItems, make_rng, with_unit_column
+from recforge.models._shared import (
+    CosineSimilarItems,
+    make_rng,
+    normal_factors,
+    train_epochs,
+    with_unit_column,
+)
 from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["SVD", "SVDpp"]
@@ -90,8 +96,7 @@ class _RatingMF(_RatingMFState, CosineSimilarItems, Recommender):
 
     def _normal_factors(self, gen: np.random.Generator, n: int) -> np.ndarray:
         """``(n, factors)`` float32 draws from ``N(init_mean, init_std²)``."""
-        shape = (n, self.factors)
-        return gen.normal(self.init_mean, self.init_std, shape).astype(np.float32)
+        return normal_factors(gen, n, self.factors, self.init_mean, self.init_std)
 
     def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx]
@@ -236,15 +241,17 @@ class SVD(_RatingMF):
         item = np.ascontiguousarray(dataset.item, dtype=np.int32)
         value = np.ascontiguousarray(dataset.value, dtype=np.float32)
         rates = (lr_bu, lr_bi, lr, lr, reg_bu, reg_bi, reg, reg)
-        args = (self.global_mean_, *self._biases_and_factors(), rates)
+        ratings = (user, item, value)
+        params = self._biases_and_factors()
         strata = Strata(user, item, dataset.n_users, dataset.n_items, gen)
-        self.train_rmse_: list[float] = []
-        for epoch in options.epochs(self.epochs, "SVD"):
+
+        def epoch() -> float:
             order, bounds = strata.order(gen)
-            sse = svd_epoch_strata(user, item, value, order, bounds, *args)
-            self.train_rmse_.append(float(np.sqrt(sse / max(1, user.shape[0]))))
-            if options.after_epoch(epoch, self):
-                break
+            sse = svd_epoch_strata(ratings, order, bounds, self.global_mean_, params, rates)
+            return float(np.sqrt(sse / max(1, user.shape[0])))
+
+        self.train_rmse_: list[float] = []
+        train_epochs(self, options, self.epochs, "SVD", epoch, self.train_rmse_)
 
     def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
         # ridge fold-in: the user vector minimising Σ (r - μ - b_i - q_i·p)² + reg n ‖p‖²
@@ -323,19 +330,18 @@ class SVDpp(_RatingMF):
         lr_b = lr if self.lr_bias is None else self.lr_bias
         reg_b = reg if self.reg_bias is None else self.reg_bias
         rates = (lr_b, lr, lr, reg_b, reg, reg)
-        args = (
-            indptr, indices, values, self.global_mean_,
-            *self._biases_and_factors(), self.implicit_factors_, rates,
-        )  # fmt: skip
-        self.train_rmse_: list[float] = []
-        self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
-        for epoch in options.epochs(self.epochs, "SVD++"):
+        csr = (indptr, indices, values)
+        params = (*self._biases_and_factors(), self.implicit_factors_)
+
+        def epoch() -> float:
             user_order = gen.permutation(nu).astype(np.int64)
-            sse = svdpp_epoch(user_order, *args)
-            self.train_rmse_.append(float(np.sqrt(sse / max(1, indices.shape[0]))))
+            sse = svdpp_epoch(user_order, csr, self.global_mean_, params, rates)
             self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
-            if options.after_epoch(epoch, self):
-                break
+            return float(np.sqrt(sse / max(1, indices.shape[0])))
+
+        self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
+        self.train_rmse_: list[float] = []
+        train_epochs(self, options, self.epochs, "SVD++", epoch, self.train_rmse_)
 
     def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx] + self.user_implicit_[user_idx]

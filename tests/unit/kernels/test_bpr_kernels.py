@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from recforge._kernels.bpr import (
@@ -142,3 +143,16 @@ def test_fold_in_learns_preference() -> None:
     assert scores[items].mean() > np.delete(scores, items).mean()
     p2 = bpr_fold_in(items, Q, b, 50, 0.1, 0.01, np.empty(0), np.array([9], dtype=np.uint64))
     np.testing.assert_array_equal(p, p2)
+
+
+def test_epoch_rejects_too_few_generator_states() -> None:
+    row_of, indptr, indices, rng = _matrix()
+    strata = Strata(row_of, indices, 30, 20, rng, equal_cols=True, n_blocks=3)
+    P = np.zeros((30, 2), dtype=np.float32)
+    Q = np.zeros((20, 2), dtype=np.float32)
+    b = np.zeros(20, dtype=np.float32)
+    blocks = (*strata.grouped(), *strata.col_groups())
+    with pytest.raises(ValueError, match="9 generator states"):
+        bpr_epoch(
+            row_of, indptr, indices, P, Q, b, 0.1, 0.0, *blocks, np.empty(0), seed_states(rng, 1)
+        )

@@ -42,8 +42,8 @@ def test_svd_epoch_matches_reference() -> None:
     order = rng.permutation(NNZ).astype(np.int64)
     fast = [a.copy() for a in state[:4]]
     slow = [a.copy() for a in state[:4]]
-    sse_fast = svd_epoch(u, i, r, order, 3.2, *fast, RATES)
-    sse_slow = svd_epoch_reference(u, i, r, order, 3.2, *slow, RATES)
+    sse_fast = svd_epoch((u, i, r), order, 3.2, tuple(fast), RATES)
+    sse_slow = svd_epoch_reference((u, i, r), order, 3.2, tuple(slow), RATES)
     assert abs(sse_fast - sse_slow) <= 1e-6 * sse_slow
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -59,7 +59,10 @@ def _strata_epochs(u, i, r, state, threads: int, epochs: int = 3) -> tuple[list,
     before = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        sse = [svd_epoch_strata(u, i, r, *strata.order(gen), 3.0, *a, RATES) for _ in range(epochs)]
+        sse = [
+            svd_epoch_strata((u, i, r), *strata.order(gen), 3.0, tuple(a), RATES)
+            for _ in range(epochs)
+        ]
     finally:
         numba.set_num_threads(before)
     return a, sse
@@ -71,8 +74,8 @@ def test_svd_strata_equals_sequential_on_the_stratified_order() -> None:
     order, bounds = Strata(u, i, N_USERS, N_ITEMS, gen, n_blocks=4).order(gen)
     a = [x.copy() for x in state[:4]]
     b = [x.copy() for x in state[:4]]
-    s1 = svd_epoch(u, i, r, order, 3.0, *a, RATES)
-    s2 = svd_epoch_strata(u, i, r, order, bounds, 3.0, *b, RATES)
+    s1 = svd_epoch((u, i, r), order, 3.0, tuple(a), RATES)
+    s2 = svd_epoch_strata((u, i, r), order, bounds, 3.0, tuple(b), RATES)
     assert abs(s1 - s2) <= 1e-12 * s1  # partial sums per block, added in a fixed order
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
@@ -94,13 +97,13 @@ def test_svdpp_epoch_matches_reference() -> None:
     # N(u) is a set: one rating per (user, item) pair
     _, first = np.unique(u.astype(np.int64) * N_ITEMS + i, return_index=True)
     u, i, r = u[first], i[first], r[first]
-    indptr, indices, values = group_by_user(u, i, r, N_USERS)
+    csr = group_by_user(u, i, r, N_USERS)
     user_order = rng.permutation(N_USERS).astype(np.int64)
     fast = [a.copy() for a in state]
     slow = [a.copy() for a in state]
     rates = (0.007, 0.005, 0.006, 0.02, 0.015, 0.01)
-    s1 = svdpp_epoch(user_order, indptr, indices, values, 3.1, *fast, rates)
-    s2 = svdpp_epoch_reference(user_order, indptr, indices, values, 3.1, *slow, rates)
+    s1 = svdpp_epoch(user_order, csr, 3.1, tuple(fast), rates)
+    s2 = svdpp_epoch_reference(user_order, csr, 3.1, tuple(slow), rates)
     assert abs(s1 - s2) < 1e-6 * s2
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -177,7 +177,8 @@ def test_svd_kernel_reproduces_surprise_svd() -> None:
     r = triples[:, 2].astype(np.float32)
     order = np.arange(u.size, dtype=np.int64)
     for _ in range(3):
-        svd_epoch(u, i, r, order, trainset.global_mean, bu, bi, P, Q, (0.005,) * 4 + (0.02,) * 4)
+        rates = (0.005,) * 4 + (0.02,) * 4
+        svd_epoch((u, i, r), order, trainset.global_mean, (bu, bi, P, Q), rates)
     np.testing.assert_allclose(P, algo.pu, atol=1e-5)
     np.testing.assert_allclose(Q, algo.qi, atol=1e-5)
     np.testing.assert_allclose(bu, algo.bu, atol=1e-5)
@@ -209,7 +210,7 @@ def test_svdpp_kernel_reproduces_surprise_svdpp() -> None:
     order = np.arange(trainset.n_users, dtype=np.int64)
     for _ in range(2):
         svdpp_epoch(
-            order, indptr, indices, values, trainset.global_mean, bu, bi, P, Q, Y,
+            order, (indptr, indices, values), trainset.global_mean, (bu, bi, P, Q, Y),
             (0.007, 0.007, 0.007, 0.02, 0.02, 0.02),
         )  # fmt: skip
     np.testing.assert_allclose(bu, algo.bu, atol=1e-4)
