@@ -80,16 +80,10 @@ def _row(name, recall, qps, p50, p99, build_s, size_mb) -> str:
 
 
 def _indexes(args, keys, queries, truth) -> list[str]:
-    import faiss
 
     rows = []
-    flat = faiss.IndexFlatIP(args.dim)
-    flat.add(keys)
-    qps, found = _batch_qps(lambda q: flat.search(q, 10)[1], queries, args.repeats)
-    p50, p99 = _single_latency(lambda q: flat.search(q, 10), queries, 100)
-    rows.append(
-        _row("faiss flat (exact)", _recall(found, truth), qps, p50, p99, 0.0, keys.nbytes / 2**20)
-    )
+    if not args.skip_flat:
+        rows.append(_flat_row(args, keys, queries, truth))
     t = time.perf_counter()
     hnsw = build_index(IndexSpec(kind="hnsw", m=32, ef_construction=args.ef_construction), keys)
     build = time.perf_counter() - t
@@ -121,6 +115,18 @@ def _indexes(args, keys, queries, truth) -> list[str]:
             )
         )
     return rows
+
+
+def _flat_row(args, keys: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> str:
+    import faiss
+
+    flat = faiss.IndexFlatIP(args.dim)
+    flat.add(keys)
+    qps, found = _batch_qps(lambda q: flat.search(q, 10)[1], queries, args.repeats)
+    p50, p99 = _single_latency(lambda q: flat.search(q, 10), queries, 100)
+    return _row(
+        "faiss flat (exact)", _recall(found, truth), qps, p50, p99, 0.0, keys.nbytes / 2**20
+    )
 
 
 def _hnsw_search(index, q: np.ndarray, ef: int) -> np.ndarray:
@@ -196,6 +202,7 @@ def main() -> None:
     parser.add_argument("--nlist", type=int, default=4096)
     parser.add_argument("--nprobe", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument("--skip-flat", action="store_true", help="skip faiss IndexFlatIP")
     args = parser.parse_args()
     import faiss
     from threadpoolctl import threadpool_limits
