@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from _common import DATA_DIR, environment, load_ratings, markdown_table, measure
 from recforge.data import Dataset
 from recforge.evaluation import evaluate
-from recforge.models.base import Recommender, TrainingOptions
+from recforge.models.base import Recommender, TrainingOptions, param
 from recforge.split import random_split
 
 
@@ -41,9 +41,12 @@ class FactorScores(Recommender):
 
     name: ClassVar[str] = "implicit-als"
 
-    def __init__(self, user_factors: Any = None, item_factors: Any = None) -> None:
-        self.user_factors = user_factors
-        self.item_factors = item_factors
+    user_factors: np.ndarray | None = param(
+        default=None, convert=np.asarray, doc="The peer's user factors."
+    )
+    item_factors: np.ndarray | None = param(
+        default=None, convert=np.asarray, doc="The peer's item factors."
+    )
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         self.user_factors_ = np.ascontiguousarray(self.user_factors, dtype=np.float32)

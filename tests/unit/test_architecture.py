@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,7 @@ def _contract_classes(monkeypatch: pytest.MonkeyPatch) -> set[type[Recommender]]
         assert spec is not None
         assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, spec.name, module)  # as an import would
         spec.loader.exec_module(module)
         for obj in vars(module).values():
             if (

@@ -58,14 +58,10 @@ def value(result: EvaluationResult, model: str, metric: str, k: int | None, grou
 
 
 class SpyPopular(MostPopular):
-    """MostPopular that records the datasets it is fitted on."""
-
-    def __init__(self, half_life_days: float | None = None) -> None:
-        super().__init__(half_life_days=half_life_days)
-        self.fitted_on: list[Dataset] = []
+    """MostPopular that records the datasets it is fitted on (in ``fitted_on``)."""
 
     def fit(self, dataset: Dataset) -> SpyPopular:
-        self.fitted_on.append(dataset)
+        vars(self).setdefault("fitted_on", []).append(dataset)
         return super().fit(dataset)
 
 

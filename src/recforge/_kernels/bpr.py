@@ -5,30 +5,41 @@ proportion to their activity, as in ``implicit``) and a negative item ``j`` the 
 interact with, either uniformly or from a popularity distribution given as a cumulative table.
 The update ascends ``ln σ(x_uij) - reg ‖θ‖²`` with ``x_uij = b_i - b_j + p_u·(q_i - q_j)``.
 
-Random numbers come from a per-block xorshift64* generator whose states are passed in, so a
-run is reproducible for a fixed number of blocks when blocks run one after the other (one
-thread). With several threads, blocks run concurrently without locks (Hogwild!), which is not
-bit-deterministic.
+The epoch is parallel and deterministic (DSGD, see :mod:`recforge._kernels.strata`): users are
+cut into ``B`` blocks of equal activity and items into ``B`` random blocks of equal size.
+Block ``(r, c)`` draws as many samples as it holds interactions, its positives among them and
+its negatives among the items of item block ``c`` (uniformly or by popularity within the
+block, an unbiased sample of the catalogue's distribution since the block is a random subset).
+The blocks of a stratum share no user and no item, so they run in parallel without races;
+each block owns an xorshift64* generator state. A fit is therefore bit-identical under the
+seed whatever the number of threads.
 
 Shapes and dtypes
 -----------------
 row_of : (nnz,) int32, the user of each stored interaction; indptr : (n_users + 1,) int64;
 indices : (nnz,) int32, sorted within each row
 P : (n_users, f) float32; Q : (n_items, f) float32; bias : (n_items,) float32, all in place
-cdf : (n_items,) float64 cumulative negative-sampling probabilities (last entry 1), or an
-empty array for uniform sampling
-states : (n_blocks,) uint64 non-zero generator states, advanced in place
+positions : (nnz,) int64 interaction positions grouped by block; bounds : (B * B + 1,) int64
+block_items : (n_items,) int32 items grouped by item block; item_bounds : (B + 1,) int64
+cdf : float64 cumulative negative-sampling probabilities, restarting at each item block of
+``block_items`` (each block's last entry 1), or an empty array for uniform sampling
+states : (B * B,) uint64 non-zero generator states, one per block, advanced in place
 """
 
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 from numba import njit, prange
 from numba.core import config as _numba_config
 
+from recforge._kernels.csr import row_contains
+from recforge._kernels.strata import run_parallel
+
 __all__ = [
+    "block_negative_cdf",
     "bpr_epoch",
     "bpr_fold_in",
     "bpr_step_reference",
@@ -46,6 +57,7 @@ _S32 = np.uint64(32)
 _TWO53 = 1.0 / 9007199254740992.0
 _MAX_TRIES = 16
 _F32 = np.float32
+Arrays = tuple[np.ndarray, ...]
 #: fast-math flags: reassociation lets LLVM vectorise the float32 dot products
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -86,33 +98,20 @@ def _uniform(states: np.ndarray, b: int) -> float:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _sample_item(states: np.ndarray, b: int, cdf: np.ndarray, n_items: int) -> np.int64:
+def _sample_in(states: np.ndarray, b: int, cdf: np.ndarray, lo: int, hi: int) -> np.int64:
+    """A position in ``[lo, hi)``: uniform, or by the cumulative table ``cdf[lo:hi]``."""
     if cdf.shape[0] == 0:
-        return _randint(states, b, n_items)
+        return np.int64(lo) + _randint(states, b, hi - lo)
     x = _uniform(states, b)
-    lo = np.int64(0)
-    hi = np.int64(cdf.shape[0] - 1)
-    while lo < hi:  # first position with cdf > x
-        mid = (lo + hi) // np.int64(2)
+    a = np.int64(lo)
+    z = np.int64(hi - 1)
+    while a < z:  # first position with cdf > x
+        mid = (a + z) // np.int64(2)
         if cdf[mid] > x:
-            hi = mid
+            z = mid
         else:
-            lo = mid + 1
-    return lo
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _contains(indices: np.ndarray, lo: int, hi: int, j: int | np.int64) -> bool:
-    while lo < hi:
-        mid = (lo + hi) // 2
-        v = indices[mid]
-        if v == j:
-            return True
-        if v < j:
-            lo = mid + 1
-        else:
-            hi = mid
-    return False
+            a = mid + 1
+    return a
 
 
 @njit(cache=True, nogil=True)
@@ -120,11 +119,101 @@ def sample_items(cdf: np.ndarray, n_items: int, n: int, states: np.ndarray) -> n
     """``n`` negative-candidate items drawn by the epoch's sampler (for tests), block 0."""
     out = np.empty(n, dtype=np.int64)
     for t in range(n):
-        out[t] = _sample_item(states, 0, cdf, n_items)
+        out[t] = _sample_in(states, 0, cdf, 0, n_items)
     return out
 
 
+@njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
+def _bpr_step(
+    u: int,
+    i: int,
+    j: int | np.int64,
+    P: np.ndarray,
+    Q: np.ndarray,
+    bias: np.ndarray,
+    lr: np.float32,
+    rg: np.float32,
+) -> bool:
+    """One ascent step on ``ln σ(x_uij)``; returns whether ``x_uij > 0`` before it."""
+    f = P.shape[1]
+    pu = P[u]
+    qi = Q[i]
+    qj = Q[j]
+    x = bias[i] - bias[j]
+    for k in range(f):
+        x += pu[k] * (qi[k] - qj[k])
+    # σ(-x) = d ln σ(x) / dx
+    z = _F32(1.0 / (1.0 + math.exp(x))) if x > -30.0 else _F32(1.0)
+    bias[i] += lr * (z - rg * bias[i])
+    bias[j] += lr * (-z - rg * bias[j])
+    for k in range(f):
+        a = pu[k]
+        bi_ = qi[k]
+        bj_ = qj[k]
+        pu[k] = a + lr * (z * (bi_ - bj_) - rg * a)
+        qi[k] = bi_ + lr * (z * a - rg * bi_)
+        qj[k] = bj_ + lr * (-z * a - rg * bj_)
+    return x > 0.0
+
+
+@njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
+def _bpr_segment(
+    g: int,
+    csr: Arrays, P: np.ndarray, Q: np.ndarray, bias: np.ndarray, rates: tuple[float, float],
+    blocks: Arrays, cdf: np.ndarray, states: np.ndarray, stats: np.ndarray,
+) -> None:  # fmt: skip
+    """The samples of segment ``g`` (block ``(r, (r + s) mod B)`` for ``g = s B + r``)."""
+    row_of, indptr, indices = csr
+    positions, bounds, block_items, item_bounds = blocks
+    n_blocks = item_bounds.shape[0] - 1
+    c = (g % n_blocks + g // n_blocks) % n_blocks
+    lo = bounds[g]
+    n = bounds[g + 1] - lo
+    lr = _F32(rates[0])
+    rg = _F32(rates[1])
+    # block-local generator state and counters: no false sharing between threads
+    st = np.empty(1, dtype=np.uint64)
+    st[0] = states[g]
+    used = 0.0
+    correct = 0.0
+    for _ in range(n):
+        p = positions[lo + _randint(st, 0, n)]
+        u = row_of[p]
+        j = np.int64(-1)
+        for _t in range(_MAX_TRIES):
+            cand = block_items[_sample_in(st, 0, cdf, item_bounds[c], item_bounds[c + 1])]
+            if not row_contains(indices, indptr[u], indptr[u + 1], cand):
+                j = cand
+                break
+        if j >= 0:
+            used += 1.0
+            correct += _bpr_step(u, indices[p], j, P, Q, bias, lr, rg)
+    states[g] = st[0]
+    stats[g, 0] = used
+    stats[g, 1] = correct
+    stats[g, 2] = n - used
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _bpr_segments_serial(
+    csr: Arrays, P: np.ndarray, Q: np.ndarray, bias: np.ndarray, rates: tuple[float, float],
+    blocks: Arrays, cdf: np.ndarray, states: np.ndarray, stats: np.ndarray,
+) -> None:  # fmt: skip
+    for g in range(stats.shape[0]):
+        _bpr_segment(g, csr, P, Q, bias, rates, blocks, cdf, states, stats)
+
+
 @njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
+def _bpr_segments_parallel(
+    csr: Arrays, P: np.ndarray, Q: np.ndarray, bias: np.ndarray, rates: tuple[float, float],
+    blocks: Arrays, cdf: np.ndarray, states: np.ndarray, stats: np.ndarray,
+) -> None:  # fmt: skip
+    n_blocks = blocks[3].shape[0] - 1
+    for s in range(n_blocks):
+        for r in prange(n_blocks):
+            _bpr_segment(s * n_blocks + r, csr, P, Q, bias, rates, blocks, cdf, states, stats)
+
+
 def bpr_epoch(
     row_of: np.ndarray,
     indptr: np.ndarray,
@@ -134,11 +223,16 @@ def bpr_epoch(
     bias: np.ndarray,
     learning_rate: float,
     reg: float,
-    n_samples: int,
+    positions: np.ndarray,
+    bounds: np.ndarray,
+    block_items: np.ndarray,
+    item_bounds: np.ndarray,
     cdf: np.ndarray,
     states: np.ndarray,
 ) -> np.ndarray:
-    """``n_samples`` SGD steps split over ``len(states)`` blocks run by ``prange``.
+    """One epoch of ``nnz`` SGD steps, the blocks of each stratum in parallel (deterministic).
+
+    With one block or one thread the segments run in turn (same bits, no thread woken).
 
     Returns
     -------
@@ -146,66 +240,18 @@ def bpr_epoch(
         ``[samples used, samples with x_uij > 0 before the update, samples skipped]`` (a
         sample is skipped when no negative was found in a few tries).
     """
-    n_blocks = states.shape[0]
-    nnz = row_of.shape[0]
-    n_items = Q.shape[0]
-    f = P.shape[1]
-    step = (n_samples + n_blocks - 1) // n_blocks
-    stats = np.zeros((n_blocks, 3), dtype=np.float64)
-    lr = _F32(learning_rate)
-    rg = _F32(reg)
-    for b in prange(n_blocks):
-        todo = min(step, max(0, n_samples - b * step))
-        # block-local generator state and counters: no false sharing between threads
-        st = np.empty(1, dtype=np.uint64)
-        st[0] = states[b]
-        used = 0.0
-        correct = 0.0
-        skipped = 0.0
-        for _ in range(todo):
-            p = _randint(st, 0, nnz)
-            u = row_of[p]
-            i = indices[p]
-            lo = indptr[u]
-            hi = indptr[u + 1]
-            j = np.int64(-1)
-            for _t in range(_MAX_TRIES):
-                c = _sample_item(st, 0, cdf, n_items)
-                if not _contains(indices, lo, hi, c):
-                    j = c
-                    break
-            if j < 0:
-                skipped += 1.0
-                continue
-            pu = P[u]
-            qi = Q[i]
-            qj = Q[j]
-            x = bias[i] - bias[j]
-            for k in range(f):
-                x += pu[k] * (qi[k] - qj[k])
-            if x > 0.0:
-                correct += 1.0
-            used += 1.0
-            # σ(-x) = d ln σ(x) / dx
-            z = _F32(1.0 / (1.0 + math.exp(x))) if x > -30.0 else _F32(1.0)
-            bias[i] += lr * (z - rg * bias[i])
-            bias[j] += lr * (-z - rg * bias[j])
-            for k in range(f):
-                a = pu[k]
-                bi_ = qi[k]
-                bj_ = qj[k]
-                pu[k] = a + lr * (z * (bi_ - bj_) - rg * a)
-                qi[k] = bi_ + lr * (z * a - rg * bi_)
-                qj[k] = bj_ + lr * (-z * a - rg * bj_)
-        states[b] = st[0]
-        stats[b, 0] = used
-        stats[b, 1] = correct
-        stats[b, 2] = skipped
-    out = np.zeros(3, dtype=np.float64)
-    for b in range(n_blocks):
-        for col in range(3):
-            out[col] += stats[b, col]
-    return out
+    n_segments = (item_bounds.shape[0] - 1) ** 2
+    if states.shape[0] != n_segments or bounds.shape[0] != n_segments + 1:
+        raise ValueError(
+            f"{n_segments} blocks need {n_segments} generator states and {n_segments + 1} "
+            f"bounds, got {states.shape[0]} and {bounds.shape[0]}"
+        )
+    stats = np.zeros((n_segments, 3), dtype=np.float64)
+    kernel = _bpr_segments_parallel if run_parallel(n_segments) else _bpr_segments_serial
+    blocks = (positions, bounds, block_items, item_bounds)
+    rates = (float(learning_rate), float(reg))
+    kernel((row_of, indptr, indices), P, Q, bias, rates, blocks, cdf, states, stats)
+    return np.asarray(stats.sum(axis=0), dtype=np.float64)
 
 
 @njit(cache=True, nogil=True)
@@ -235,8 +281,8 @@ def bpr_fold_in(
             i = items[_randint(states, 0, n)]
             j = np.int64(-1)
             for _t in range(_MAX_TRIES):
-                c = _sample_item(states, 0, cdf, n_items)
-                if not _contains(items, 0, n, c):
+                c = _sample_in(states, 0, cdf, 0, n_items)
+                if not row_contains(items, 0, n, c):
                     j = c
                     break
             if j < 0:
@@ -285,6 +331,17 @@ def negative_cdf(item_counts: np.ndarray, beta: float) -> np.ndarray:
     cdf = np.cumsum(w / total)
     cdf[-1] = 1.0
     return cdf
+
+
+def block_negative_cdf(
+    item_counts: np.ndarray, beta: float, block_items: np.ndarray, item_bounds: np.ndarray
+) -> np.ndarray:
+    """:func:`negative_cdf` within each item block of ``block_items`` (the epoch's table)."""
+    counts = item_counts[block_items]
+    parts = [
+        negative_cdf(counts[lo:hi], beta) for lo, hi in pairwise(item_bounds.tolist()) if hi > lo
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
 
 
 def seed_states(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Building a CSR matrix from coordinates: two counting sorts and a merge of duplicates.
+"""Building a CSR matrix from coordinates (two counting sorts and a merge of duplicates), and
+looking a column up in a sorted CSR row (:func:`row_contains`, shared by the SGD samplers).
 
 Shapes and dtypes
 -----------------
@@ -80,3 +81,18 @@ def coo_to_csr_reference(
     m.sum_duplicates()
     m.sort_indices()
     return m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data
+
+
+@njit(cache=True, nogil=True, inline="always")
+def row_contains(indices: np.ndarray, lo: int, hi: int, value: int | np.int64) -> bool:
+    """Whether the sorted ``indices[lo:hi]`` (one CSR row) hold ``value`` (binary search)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        v = indices[mid]
+        if v == value:
+            return True
+        if v < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return False

@@ -22,8 +22,9 @@ Parallelism and determinism
 ---------------------------
 The pairs are cut into ``n_chunks`` contiguous slices of ``order`` processed in parallel
 without locks (Hogwild, Recht et al. 2011). Sampling is done by the caller, so every chunk's
-randomness is fixed in advance; with ``n_chunks=1`` the result is deterministic, with more
-chunks concurrent updates of shared embeddings make it vary slightly between runs.
+randomness is fixed in advance; with ``n_chunks=1`` (the model's default) the result is
+deterministic, with more chunks concurrent updates of shared embeddings make it vary slightly
+between runs.
 """
 
 from __future__ import annotations
@@ -33,35 +34,21 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from recforge._kernels.csr import row_contains
+
 LOSS_BPR = 0
 LOSS_WARP = 1
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _contains(indices: np.ndarray, start: int, end: int, value: int) -> bool:
-    lo, hi = start, end
-    while lo < hi:
-        mid = (lo + hi) // 2
-        v = indices[mid]
-        if v == value:
-            return True
-        if v < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return False
 
 
 @njit(cache=True, nogil=True)
 def _represent(
     item: int,
-    f_indptr: np.ndarray,
-    f_indices: np.ndarray,
-    f_data: np.ndarray,
+    fm: tuple[np.ndarray, np.ndarray, np.ndarray],
     feat_emb: np.ndarray,
     feat_bias: np.ndarray,
     out: np.ndarray,
 ) -> float:
+    f_indptr, f_indices, f_data = fm
     out[:] = 0.0
     bias = np.float32(0.0)
     for p in range(f_indptr[item], f_indptr[item + 1]):
@@ -79,16 +66,13 @@ def _update_item(
     sign: float,
     delta: float,
     pu: np.ndarray,
-    f_indptr: np.ndarray,
-    f_indices: np.ndarray,
-    f_data: np.ndarray,
-    feat_emb: np.ndarray,
-    feat_acc: np.ndarray,
-    feat_bias: np.ndarray,
-    bias_acc: np.ndarray,
+    fm: tuple[np.ndarray, np.ndarray, np.ndarray],
+    item_side: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     lr: float,
     reg: float,
 ) -> None:
+    f_indptr, f_indices, f_data = fm
+    feat_emb, feat_acc, feat_bias, bias_acc = item_side
     for p in range(f_indptr[item], f_indptr[item + 1]):
         f = f_indices[p]
         w = f_data[p]
@@ -105,30 +89,22 @@ def _update_item(
 def _run_chunk(
     lo: int,
     hi: int,
-    users: np.ndarray,
-    items: np.ndarray,
-    negatives: np.ndarray,
-    order: np.ndarray,
-    g_indptr: np.ndarray,
-    g_indices: np.ndarray,
-    g_data: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    gm: tuple[np.ndarray, np.ndarray, np.ndarray],
     user_emb: np.ndarray,
     user_acc: np.ndarray,
-    f_indptr: np.ndarray,
-    f_indices: np.ndarray,
-    f_data: np.ndarray,
-    feat_emb: np.ndarray,
-    feat_acc: np.ndarray,
-    feat_bias: np.ndarray,
-    bias_acc: np.ndarray,
-    seen_indptr: np.ndarray,
-    seen_indices: np.ndarray,
+    fm: tuple[np.ndarray, np.ndarray, np.ndarray],
+    item_side: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    seen: tuple[np.ndarray, np.ndarray],
     lr: float,
     reg: float,
     loss: int,
     n_catalog: int,
     update_items: bool,
 ) -> float:
+    users, items, negatives, order = pairs
+    g_indptr, g_indices, g_data = gm
+    seen_indptr, seen_indices = seen
     d = user_emb.shape[1]
     qi = np.empty(d, dtype=np.float32)
     qj = np.empty(d, dtype=np.float32)
@@ -143,7 +119,7 @@ def _run_chunk(
         for p in range(g_indptr[u], g_indptr[u + 1]):
             for k in range(d):
                 pu[k] += g_data[p] * user_emb[g_indices[p], k]
-        bi = _represent(i, f_indptr, f_indices, f_data, feat_emb, feat_bias, qi)
+        bi = _represent(i, fm, item_side[0], item_side[2], qi)
         xi = bi
         for k in range(d):
             xi += pu[k] * qi[k]
@@ -151,9 +127,9 @@ def _run_chunk(
         delta = 0.0
         for t in range(n_neg):
             j = negatives[s, t]
-            if _contains(seen_indices, seen_indptr[u], seen_indptr[u + 1], j):
+            if row_contains(seen_indices, seen_indptr[u], seen_indptr[u + 1], j):
                 continue
-            bj = _represent(j, f_indptr, f_indices, f_data, feat_emb, feat_bias, qj)
+            bj = _represent(j, fm, item_side[0], item_side[2], qj)
             xj = bj
             for k in range(d):
                 xj += pu[k] * qj[k]
@@ -178,59 +154,20 @@ def _run_chunk(
                 user_acc[f, k] += g * g
                 user_emb[f, k] += lr * g / math.sqrt(user_acc[f, k])
         if update_items:
-            _update_item(
-                i,
-                1.0,
-                delta,
-                pu,
-                f_indptr,
-                f_indices,
-                f_data,
-                feat_emb,
-                feat_acc,
-                feat_bias,
-                bias_acc,
-                lr,
-                reg,
-            )
-            _update_item(
-                chosen,
-                -1.0,
-                delta,
-                pu,
-                f_indptr,
-                f_indices,
-                f_data,
-                feat_emb,
-                feat_acc,
-                feat_bias,
-                bias_acc,
-                lr,
-                reg,
-            )
+            _update_item(i, 1.0, delta, pu, fm, item_side, lr, reg)
+            _update_item(chosen, -1.0, delta, pu, fm, item_side, lr, reg)
     return total
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def hybrid_epoch(
-    users: np.ndarray,
-    items: np.ndarray,
-    negatives: np.ndarray,
-    order: np.ndarray,
-    g_indptr: np.ndarray,
-    g_indices: np.ndarray,
-    g_data: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    gm: tuple[np.ndarray, np.ndarray, np.ndarray],
     user_emb: np.ndarray,
     user_acc: np.ndarray,
-    f_indptr: np.ndarray,
-    f_indices: np.ndarray,
-    f_data: np.ndarray,
-    feat_emb: np.ndarray,
-    feat_acc: np.ndarray,
-    feat_bias: np.ndarray,
-    bias_acc: np.ndarray,
-    seen_indptr: np.ndarray,
-    seen_indices: np.ndarray,
+    fm: tuple[np.ndarray, np.ndarray, np.ndarray],
+    item_side: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    seen: tuple[np.ndarray, np.ndarray],
     lr: float,
     reg: float,
     loss: int,
@@ -238,39 +175,20 @@ def hybrid_epoch(
     update_items: bool,
     n_chunks: int,
 ) -> float:
-    """One pass over the pairs in ``order``; updates the arrays in place, returns the loss."""
-    n = order.shape[0]
+    """One pass over the pairs in ``order``; updates the arrays in place, returns the loss.
+
+    ``pairs`` is ``(users, items, negatives, order)``, ``gm`` / ``fm`` the CSR arrays of G / F,
+    ``item_side`` ``(feat_emb, feat_acc, feat_bias, bias_acc)`` and ``seen`` the positives' CSR.
+    """
+    n = pairs[3].shape[0]
     parts = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
         lo = (n * c) // n_chunks
         hi = (n * (c + 1)) // n_chunks
         parts[c] = _run_chunk(
-            lo,
-            hi,
-            users,
-            items,
-            negatives,
-            order,
-            g_indptr,
-            g_indices,
-            g_data,
-            user_emb,
-            user_acc,
-            f_indptr,
-            f_indices,
-            f_data,
-            feat_emb,
-            feat_acc,
-            feat_bias,
-            bias_acc,
-            seen_indptr,
-            seen_indices,
-            lr,
-            reg,
-            loss,
-            n_catalog,
-            update_items,
-        )
+            lo, hi, pairs, gm, user_emb, user_acc, fm, item_side, seen,
+            lr, reg, loss, n_catalog, update_items,
+        )  # fmt: skip
     return float(parts.sum())
 
 
@@ -413,31 +331,9 @@ def run_epoch(
         raise ValueError("item feature indices out of range of feat_emb")
     if n_chunks < 1:
         raise ValueError(f"n_chunks must be >= 1, got {n_chunks}")
-    return float(
-        hybrid_epoch(
-            users,
-            items,
-            negatives,
-            order,
-            g[0],
-            g[1],
-            g[2],
-            user_emb,
-            user_acc,
-            f[0],
-            f[1],
-            f[2],
-            feat_emb,
-            feat_acc,
-            feat_bias,
-            bias_acc,
-            seen[0],
-            seen[1],
-            float(lr),
-            float(reg),
-            int(loss),
-            int(n_catalog),
-            bool(update_items),
-            int(n_chunks),
-        )
-    )
+    total = hybrid_epoch(
+        (users, items, negatives, order), g, user_emb, user_acc, f,
+        (feat_emb, feat_acc, feat_bias, bias_acc), seen,
+        float(lr), float(reg), int(loss), int(n_catalog), bool(update_items), int(n_chunks),
+    )  # fmt: skip
+    return float(total)

@@ -10,12 +10,17 @@ indptr : (n_users + 1,) int64, indices : (nnz,) int32, values : (nnz,) float32 -
 grouped by user (CSR rows), used by SVD++
 Y : (n_items, f) float32 implicit item factors of SVD++, in place
 
-Every epoch kernel returns the sum of squared training errors seen during the epoch (float64).
+The SVD kernels take ``ratings = (user, item, value)``, ``params = (user_bias, item_bias, P,
+Q)`` and ``rates = (lr_bu, lr_bi, lr_p, lr_q, reg_bu, reg_bi, reg_p, reg_q)``; the SVD++ ones
+``csr = (indptr, indices, values)``, ``params = (user_bias, item_bias, P, Q, Y)`` and ``rates =
+(lr_b, lr_f, lr_y, reg_b, reg_f, reg_y)`` (biases, factors, implicit factors). Every epoch
+kernel returns the sum of squared training errors seen during the epoch (float64).
 
-The ``*_hogwild`` kernels split the visiting order into ``n_blocks`` contiguous blocks run by
-``prange`` without locks (Hogwild!, Recht et al. 2011): updates of different threads may
-overwrite each other, so results are not bit-identical across thread counts or runs. The
-sequential kernels are deterministic; with ``n_blocks == 1`` both do the same arithmetic.
+:func:`svd_epoch_strata` runs the blocks of a stratified order (:mod:`recforge._kernels.strata`)
+in parallel: the blocks of one stratum share no user and no item, so no update is lost or
+raced, and the result is bit-identical to :func:`svd_epoch` on the same order whatever the
+number of threads. SVD++ moves the implicit factors of every item a user rated, which spans all
+item blocks, so its epoch stays sequential (deterministic, one thread).
 """
 
 from __future__ import annotations
@@ -25,155 +30,125 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from recforge._kernels.strata import run_parallel
+
 _F32 = np.float32
+Ratings = tuple[np.ndarray, np.ndarray, np.ndarray]
+SvdParams = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+SvdppParams = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Rates = tuple[float, ...]
 #: fast-math flags: reassociation lets LLVM vectorise the float32 dot products
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 __all__ = [
     "svd_epoch",
-    "svd_epoch_hogwild",
     "svd_epoch_reference",
+    "svd_epoch_strata",
     "svdpp_epoch",
-    "svdpp_epoch_hogwild",
     "svdpp_epoch_reference",
     "svdpp_implicit_sums",
 ]
 
 
 @njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
-def _svd_step(
-    u: int,
-    i: int,
-    r: np.float32,
-    mu: np.float32,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    lr_bu: np.float32,
-    lr_bi: np.float32,
-    lr_p: np.float32,
-    lr_q: np.float32,
-    reg_bu: np.float32,
-    reg_bi: np.float32,
-    reg_p: np.float32,
-    reg_q: np.float32,
+def _svd_range(
+    lo: int,
+    hi: int,
+    ratings: Ratings,
+    order: np.ndarray,
+    mu: float,
+    params: SvdParams,
+    rates: Rates,
 ) -> float:
-    # float32 throughout; the dot product is reassociated (SIMD), so results match the
-    # reference to rounding, not bit for bit
+    """SGD steps on the ratings ``order[lo:hi]``; float32 throughout.
+
+    The dot product is reassociated (SIMD), so results match the reference to rounding, not
+    bit for bit.
+    """
+    user, item, value = ratings
+    bu, bi, P, Q = params
     f = P.shape[1]
-    pu = P[u]
-    qi = Q[i]
-    dot = np.float32(0.0)
-    for k in range(f):
-        dot += pu[k] * qi[k]
-    err = r - (mu + bu[u] + bi[i] + dot)
-    bu[u] += lr_bu * (err - reg_bu * bu[u])
-    bi[i] += lr_bi * (err - reg_bi * bi[i])
-    for k in range(f):
-        puf = pu[k]
-        qif = qi[k]
-        pu[k] = puf + lr_p * (err * qif - reg_p * puf)
-        qi[k] = qif + lr_q * (err * puf - reg_q * qif)
-    return float(err) * float(err)
+    m32 = _F32(mu)
+    a_bu, a_bi, a_p, a_q = _F32(rates[0]), _F32(rates[1]), _F32(rates[2]), _F32(rates[3])
+    g_bu, g_bi, g_p, g_q = _F32(rates[4]), _F32(rates[5]), _F32(rates[6]), _F32(rates[7])
+    sse = 0.0
+    for t in range(lo, hi):
+        n = order[t]
+        u = user[n]
+        i = item[n]
+        pu = P[u]
+        qi = Q[i]
+        dot = _F32(0.0)
+        for k in range(f):
+            dot += pu[k] * qi[k]
+        err = value[n] - (m32 + bu[u] + bi[i] + dot)
+        bu[u] += a_bu * (err - g_bu * bu[u])
+        bi[i] += a_bi * (err - g_bi * bi[i])
+        for k in range(f):
+            puf = pu[k]
+            qif = qi[k]
+            pu[k] = puf + a_p * (err * qif - g_p * puf)
+            qi[k] = qif + a_q * (err * puf - g_q * qif)
+        sse += float(err) * float(err)
+    return sse
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def svd_epoch(
-    user: np.ndarray,
-    item: np.ndarray,
-    value: np.ndarray,
-    order: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    lr_bu: float,
-    lr_bi: float,
-    lr_p: float,
-    lr_q: float,
-    reg_bu: float,
-    reg_bi: float,
-    reg_p: float,
-    reg_q: float,
+    ratings: Ratings, order: np.ndarray, mu: float, params: SvdParams, rates: Rates
 ) -> float:
-    """One sequential (deterministic) SGD epoch of biased MF, Surprise's update rule."""
-    sse = 0.0
-    for t in range(order.shape[0]):
-        n = order[t]
-        sse += _svd_step(
-            user[n], item[n], value[n], _F32(mu), bu, bi, P, Q,
-            _F32(lr_bu), _F32(lr_bi), _F32(lr_p), _F32(lr_q),
-            _F32(reg_bu), _F32(reg_bi), _F32(reg_p), _F32(reg_q),
-        )  # fmt: skip
-    return sse
+    """One sequential SGD epoch of biased MF in ``order``, Surprise's update rule."""
+    return _svd_range(0, order.shape[0], ratings, order, mu, params, rates)
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _svd_segments_serial(
+    ratings: Ratings, order: np.ndarray, bounds: np.ndarray, mu: float, params: SvdParams,
+    rates: Rates, partial: np.ndarray,
+) -> None:  # fmt: skip
+    for g in range(partial.shape[0]):
+        partial[g] = _svd_range(bounds[g], bounds[g + 1], ratings, order, mu, params, rates)
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
-def svd_epoch_hogwild(
-    user: np.ndarray,
-    item: np.ndarray,
-    value: np.ndarray,
-    order: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    lr_bu: float,
-    lr_bi: float,
-    lr_p: float,
-    lr_q: float,
-    reg_bu: float,
-    reg_bi: float,
-    reg_p: float,
-    reg_q: float,
-    n_blocks: int,
-) -> float:
-    """One lock-free parallel SGD epoch over ``n_blocks`` blocks of ``order``."""
-    nnz = order.shape[0]
-    step = (nnz + n_blocks - 1) // n_blocks
-    partial = np.zeros(n_blocks, dtype=np.float64)
-    for b in prange(n_blocks):
-        lo = b * step
-        hi = min(nnz, lo + step)
-        s = 0.0
-        for t in range(lo, hi):
-            n = order[t]
-            s += _svd_step(
-                user[n], item[n], value[n], _F32(mu), bu, bi, P, Q,
-                _F32(lr_bu), _F32(lr_bi), _F32(lr_p), _F32(lr_q),
-                _F32(reg_bu), _F32(reg_bi), _F32(reg_p), _F32(reg_q),
-            )  # fmt: skip
-        partial[b] = s
-    return partial.sum()
+def _svd_segments_parallel(
+    ratings: Ratings, order: np.ndarray, bounds: np.ndarray, mu: float, params: SvdParams,
+    rates: Rates, partial: np.ndarray,
+) -> None:  # fmt: skip
+    n_blocks = round(math.sqrt(partial.shape[0]))
+    for s in range(n_blocks):
+        for r in prange(n_blocks):
+            g = s * n_blocks + r
+            partial[g] = _svd_range(bounds[g], bounds[g + 1], ratings, order, mu, params, rates)
+
+
+def svd_epoch_strata(
+    ratings: Ratings, order: np.ndarray, bounds: np.ndarray, mu: float, params: SvdParams,
+    rates: Rates,
+) -> float:  # fmt: skip
+    """One deterministic SGD epoch over a stratified ``order`` (DSGD), parallel where it pays.
+
+    ``bounds`` (``(B * B + 1,)``) delimits the segments of ``order`` (see
+    :func:`recforge._kernels.strata.stratified_order`); the ``B`` blocks of a stratum run in
+    parallel, the strata in turn, or, with one block or one thread, all in turn. Same
+    arithmetic as :func:`svd_epoch` on ``order``, whatever the path.
+    """
+    partial = np.zeros(bounds.shape[0] - 1, dtype=np.float64)
+    parallel = run_parallel(partial.shape[0])
+    kernel = _svd_segments_parallel if parallel else _svd_segments_serial
+    kernel(ratings, order, bounds, mu, params, rates, partial)
+    return float(partial.sum())
 
 
 def svd_epoch_reference(
-    user: np.ndarray,
-    item: np.ndarray,
-    value: np.ndarray,
-    order: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    lr_bu: float,
-    lr_bi: float,
-    lr_p: float,
-    lr_q: float,
-    reg_bu: float,
-    reg_bi: float,
-    reg_p: float,
-    reg_q: float,
+    ratings: Ratings, order: np.ndarray, mu: float, params: SvdParams, rates: Rates
 ) -> float:
     """Slow NumPy reference of :func:`svd_epoch` (same order, same float32 updates, in place)."""
+    user, item, value = ratings
+    bu, bi, P, Q = params
     f32 = np.float32
     mu32 = f32(mu)
-    a_bu, a_bi, a_p, a_q = f32(lr_bu), f32(lr_bi), f32(lr_p), f32(lr_q)
-    g_bu, g_bi, g_p, g_q = f32(reg_bu), f32(reg_bi), f32(reg_p), f32(reg_q)
+    a_bu, a_bi, a_p, a_q, g_bu, g_bi, g_p, g_q = (f32(x) for x in rates)
     sse = 0.0
     for n in order:
         u, i = int(user[n]), int(item[n])
@@ -191,25 +166,12 @@ def svd_epoch_reference(
 # --------------------------------------------------------------------------- SVD++
 @njit(cache=True, nogil=True, inline="always", fastmath=_FAST)
 def _svdpp_user(
-    u: int,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    values: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    Y: np.ndarray,
-    z: np.ndarray,
-    gz: np.ndarray,
-    lr_b: float,
-    lr_f: float,
-    lr_y: float,
-    reg_b: float,
-    reg_f: float,
-    reg_y: float,
-) -> float:
+    u: int, csr: Ratings, mu: float, params: SvdppParams, z: np.ndarray, gz: np.ndarray,
+    rates: Rates,
+) -> float:  # fmt: skip
+    """Surprise's SVD++ updates for every rating of user ``u``; ``z``, ``gz``: (f,) scratch."""
+    indptr, indices, values = csr
+    bu, bi, P, Q, Y = params
     f = P.shape[1]
     lo = indptr[u]
     hi = indptr[u + 1]
@@ -218,8 +180,8 @@ def _svdpp_user(
         return 0.0
     norm = _F32(1.0 / math.sqrt(n_u))
     m32 = _F32(mu)
-    a_b, a_f, a_y = _F32(lr_b), _F32(lr_f), _F32(lr_y)
-    g_b, g_f, g_y = _F32(reg_b), _F32(reg_f), _F32(reg_y)
+    a_b, a_f, a_y = _F32(rates[0]), _F32(rates[1]), _F32(rates[2])
+    g_b, g_f, g_y = _F32(rates[3]), _F32(rates[4]), _F32(rates[5])
     decay = _F32(1.0) - a_y * g_y
     step_g = a_y * norm
     pu = P[u]
@@ -264,24 +226,12 @@ def _svdpp_user(
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def svdpp_epoch(
-    user_order: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    values: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    Y: np.ndarray,
-    lr_b: float,
-    lr_f: float,
-    lr_y: float,
-    reg_b: float,
-    reg_f: float,
-    reg_y: float,
+    user_order: np.ndarray, csr: Ratings, mu: float, params: SvdppParams, rates: Rates
 ) -> float:
     """One sequential SVD++ epoch visiting users in ``user_order`` (deterministic).
+
+    ``rates`` is ``(lr_b, lr_f, lr_y, reg_b, reg_f, reg_y)`` (biases, factors, implicit
+    factors).
 
     Computes exactly Surprise's per-rating SVD++ updates (Koren 2008, eq. 15) with the
     ratings grouped by user, in ``O(f)`` per rating instead of ``O(|N(u)| f)``: after a rating
@@ -290,54 +240,13 @@ def svdpp_epoch(
     ``y_j`` themselves are brought up to date once per user with ``y_j <- d^n y_j + s``, where
     ``s`` accumulates the shared term with the same decay.
     """
-    f = P.shape[1]
+    f = params[2].shape[1]
     z = np.empty(f, dtype=np.float32)
     gz = np.empty(f, dtype=np.float32)
     sse = 0.0
     for t in range(user_order.shape[0]):
-        sse += _svdpp_user(
-            user_order[t], indptr, indices, values, mu, bu, bi, P, Q, Y, z, gz,
-            lr_b, lr_f, lr_y, reg_b, reg_f, reg_y,
-        )  # fmt: skip
+        sse += _svdpp_user(user_order[t], csr, mu, params, z, gz, rates)
     return sse
-
-
-@njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
-def svdpp_epoch_hogwild(
-    user_order: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    values: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    Y: np.ndarray,
-    lr_b: float,
-    lr_f: float,
-    lr_y: float,
-    reg_b: float,
-    reg_f: float,
-    reg_y: float,
-    n_blocks: int,
-) -> float:
-    """:func:`svdpp_epoch` with users split into ``n_blocks`` lock-free parallel blocks."""
-    f = P.shape[1]
-    n = user_order.shape[0]
-    step = (n + n_blocks - 1) // n_blocks
-    partial = np.zeros(n_blocks, dtype=np.float64)
-    for b in prange(n_blocks):
-        z = np.empty(f, dtype=np.float32)
-        gz = np.empty(f, dtype=np.float32)
-        s = 0.0
-        for t in range(b * step, min(n, (b + 1) * step)):
-            s += _svdpp_user(
-                user_order[t], indptr, indices, values, mu, bu, bi, P, Q, Y, z, gz,
-                lr_b, lr_f, lr_y, reg_b, reg_f, reg_y,
-            )  # fmt: skip
-        partial[b] = s
-    return partial.sum()
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -363,32 +272,18 @@ def svdpp_implicit_sums(indptr: np.ndarray, indices: np.ndarray, Y: np.ndarray) 
 
 
 def svdpp_epoch_reference(
-    user_order: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    values: np.ndarray,
-    mu: float,
-    bu: np.ndarray,
-    bi: np.ndarray,
-    P: np.ndarray,
-    Q: np.ndarray,
-    Y: np.ndarray,
-    lr_b: float,
-    lr_f: float,
-    lr_y: float,
-    reg_b: float,
-    reg_f: float,
-    reg_y: float,
+    user_order: np.ndarray, csr: Ratings, mu: float, params: SvdppParams, rates: Rates
 ) -> float:
     """Slow NumPy reference of :func:`svdpp_epoch`: Surprise's literal per-rating updates.
 
     Recomputes the implicit sum from the current ``y_j`` for every rating and updates every
     ``y_j`` of ``N(u)`` after every rating (``O(|N(u)| f)`` per rating), in float32.
     """
+    indptr, indices, values = csr
+    bu, bi, P, Q, Y = params
     f32 = np.float32
     mu32 = f32(mu)
-    a_b, a_f, a_y = f32(lr_b), f32(lr_f), f32(lr_y)
-    g_b, g_f, g_y = f32(reg_b), f32(reg_f), f32(reg_y)
+    a_b, a_f, a_y, g_b, g_f, g_y = (f32(x) for x in rates)
     sse = 0.0
     for u in user_order:
         lo, hi = int(indptr[u]), int(indptr[u + 1])

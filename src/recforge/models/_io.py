@@ -28,7 +28,8 @@ from recforge._io import (
     jsonable,
 )
 from recforge.data import IdIndex
-from recforge.exceptions import ModelFormatError
+from recforge.exceptions import ConfigError, ModelFormatError
+from recforge.models import _retrieval
 
 if TYPE_CHECKING:
     from recforge.models.base import Recommender
@@ -56,6 +57,9 @@ def model_arrays(model: Recommender) -> dict[str, np.ndarray]:
     }
     for key, arr in model._get_state().items():
         arrays[key] = np.asarray(arr)
+    retrieval = model.__dict__.get("retrieval_")
+    if retrieval is not None:
+        arrays.update(_retrieval.state_arrays(retrieval))
     for key, arr in arrays.items():
         if arr.dtype == object:
             raise ModelFormatError(f"model array {key!r} has dtype object, which needs pickle")
@@ -76,6 +80,9 @@ def save_model(model: Recommender, path: Path, metadata: Mapping[str, Any]) -> P
         "n_items": len(model.items_),
         "metadata": jsonable(dict(metadata)),
     }
+    retrieval = model.__dict__.get("retrieval_")
+    if retrieval is not None:
+        doc["index"] = jsonable(_retrieval.state_doc(retrieval))
     buf = io.BytesIO()
     np.savez_compressed(buf, **model_arrays(model))  # type: ignore[arg-type]
     payload = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode()
@@ -209,6 +216,11 @@ def load_model(path: Path) -> Recommender:
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         del model.items_
         raise ModelFormatError(f"{path}: invalid model state ({exc})") from exc
+    if doc.get("index") is not None:
+        try:
+            model.retrieval_ = _retrieval.restore(model, arrays, doc["index"])
+        except (ModelFormatError, ConfigError, ValueError) as exc:
+            raise ModelFormatError(f"{path}: invalid retrieval index ({exc})") from exc
     return model
 
 

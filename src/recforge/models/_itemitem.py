@@ -15,7 +15,19 @@ from recforge.models.base import Recommender, check_state_shape
 __all__ = ["ItemItemModel"]
 
 
-class ItemItemModel(CooccurrenceItemVectors, Recommender):
+class _ItemItemState:
+    """What the item-item scoring reads (for type checkers): set by ``_fit`` or declared.
+
+    ``binary`` is a hyperparameter every subclass declares; ``weights_`` and ``user_items_``
+    are learned.
+    """
+
+    weights_: sp.csr_array | np.ndarray
+    user_items_: sp.csr_array
+    binary: bool
+
+
+class ItemItemModel(_ItemItemState, CooccurrenceItemVectors, Recommender):
     """Base of models that score with an item x item matrix: ``scores = x_u @ W``.
 
     Subclasses set ``weights_`` (``W``, items x items, row = the user's item, column = the
@@ -30,12 +42,6 @@ class ItemItemModel(CooccurrenceItemVectors, Recommender):
     supports_similar_items = True
     supports_history = True
     supports_explain = True
-
-    weights_: sp.csr_array | np.ndarray
-    user_items_: sp.csr_array
-
-    #: interactions are binarised before scoring (subclasses define the ``binary`` parameter)
-    binary: bool
 
     def _history_row(self, item_idx: np.ndarray, values: np.ndarray) -> sp.csr_array:
         vals = np.ones_like(values, dtype=np.float32) if self.binary else values

@@ -1,36 +1,77 @@
 """Helpers shared by the factor models (ALS, BPR, SVD, SVD++, HybridMF).
 
-Seeding, the kernels' thread count, and cosine similarity of item factor rows (with the
-norms cached per factor array).
+Seeding and initial factors, the epoch loop of the SGD models, cosine similarity of item factor
+rows (with the norms cached per factor array), and the hyperparameters the implicit factor
+models (ALS, BPR) declare alike.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from recforge.models.base import param
+
+if TYPE_CHECKING:
+    from recforge.models.base import TrainingOptions
+
 __all__ = [
+    "FACTORS",
+    "INIT_STD",
     "CooccurrenceItemVectors",
     "CosineSimilarItems",
     "cosine_scores",
     "factor_norms",
     "make_rng",
-    "num_threads",
+    "normal_factors",
+    "train_epochs",
 ]
 
 
-def num_threads() -> int:
-    """Threads numba's parallel kernels use (``NUMBA_NUM_THREADS`` / ``set_num_threads``)."""
-    import numba
-
-    return int(numba.get_num_threads())
+#: ``factors`` of ALS and BPR (one declaration, assigned in both classes)
+FACTORS: int = param(
+    default=64,
+    low=1,
+    doc="Number of latent factors.",
+    search={"low": 16, "high": 256, "log": True},
+)
+#: ``init_std`` of ALS and BPR
+INIT_STD: float = param(
+    default=0.01, low=0.0, doc="Standard deviation of the normal initial factors."
+)
 
 
 def make_rng(seed: int | None) -> np.random.Generator:
     """Generator from the model's ``rng`` seed (``None``: fresh OS entropy)."""
     return np.random.default_rng(seed)
+
+
+def normal_factors(
+    gen: np.random.Generator, n: int, factors: int, mean: float, std: float
+) -> np.ndarray:
+    """``(n, factors)`` float32 draws from ``N(mean, std²)``, the SGD models' initial factors."""
+    return gen.normal(mean, std, (n, factors)).astype(np.float32)
+
+
+def train_epochs(
+    model: Any,
+    options: TrainingOptions,
+    n_epochs: int,
+    label: str,
+    step: Callable[[], float],
+    history: list[float],
+) -> None:
+    """Run ``step`` once per epoch, append what it returns to ``history`` and honour callbacks.
+
+    ``history`` is the model's own list (e.g. ``train_rmse_``), so a callback sees it grow.
+    """
+    for epoch in options.epochs(n_epochs, label):
+        history.append(step())
+        if options.after_epoch(epoch, model):
+            break
 
 
 def factor_norms(factors: np.ndarray) -> np.ndarray:
@@ -97,3 +138,9 @@ class CooccurrenceItemVectors:
             cache = (seen, vectors)
             self.__dict__["_item_vector_cache"] = cache
         return cache[1]
+
+
+def with_unit_column(x: np.ndarray) -> np.ndarray:
+    """``x`` with a column of ones appended: the query side of a ``[factors, bias]`` key."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.concatenate([x, np.ones((x.shape[0], 1), dtype=np.float32)], axis=1)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recforge.data import Dataset
 from recforge.data.weighting import bm25, linear_confidence, log_confidence
-from recforge.models._shared import CosineSimilarItems, make_rng
-from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
+from recforge.models._shared import FACTORS, INIT_STD, CosineSimilarItems, make_rng
+from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["ALS"]
 
@@ -39,29 +39,6 @@ class ALS(CosineSimilarItems, Recommender):
     ``alpha * bm25(r)`` (``"bm25"``, users as documents). Each iteration ends with the user
     half-step, so the exact fold-in of a training user's history reproduces their factors.
 
-    Parameters
-    ----------
-    factors
-        Number of latent factors.
-    iterations
-        Alternating sweeps (items then users).
-    reg
-        L2 regularisation ``reg``.
-    alpha
-        Confidence scale.
-    weighting
-        ``"linear"``, ``"log"`` or ``"bm25"``.
-    eps
-        Scale inside the log weighting.
-    solver
-        ``"cg"`` (fast, approximate per sweep) or ``"cholesky"`` (exact).
-    cg_steps
-        Conjugate-gradient steps per row and sweep.
-    init_std
-        Standard deviation of the normal initial factors.
-    rng
-        Seed of the initialisation (fits are deterministic: rows are solved independently).
-
     Attributes
     ----------
     user_factors_, item_factors_ : numpy.ndarray of float32
@@ -78,49 +55,50 @@ class ALS(CosineSimilarItems, Recommender):
     """
 
     name = "als"
-    params: ClassVar[Mapping[str, Param]] = {
-        "factors": Param(int, low=1),
-        "iterations": Param(int, low=0),
-        "reg": Param(float, low=0.0, low_open=True),
-        "alpha": Param(float, low=0.0),
-        "weighting": Param(str, options=("linear", "log", "bm25")),
-        "eps": Param(float, low=0.0, low_open=True),
-        "solver": Param(str, options=("cg", "cholesky")),
-        "cg_steps": Param(int, low=1),
-        "init_std": Param(float, low=0.0),
-        "rng": Param(int, low=0, nullable=True),
-    }
     supports_similar_items = True
     supports_history = True
     supports_epochs = True
+    supports_inner_product = True
+    similar_items_by_vector_cosine = True
 
-    user_factors_: np.ndarray
-    item_factors_: np.ndarray
-    _gram: np.ndarray | None
-
-    def __init__(
-        self,
-        factors: int = 64,
-        iterations: int = 15,
-        reg: float = 0.01,
-        alpha: float = 10.0,
-        weighting: str = "linear",
-        eps: float = 1.0,
-        solver: str = "cg",
-        cg_steps: int = 3,
-        init_std: float = 0.01,
-        rng: int | None = None,
-    ) -> None:
-        self.factors = factors
-        self.iterations = iterations
-        self.reg = reg
-        self.alpha = alpha
-        self.weighting = weighting
-        self.eps = eps
-        self.solver = solver
-        self.cg_steps = cg_steps
-        self.init_std = init_std
-        self.rng = rng
+    factors: int = FACTORS
+    iterations: int = param(
+        default=15,
+        low=0,
+        doc="Alternating sweeps (items then users).",
+        search={"low": 5, "high": 30},
+    )
+    reg: float = param(
+        default=0.01,
+        low=0.0,
+        low_open=True,
+        doc="L2 regularisation ``reg``.",
+        search={"low": 0.001, "high": 10.0, "log": True},
+    )
+    alpha: float = param(
+        default=10.0,
+        low=0.0,
+        doc="Confidence scale.",
+        search={"low": 1.0, "high": 100.0, "log": True},
+    )
+    weighting: str = param(
+        default="linear",
+        options=("linear", "log", "bm25"),
+        doc='``"linear"``, ``"log"`` or ``"bm25"``.',
+    )
+    eps: float = param(default=1.0, low=0.0, low_open=True, doc="Scale inside the log weighting.")
+    solver: str = param(
+        default="cg",
+        options=("cg", "cholesky"),
+        doc='``"cg"`` (fast, approximate per sweep) or ``"cholesky"`` (exact).',
+    )
+    cg_steps: int = param(default=3, low=1, doc="Conjugate-gradient steps per row and sweep.")
+    init_std: float = INIT_STD
+    rng: int | None = param(
+        default=None,
+        low=0,
+        doc="Seed of the initialisation (fits are deterministic: rows are solved independently).",
+    )
 
     # ------------------------------------------------------------------ fitting
     def _confidence(self, x: sp.csr_array) -> sp.csr_array:
@@ -135,7 +113,7 @@ class ALS(CosineSimilarItems, Recommender):
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         from recforge._kernels.als import als_loss
 
-        self._gram = None
+        self._gram: np.ndarray | None = None
         x = dataset.matrix()
         if self.weighting == "bm25":
             self._store_bm25_stats(x)
@@ -241,8 +219,14 @@ class ALS(CosineSimilarItems, Recommender):
         )
         return x[0]
 
-    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return np.asarray(self.item_factors_ @ self.fold_in(item_idx, values), dtype=np.float32)
+    def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_factors_[user_idx]
+
+    def _key_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
+        return self.fold_in(item_idx, values), 0.0
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:

@@ -13,12 +13,11 @@ Unknown-id policy
 
 from __future__ import annotations
 
-import inspect
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, Self, dataclass_transform
 
 import numpy as np
 import pandas as pd
@@ -35,6 +34,10 @@ from recforge.exceptions import (
     UnknownIdError,
     UnsupportedCapabilityError,
 )
+from recforge.models import _retrieval
+from recforge.models._params import Param, declare_params, param, parameters_section, signature
+from recforge.models._retrieval import Retrieval
+from recforge.retrieval import IndexSpec
 
 __all__ = [
     "FORMAT_VERSION",
@@ -45,6 +48,7 @@ __all__ = [
     "Recommender",
     "TrainingOptions",
     "check_state_shape",
+    "param",
 ]
 
 FORMAT_VERSION = 1
@@ -100,76 +104,6 @@ class TrainingOptions:
         from rich.progress import track
 
         return track(range(n), description=description, transient=True)
-
-
-# --------------------------------------------------------------------------- parameters
-@dataclass(frozen=True)
-class Param:
-    """Declared constraint of one hyperparameter, checked on construction and ``set_params``.
-
-    Parameters
-    ----------
-    kind
-        ``int``, ``float``, ``bool`` or ``str``.
-    low, high
-        Inclusive bounds for numbers (``None``: unbounded).
-    options
-        Allowed values for strings.
-    nullable
-        Whether ``None`` is allowed.
-    """
-
-    kind: type
-    low: float | None = None
-    high: float | None = None
-    options: tuple[Any, ...] | None = None
-    nullable: bool = False
-    low_open: bool = False
-
-    def check(self, owner: str, name: str, value: Any) -> Any:
-        if value is None and self.nullable:
-            return None
-        ok = True
-        if self.kind is int:
-            ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
-            value = int(value) if ok else value
-        elif self.kind is float:
-            ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-                value, bool
-            )
-            ok = ok and math.isfinite(float(value))
-            value = float(value) if ok else value
-        elif self.kind is bool:
-            ok = isinstance(value, bool | np.bool_)
-        elif self.kind is str:
-            ok = isinstance(value, str)
-        if ok and self.options is not None:
-            ok = value in self.options
-        if ok and self.low is not None:
-            ok = value > self.low if self.low_open else value >= self.low
-        if ok and self.high is not None:
-            ok = value <= self.high
-        if not ok:
-            raise ConfigError(
-                f"The {name!r} parameter of {owner} must be {self.describe()}. "
-                f"Got {value!r} instead."
-            )
-        return value
-
-    def describe(self) -> str:
-        if self.options is not None:
-            text = "one of " + ", ".join(repr(o) for o in self.options)
-        else:
-            kind = {int: "an int", float: "a float", bool: "a bool", str: "a str"}[self.kind]
-            if self.low is not None or self.high is not None:
-                lo = "-inf" if self.low is None else f"{self.low:g}"
-                hi = "inf" if self.high is None else f"{self.high:g}"
-                lb = "(" if self.low is None or self.low_open else "["
-                rb = ")" if self.high is None else "]"
-                text = f"{kind} in the range {lb}{lo}, {hi}{rb}"
-            else:
-                text = kind
-        return text + (" or None" if self.nullable else "")
 
 
 # --------------------------------------------------------------------------- outputs
@@ -275,13 +209,19 @@ def _py(x: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- contract
+@dataclass_transform(eq_default=False, field_specifiers=(param,))
 class Recommender:
     """Base class of every recforge model (scikit-learn spirit).
 
-    Hyperparameters are constructor arguments stored verbatim and validated against
-    :attr:`params`; learned state ends in ``_``. Subclasses implement ``_fit`` and
-    ``_score_users`` on internal codes; the base class does id mapping, seen-item exclusion,
-    candidate sets, filters, top-K selection, persistence and the unknown-id policy.
+    Hyperparameters are declared once, as annotated class attributes with
+    :func:`~recforge.models.base.param` (type, default, constraint, doc, search space); the
+    base class derives the constructor, :attr:`params`, :meth:`param_names`,
+    :meth:`get_params` / :meth:`set_params` / :meth:`clone` and the docstring's Parameters
+    section from them, and validates every value (structured ones included) in
+    :meth:`check_params`. Learned state ends in ``_`` and is set by ``fit`` only.
+    Subclasses implement ``_fit`` and ``_score_users`` on internal codes; the base class does
+    id mapping, seen-item exclusion, candidate sets, filters, top-K selection, persistence
+    and the unknown-id policy.
 
     Library code (evaluation, pipeline, serving) uses a model only through its public
     methods and declared capability flags, never through private members:
@@ -296,7 +236,11 @@ class Recommender:
     Capabilities are declared by class flags, never guessed from attribute names:
     :attr:`supports_predict`, :attr:`supports_similar_items`, :attr:`supports_history`,
     :attr:`supports_explain`, :attr:`supports_item_vectors`, :attr:`supports_new_items`,
-    :attr:`supports_epochs`.
+    :attr:`supports_epochs`, :attr:`supports_inner_product`.
+
+    Models that score by inner products (:attr:`supports_inner_product`) expose
+    :meth:`query_vectors`, :meth:`query_offsets`, :meth:`key_vectors` and
+    :meth:`history_query`, and can :meth:`build_index` for approximate retrieval.
 
     Attributes
     ----------
@@ -325,6 +269,11 @@ class Recommender:
     supports_new_items: ClassVar[bool] = False
     #: ``fit`` trains in epochs and honours ``callback`` (early stopping, pruning)
     supports_epochs: ClassVar[bool] = False
+    #: scores are ``query_vectors(u) @ key_vectors().T + query_offsets(u)``: an index over
+    #: the keys can propose candidates (``build_index``)
+    supports_inner_product: ClassVar[bool] = False
+    #: ``similar_items`` is the cosine of ``item_vectors()`` rows (a cosine index serves it)
+    similar_items_by_vector_cosine: ClassVar[bool] = False
     #: whether the model learns from rating values (explicit) rather than presence (implicit)
     explicit: ClassVar[bool] = False
     #: rows of users scored per block in ``recommend`` (bounded memory)
@@ -336,81 +285,65 @@ class Recommender:
     item_popularity_: np.ndarray
 
     # ------------------------------------------------------------------ params
-    def __init__(self, **kwargs: Any) -> None:  # subclasses declare explicit keyword args
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # Validate once, after the most-derived constructor: wrap the class's own __init__ or,
-        # when it inherits one (e.g. from a mixin shared by sibling models), the inherited one.
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            inherited = cls.__init__
-            init = getattr(inherited, "__wrapped__", inherited)
-            if init is object.__init__ or init is Recommender.__init__:
-                return
-
-        def checked_init(self: Recommender, *args: Any, _init: Any = init, **kw: Any) -> None:
-            _init(self, *args, **kw)
-            if type(self) is cls:
-                self._validate_params()
-
-        checked_init.__doc__ = init.__doc__
-        checked_init.__signature__ = inspect.signature(init)  # type: ignore[attr-defined,arg-type]
-        checked_init.__wrapped__ = init  # type: ignore[attr-defined]
-        cls.__init__ = checked_init  # type: ignore[method-assign]
+        for forbidden in ("__init__", "params"):
+            if forbidden in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} defines {forbidden!r}: hyperparameters are declared once, "
+                    "as annotated attributes with param(); the base class derives the rest"
+                )
+        cls.params = MappingProxyType(declare_params(cls))
+        cls.__init__ = _constructor(cls)  # type: ignore[method-assign]
+        cls.__doc__ = parameters_section(cls.__name__, cls.__doc__, cls.params)
 
     @classmethod
     def param_names(cls) -> list[str]:
-        """Names of the hyperparameters: the constructor's keyword arguments, in order."""
-        init = getattr(cls.__init__, "__wrapped__", cls.__init__)
-        sig = inspect.signature(init)
-        return [
-            p.name
-            for p in sig.parameters.values()
-            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
+        """Names of the hyperparameters: the constructor's arguments, in order."""
+        return list(cls.params)
+
+    @classmethod
+    def check_params(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Validated, normalised values of every hyperparameter, from a complete mapping.
+
+        The one check behind construction, :meth:`set_params`, ``fit`` and the config
+        loader: each value against its declaration, then :meth:`_check_combination`.
+
+        Raises
+        ------
+        ConfigError
+            Naming the parameter and the model.
+        """
+        owner = cls.__name__
+        out = {name: spec.check(owner, name, values[name]) for name, spec in cls.params.items()}
+        cls._check_combination(out)
+        return out
+
+    @classmethod
+    def _check_combination(cls, values: Mapping[str, Any]) -> None:
+        """Checks of interdependent hyperparameters (raise ConfigError); default none."""
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as a flat dict (constructor argument -> value)."""
-        return {name: getattr(self, name) for name in self.param_names()}
+        return {name: getattr(self, name) for name in self.params}
 
     def set_params(self, **params: Any) -> Self:
         """Set hyperparameters; unknown names raise :class:`ConfigError`. Returns ``self``.
 
-        Values are validated as on construction; on an invalid value nothing is changed.
+        Values are validated as on construction, structured ones included, before anything
+        is changed: on an invalid value the model keeps its parameters.
         """
-        valid = set(self.param_names())
+        valid = self.param_names()
         for key in params:
             if key not in valid:
                 raise ConfigError(
                     f"{type(self).__name__} has no parameter {key!r} "
                     f"(parameters: {', '.join(sorted(valid))})"
                 )
-        before = {key: getattr(self, key) for key in params}
-        for key, value in params.items():
-            setattr(self, key, value)
-        try:
-            self._validate_params()
-        except Exception:
-            for key, value in before.items():
-                setattr(self, key, value)
-            raise
+        values = self.check_params({**self.get_params(), **params})
+        for key in params:
+            setattr(self, key, values[key])
         return self
-
-    def _validate_params(self) -> None:
-        owner = type(self).__name__
-        for name, spec in self.params.items():
-            if hasattr(self, name):
-                setattr(self, name, spec.check(owner, name, getattr(self, name)))
-        self._check_params()
-
-    def _check_params(self) -> None:
-        """Checks of structured or interdependent hyperparameters (raise ConfigError).
-
-        Runs on construction, on ``set_params`` and before ``fit``; the default does nothing.
-        """
 
     def clone(self) -> Self:
         """Unfitted copy with the same hyperparameters."""
@@ -475,10 +408,11 @@ class Recommender:
                 f"{type(self).__name__} does not train in epochs; it takes no callback"
             )
         options = TrainingOptions(callback=callback, progress=progress, track_loss=track_loss)
-        self._validate_params()
+        self.__dict__.update(self.check_params(self.get_params()))
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         self.__dict__.pop("_exclusion_cache", None)
+        self.__dict__.pop("_key_cache", None)
         self.users_ = dataset.users
         self.items_ = dataset.items
         self.seen_ = dataset.matrix()
@@ -486,6 +420,7 @@ class Recommender:
             np.float32
         )
         self._fit(dataset, options)
+        self.__dict__.pop("_key_cache", None)
         return self
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
@@ -500,7 +435,31 @@ class Recommender:
         raise NotImplementedError
 
     def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Dense ``(n_items,)`` float32 scores for an anonymous history (fold-in)."""
+        """Dense ``(n_items,)`` float32 scores for an anonymous history (fold-in).
+
+        Inner-product models get it from :meth:`_history_query`.
+        """
+        if self.supports_inner_product:
+            query, offset = self._history_query(item_idx, values)
+            return np.asarray(self.key_vectors() @ query + offset, dtype=np.float32)
+        raise UnsupportedCapabilityError(
+            f"{type(self).__name__} does not support recommend_for_history"
+        )
+
+    def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """``(len(user_idx), d)`` query rows of known users (inner-product models)."""
+        raise UnsupportedCapabilityError(f"{type(self).__name__} does not score by vectors")
+
+    def _query_offsets(self, user_idx: np.ndarray) -> np.ndarray:
+        """Per-user constant added to every item's score (rating models' biases)."""
+        return np.zeros(np.asarray(user_idx).size, dtype=np.float32)
+
+    def _key_vectors(self) -> np.ndarray:
+        """``(n_items, d)`` key rows: the score is the query's inner product with them."""
+        raise UnsupportedCapabilityError(f"{type(self).__name__} does not score by vectors")
+
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(query (d,), offset)`` of a folded-in history (inner-product models)."""
         raise UnsupportedCapabilityError(
             f"{type(self).__name__} does not support recommend_for_history"
         )
@@ -646,6 +605,111 @@ class Recommender:
             )
         return vectors
 
+    def query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """Query rows of known users: ``score_users(u) == query_vectors(u) @ key_vectors().T
+        + query_offsets(u)[:, None]`` (up to float rounding).
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape ``(len(user_idx), d)``
+        """
+        self._require("supports_inner_product", "query_vectors")
+        self._check_fitted("query_vectors")
+        codes = _codes(user_idx, self.n_users, "user")
+        return np.ascontiguousarray(self._query_vectors(codes), dtype=np.float32)
+
+    def query_offsets(self, user_idx: np.ndarray) -> np.ndarray:
+        """Per-user constant of the score (zero unless the model has user biases)."""
+        self._require("supports_inner_product", "query_offsets")
+        self._check_fitted("query_offsets")
+        codes = _codes(user_idx, self.n_users, "user")
+        return np.asarray(self._query_offsets(codes), dtype=np.float32).reshape(codes.size)
+
+    def key_vectors(self) -> np.ndarray:
+        """``(n_items, d)`` float32 key rows of the inner-product score (cached; do not modify)."""
+        self._require("supports_inner_product", "key_vectors")
+        self._check_fitted("key_vectors")
+        cached = self.__dict__.get("_key_cache")
+        if cached is None or cached.shape[0] != self.n_items:
+            cached = np.ascontiguousarray(self._key_vectors(), dtype=np.float32)
+            self.__dict__["_key_cache"] = cached
+        return cached
+
+    def history_query(
+        self, item_idx: np.ndarray, values: np.ndarray | None = None
+    ) -> tuple[np.ndarray, float]:
+        """Query row and offset of a history given by item codes (fold-in).
+
+        ``score_history(items, values) == key_vectors() @ query + offset``.
+        """
+        self._require("supports_inner_product", "history_query")
+        self._require("supports_history", "history_query")
+        self._check_fitted("history_query")
+        codes = _codes(item_idx, self.n_items, "item")
+        vals = (
+            np.ones(codes.size, dtype=np.float32)
+            if values is None
+            else np.asarray(values, dtype=np.float32).reshape(-1)
+        )
+        if vals.shape != codes.shape:
+            raise ConfigError("items and values differ in length")
+        query, offset = self._history_query(codes, vals)
+        return np.ascontiguousarray(query, dtype=np.float32), float(offset)
+
+    # ------------------------------------------------------------------ retrieval
+    def build_index(
+        self, spec: IndexSpec | str | Mapping[str, Any] = "hnsw", **options: Any
+    ) -> Self:
+        """Build an approximate-retrieval index over the key vectors (and item vectors).
+
+        ``recommend``, ``recommend_for_history`` and ``similar_items`` then take candidates
+        from it and re-score them exactly; exclusions and filters stay exact. The index is
+        saved with the model and dropped by a refit.
+
+        Parameters
+        ----------
+        spec
+            An :class:`~recforge.retrieval.IndexSpec`, a kind (``"hnsw"``, ``"ivf"``,
+            ``"exact"``) or a mapping of its fields.
+        **options
+            Overrides of the spec's fields (``m=48``, ``ef_search=128``, ``min_items=0``...).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        UnsupportedCapabilityError
+            Unless ``supports_inner_product``.
+        MissingDependencyError
+            For faiss indexes when faiss is not installed.
+        """
+        self._require("supports_inner_product", "build_index")
+        self._check_fitted("build_index")
+        resolved = IndexSpec.coerce(
+            spec if not isinstance(spec, Mapping) else dict(spec), **options
+        )
+        self.retrieval_ = _retrieval.build(self, resolved)
+        return self
+
+    def drop_index(self) -> Self:
+        """Forget the retrieval index; every request is scored exactly."""
+        self.__dict__.pop("retrieval_", None)
+        return self
+
+    @property
+    def index_spec(self) -> IndexSpec | None:
+        """Settings of the built index, or ``None`` when the model scores exactly."""
+        retrieval = self.__dict__.get("retrieval_")
+        return None if retrieval is None else retrieval.spec
+
+    def _retrieval_for(self, exact: bool | None) -> Retrieval | None:
+        retrieval: Retrieval | None = self.__dict__.get("retrieval_")
+        if retrieval is None or not retrieval.used_for(self.n_items, exact):
+            return None
+        return retrieval
+
     # ------------------------------------------------------------------ public API
     def recommend(
         self,
@@ -657,6 +721,7 @@ class Recommender:
         exclude: Iterable[Any] | None = None,
         filter: ItemFilter | None = None,
         on_unknown: OnUnknown = "raise",
+        exact: bool | None = None,
     ) -> Recommendations:
         """Top-``k`` items for each user.
 
@@ -677,6 +742,10 @@ class Recommender:
             of items that may be recommended.
         on_unknown
             ``"raise"`` for unknown users, or ``"popular"`` to give them the most popular items.
+        exact
+            With a built index (:meth:`build_index`): ``None`` uses it from its
+            ``min_items`` catalogue size up, ``True`` always scores the whole catalogue,
+            ``False`` always uses the index.
 
         Returns
         -------
@@ -707,10 +776,18 @@ class Recommender:
         out_val = np.full((n, k_eff), -np.inf, dtype=np.float32)
         known_pos = np.flatnonzero(~unknown)
         bs = self.score_block_size
+        retrieval = self._retrieval_for(exact)
         for start in range(0, known_pos.size, bs):
             pos = known_pos[start : start + bs]
-            scores = self.score_users(codes[pos])
-            idx, val = self._select(scores, codes[pos] if exclude_seen else None, allowed, k_eff)
+            if retrieval is not None:
+                idx, val = _retrieval.top_k_users(
+                    self, retrieval, codes[pos], exclude_seen, allowed, k_eff
+                )
+            else:
+                scores = self.score_users(codes[pos])
+                idx, val = self._select(
+                    scores, codes[pos] if exclude_seen else None, allowed, k_eff
+                )
             out_idx[pos] = idx
             out_val[pos] = val
         reasons = None
@@ -832,8 +909,13 @@ class Recommender:
         ic = self.items_.codes(i, missing="negative")
         return np.asarray(self._predict(uc, ic), dtype=np.float64)
 
-    def similar_items(self, items: Any, k: int = 10) -> Recommendations:
+    def similar_items(
+        self, items: Any, k: int = 10, *, exact: bool | None = None
+    ) -> Recommendations:
         """The ``k`` most similar items to each given item (the item itself excluded).
+
+        ``exact`` as in :meth:`recommend` (a built index serves it when the model's
+        similarity is the cosine of its item vectors).
 
         Returns
         -------
@@ -844,11 +926,16 @@ class Recommender:
         self._check_fitted("similar_items")
         q = np.atleast_1d(np.asarray(items if not isinstance(items, str) else [items]))
         codes = self.items_.codes(q, what="item")
-        scores = _dense_scores(self._similar_scores(codes), (codes.size, self.n_items), self)
-        scores[np.arange(codes.size), codes] = -np.inf
         k_eff = int(min(k, max(self.n_items - 1, 1)))
-        idx, val = self._select(scores, None, None, k_eff)
-        return self._package(q, idx, val)
+        retrieval = self._retrieval_for(exact)
+        found = None
+        if retrieval is not None:
+            found = _retrieval.top_k_similar(self, retrieval, codes, k_eff)
+        if found is None:
+            scores = _dense_scores(self._similar_scores(codes), (codes.size, self.n_items), self)
+            scores[np.arange(codes.size), codes] = -np.inf
+            found = self._select(scores, None, None, k_eff)
+        return self._package(q, *found)
 
     def recommend_for_history(
         self,
@@ -860,6 +947,7 @@ class Recommender:
         candidates: Iterable[Any] | None = None,
         exclude: Iterable[Any] | None = None,
         filter: ItemFilter | None = None,
+        exact: bool | None = None,
     ) -> Recommendations:
         """Recommend for a new or anonymous user from their items, without retraining.
 
@@ -874,7 +962,7 @@ class Recommender:
             List length.
         exclude_seen
             Leave out the history's items.
-        candidates, exclude, filter
+        candidates, exclude, filter, exact
             As in :meth:`recommend`.
         """
         self._require("supports_history", "recommend_for_history")
@@ -890,12 +978,18 @@ class Recommender:
         codes = self.items_.codes(ids, missing="negative") if ids.size else ids.astype(np.int32)
         keep = codes >= 0
         codes, vals = codes[keep].astype(np.int32), vals[keep]
-        scores = self.score_history(codes, vals)[None, :]
-        if exclude_seen and codes.size:
-            scores[0, codes] = -np.inf
         allowed = self._allowed_mask(candidates, exclude, filter)
         k_eff = int(min(k, self.n_items))
-        idx, val = self._select(scores, None, allowed, k_eff)
+        retrieval = self._retrieval_for(exact)
+        if retrieval is not None and codes.size:
+            idx, val = _retrieval.top_k_history(
+                self, retrieval, codes, vals, exclude_seen, allowed, k_eff
+            )
+        else:
+            scores = self.score_history(codes, vals)[None, :]
+            if exclude_seen and codes.size:
+                scores[0, codes] = -np.inf
+            idx, val = self._select(scores, None, allowed, k_eff)
         reasons = None if codes.size else np.array(["empty history: most popular items"], object)
         return self._package(np.array([None], dtype=object), idx, val, reasons)
 
@@ -949,7 +1043,9 @@ class Recommender:
         items = self.items_.extend(ids)
         codes = np.asarray(items.codes(ids), dtype=np.int32)
         n_items = len(items)
+        old_n = self.n_items
         self._add_items(codes, attributes, n_items)
+        self.__dict__.pop("_key_cache", None)
         if n_items > self.seen_.shape[1]:
             seen = self.seen_
             self.seen_ = sp.csr_array(
@@ -959,6 +1055,9 @@ class Recommender:
             pop[: self.item_popularity_.size] = self.item_popularity_
             self.item_popularity_ = pop
         self.items_ = items
+        retrieval = self.__dict__.get("retrieval_")
+        if retrieval is not None:
+            self.retrieval_ = _retrieval.grow(self, retrieval, old_n, codes)
         return self
 
     # ------------------------------------------------------------------ persistence
@@ -994,6 +1093,26 @@ class Recommender:
         from recforge.models._io import load_model
 
         return load_model(Path(path))
+
+
+def _constructor(cls: type[Recommender]) -> Callable[..., None]:
+    """``cls.__init__``: bind the declared parameters, validate them all, then store them."""
+    sig = signature(cls.params)
+
+    def __init__(self: Recommender, *args: Any, **kwargs: Any) -> None:
+        try:
+            bound = sig.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            names = ", ".join(cls.params) or "none"
+            raise TypeError(f"{cls.__name__}(): {exc} (parameters: {names})") from None
+        bound.apply_defaults()
+        values = {k: v for k, v in bound.arguments.items() if k != "self"}
+        self.__dict__.update(type(self).check_params(values))
+
+    __init__.__signature__ = sig  # type: ignore[attr-defined]
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__doc__ = f"Validate and store the hyperparameters of :class:`{cls.__name__}`."
+    return __init__
 
 
 def _codes(idx: Any, n: int, what: str) -> np.ndarray:

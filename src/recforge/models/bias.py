@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
+from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
-__all__ = ["BiasedBaseline", "fit_biases"]
+__all__ = ["BiasedBaseline", "dataset_biases", "fit_biases"]
 
 
 def fit_biases(
@@ -44,18 +44,27 @@ def fit_biases(
     return mu, bu, bi
 
 
+def dataset_biases(
+    dataset: Dataset, reg_user: float, reg_item: float, iterations: int = 10
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """:func:`fit_biases` of a dataset's interactions: ``(mu, b_user, b_item)``."""
+    return fit_biases(
+        dataset.user,
+        dataset.item,
+        dataset.value,
+        dataset.n_users,
+        dataset.n_items,
+        reg_user,
+        reg_item,
+        iterations,
+    )
+
+
 class BiasedBaseline(Recommender):
     """Global mean plus regularised user and item biases: ``r̂_ui = μ + b_u + b_i``.
 
     Predicts ratings (Surprise's ``BaselineOnly`` with ALS) and ranks items by ``b_i``
     (the user bias does not change a user's ranking).
-
-    Parameters
-    ----------
-    reg_user, reg_item
-        L2 regularisation of user and item biases (damping in rating units).
-    iterations
-        Alternating least-squares sweeps.
 
     Attributes
     ----------
@@ -65,32 +74,25 @@ class BiasedBaseline(Recommender):
 
     name = "bias"
     explicit = True
-    params: ClassVar[Mapping[str, Param]] = {
-        "reg_user": Param(float, low=0.0),
-        "reg_item": Param(float, low=0.0),
-        "iterations": Param(int, low=1),
-    }
     supports_predict = True
     supports_history = True
 
-    def __init__(
-        self, reg_user: float = 15.0, reg_item: float = 10.0, iterations: int = 10
-    ) -> None:
-        self.reg_user = reg_user
-        self.reg_item = reg_item
-        self.iterations = iterations
+    reg_user: float = param(
+        default=15.0,
+        low=0.0,
+        doc="L2 regularisation of the user biases (damping in rating units).",
+        search={"low": 0.1, "high": 50.0, "log": True},
+    )
+    reg_item: float = param(
+        default=10.0,
+        low=0.0,
+        doc="L2 regularisation of the item biases (damping in rating units).",
+        search={"low": 0.1, "high": 50.0, "log": True},
+    )
+    iterations: int = param(default=10, low=1, doc="Alternating least-squares sweeps.")
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
-        mu, bu, bi = fit_biases(
-            dataset.user,
-            dataset.item,
-            dataset.value,
-            dataset.n_users,
-            dataset.n_items,
-            self.reg_user,
-            self.reg_item,
-            self.iterations,
-        )
+        mu, bu, bi = dataset_biases(dataset, self.reg_user, self.reg_item, self.iterations)
         self.global_mean_ = mu
         self.user_bias_ = bu.astype(np.float32)
         self.item_bias_ = bi.astype(np.float32)

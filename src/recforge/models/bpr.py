@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models._shared import CosineSimilarItems, make_rng, num_threads
-from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
+from recforge.models._shared import (
+    FACTORS,
+    INIT_STD,
+    CosineSimilarItems,
+    make_rng,
+    normal_factors,
+    train_epochs,
+    with_unit_column,
+)
+from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["BPR"]
 
@@ -23,31 +31,15 @@ class BPR(CosineSimilarItems, Recommender):
     to ``count_j ** neg_beta`` (``"popularity"``), and ascends ``ln σ(x_ui - x_uj)`` minus
     L2 regularisation by SGD. Interaction values are ignored: presence counts.
 
-    Training runs lock-free over one block of samples per numba thread, each block with its
-    own random stream seeded from ``rng`` (Hogwild); with several threads it is therefore not
-    bit-deterministic, with one thread (``numba.set_num_threads(1)``) it is deterministic
-    under ``rng``. Fold-in for new users (:meth:`recommend_for_history`) runs
+    Epochs run in parallel and deterministically (DSGD): users are cut into ``B`` blocks of
+    equal activity and items into ``B`` random blocks of equal size (``B``: one per 50,000
+    interactions, at most 16; one block below 100,000), each sample's negative is drawn
+    inside its positive's item block, and the blocks of one stratum, which share no user and
+    no item, are trained by separate threads, each with its own random stream seeded from
+    ``rng`` (:mod:`recforge._kernels.bpr`). A fit is bit-identical under ``rng`` whatever the
+    number of numba threads. Fold-in for new users (:meth:`recommend_for_history`) runs
     ``fold_in_epochs`` SGD epochs on a new user vector with the item factors fixed and is
     always deterministic under ``rng``.
-
-    Parameters
-    ----------
-    factors
-        Number of latent factors.
-    epochs
-        Passes (``nnz`` samples each).
-    learning_rate, reg
-        SGD step size and L2 regularisation.
-    neg_sampling
-        ``"uniform"`` or ``"popularity"``.
-    neg_beta
-        Exponent of the popularity distribution.
-    init_std
-        Standard deviation of the normal initial factors.
-    fold_in_epochs
-        Epochs of the fold-in of a new user's history.
-    rng
-        Seed.
 
     Attributes
     ----------
@@ -58,46 +50,43 @@ class BPR(CosineSimilarItems, Recommender):
     """
 
     name = "bpr"
-    params: ClassVar[Mapping[str, Param]] = {
-        "factors": Param(int, low=1),
-        "epochs": Param(int, low=0),
-        "learning_rate": Param(float, low=0.0, low_open=True),
-        "reg": Param(float, low=0.0),
-        "neg_sampling": Param(str, options=("uniform", "popularity")),
-        "neg_beta": Param(float, low=0.0),
-        "init_std": Param(float, low=0.0),
-        "fold_in_epochs": Param(int, low=1),
-        "rng": Param(int, low=0, nullable=True),
-    }
     supports_similar_items = True
     supports_history = True
     supports_epochs = True
+    supports_inner_product = True
+    similar_items_by_vector_cosine = True
 
-    user_factors_: np.ndarray
-    item_factors_: np.ndarray
-    item_bias_: np.ndarray
-
-    def __init__(
-        self,
-        factors: int = 64,
-        epochs: int = 30,
-        learning_rate: float = 0.05,
-        reg: float = 0.01,
-        neg_sampling: str = "uniform",
-        neg_beta: float = 0.75,
-        init_std: float = 0.01,
-        fold_in_epochs: int = 30,
-        rng: int | None = None,
-    ) -> None:
-        self.factors = factors
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.reg = reg
-        self.neg_sampling = neg_sampling
-        self.neg_beta = neg_beta
-        self.init_std = init_std
-        self.fold_in_epochs = fold_in_epochs
-        self.rng = rng
+    factors: int = FACTORS
+    epochs: int = param(
+        default=30,
+        low=0,
+        doc="Passes (``nnz`` samples each).",
+        search={"low": 10, "high": 100, "log": True},
+    )
+    learning_rate: float = param(
+        default=0.05,
+        low=0.0,
+        low_open=True,
+        doc="SGD step size.",
+        search={"low": 0.005, "high": 0.2, "log": True},
+    )
+    reg: float = param(
+        default=0.01,
+        low=0.0,
+        doc="L2 regularisation.",
+        search={"low": 1e-4, "high": 0.1, "log": True},
+    )
+    neg_sampling: str = param(
+        default="uniform",
+        options=("uniform", "popularity"),
+        doc='``"uniform"`` or ``"popularity"``.',
+    )
+    neg_beta: float = param(default=0.75, low=0.0, doc="Exponent of the popularity distribution.")
+    init_std: float = INIT_STD
+    fold_in_epochs: int = param(
+        default=30, low=1, doc="Epochs of the fold-in of a new user's history."
+    )
+    rng: int | None = param(default=None, low=0, doc="Seed.")
 
     def _negative_cdf(self) -> np.ndarray:
         from recforge._kernels.bpr import negative_cdf
@@ -107,7 +96,8 @@ class BPR(CosineSimilarItems, Recommender):
         return negative_cdf(self.item_popularity_, self.neg_beta)
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
-        from recforge._kernels.bpr import bpr_epoch, seed_states
+        from recforge._kernels.bpr import block_negative_cdf, bpr_epoch, seed_states
+        from recforge._kernels.strata import Strata
 
         x = self.seen_
         indptr = np.ascontiguousarray(x.indptr, dtype=np.int64)
@@ -115,21 +105,26 @@ class BPR(CosineSimilarItems, Recommender):
         row_of = np.repeat(np.arange(x.shape[0], dtype=np.int32), np.diff(indptr))
         gen = make_rng(self.rng)
         f = self.factors
-        self.user_factors_ = gen.normal(0.0, self.init_std, (dataset.n_users, f)).astype(np.float32)
-        self.item_factors_ = gen.normal(0.0, self.init_std, (dataset.n_items, f)).astype(np.float32)
+        self.user_factors_ = normal_factors(gen, dataset.n_users, f, 0.0, self.init_std)
+        self.item_factors_ = normal_factors(gen, dataset.n_items, f, 0.0, self.init_std)
         self.item_bias_ = np.zeros(dataset.n_items, dtype=np.float32)
-        states = seed_states(gen, num_threads())
-        cdf = self._negative_cdf()
-        self.train_accuracy_: list[float] = []
-        for epoch in options.epochs(self.epochs, "BPR"):
+        strata = Strata(row_of, indices, dataset.n_users, dataset.n_items, gen, equal_cols=True)
+        blocks = (*strata.grouped(), *strata.col_groups())
+        cdf = np.empty(0, dtype=np.float64)
+        if self.neg_sampling != "uniform":
+            cdf = block_negative_cdf(self.item_popularity_, self.neg_beta, *blocks[2:])
+        states = seed_states(gen, strata.n_blocks**2)
+
+        def epoch() -> float:
             stats = bpr_epoch(
                 row_of, indptr, indices,
                 self.user_factors_, self.item_factors_, self.item_bias_,
-                self.learning_rate, self.reg, indices.shape[0], cdf, states,
+                self.learning_rate, self.reg, *blocks, cdf, states,
             )  # fmt: skip
-            self.train_accuracy_.append(float(stats[1] / max(stats[0], 1.0)))
-            if options.after_epoch(epoch, self):
-                break
+            return float(stats[1] / max(stats[0], 1.0))
+
+        self.train_accuracy_: list[float] = []
+        train_epochs(self, options, self.epochs, "BPR", epoch, self.train_accuracy_)
 
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
         scores = self.user_factors_[user_idx] @ self.item_factors_.T
@@ -167,9 +162,14 @@ class BPR(CosineSimilarItems, Recommender):
             dtype=np.float32,
         )
 
-    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        p = self.fold_in(item_idx)
-        return np.asarray(self.item_factors_ @ p + self.item_bias_, dtype=np.float32)
+    def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return with_unit_column(self.user_factors_[user_idx])
+
+    def _key_vectors(self) -> np.ndarray:
+        return np.column_stack([self.item_factors_, self.item_bias_])
+
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
+        return np.append(self.fold_in(item_idx), np.float32(1.0)), 0.0
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {

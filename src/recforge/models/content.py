@@ -19,7 +19,7 @@ Because scoring only needs item features, an item added after training with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -34,13 +34,13 @@ from recforge.exceptions import ConfigError, DataError, ModelFormatError
 from recforge.features import ItemFeatures, attributes_of
 from recforge.models.base import (
     Explanation,
-    Param,
     Recommender,
     TrainingOptions,
     _py,
+    param,
 )
 
-__all__ = ["ContentBased", "ContentExplanation", "profile_weights"]
+__all__ = ["ContentBased", "ContentExplanation", "feature_blocks", "profile_weights"]
 
 _WEIGHTINGS = ("auto", "centered", "value", "binary")
 _MAX_DENSE = 20_000_000  # floats per dense scoring sub-block
@@ -150,6 +150,23 @@ def _replace_rows(m: sp.csr_array, codes: np.ndarray, rows: sp.csr_array) -> sp.
     return out
 
 
+def feature_blocks(value: Any) -> list[dict[str, Any]]:
+    """A feature declaration checked by :meth:`ItemFeatures.from_config`, as plain dicts.
+
+    The ``convert`` of the ``features`` / ``user_features`` parameters.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not a list of valid feature blocks (naming the bad block).
+    """
+    if isinstance(value, Mapping | str) or not isinstance(value, Iterable):
+        raise ValueError(f"expected a list of feature block dicts, got {value!r}")
+    blocks = list(value)
+    ItemFeatures.from_config(blocks)
+    return [dict(b) for b in blocks]
+
+
 def dense_block_rows(n_cols: int) -> int:
     """Rows of a dense ``(rows, n_cols)`` float32 block that stay within the memory budget."""
     return max(1, _MAX_DENSE // max(n_cols, 1))
@@ -157,18 +174,6 @@ def dense_block_rows(n_cols: int) -> int:
 
 class ContentBased(Recommender):
     """Recommend items whose attributes resemble those of the items a user liked.
-
-    Parameters
-    ----------
-    features
-        Feature declaration as :meth:`ItemFeatures.to_config` gives it (JSON list of blocks);
-        ``None`` guesses one from the attribute table with :meth:`ItemFeatures.auto`.
-    weighting
-        How interaction values weight a user's items: ``"centered"`` (value minus the user's
-        mean, so low ratings subtract), ``"value"``, ``"binary"``, or ``"auto"``
-        (``"centered"`` for rating data, ``"binary"`` for implicit data).
-    half_life_days
-        Half-life of the exponential time decay of interaction weights; ``None``: no decay.
 
     Attributes
     ----------
@@ -201,10 +206,6 @@ class ContentBased(Recommender):
     """
 
     name = "content"
-    params: ClassVar[Mapping[str, Param]] = {
-        "weighting": Param(str, options=_WEIGHTINGS),
-        "half_life_days": Param(float, low=0.0, low_open=True, nullable=True),
-    }
     supports_similar_items = True
     supports_history = True
     supports_explain = True
@@ -213,23 +214,25 @@ class ContentBased(Recommender):
     #: number of features / history items listed by ``explain``
     explain_top: ClassVar[int] = 10
 
-    features_: ItemFeatures
-    item_features_: sp.csr_array
-    profiles_: sp.csr_array
-    weighting_: str
-
-    def __init__(
-        self,
-        features: Sequence[Mapping[str, Any]] | None = None,
-        weighting: str = "auto",
-        half_life_days: float | None = None,
-    ) -> None:
-        if features is not None:
-            ItemFeatures.from_config(features)  # validate early, names the bad block
-            features = [dict(b) for b in features]
-        self.features = features
-        self.weighting = weighting
-        self.half_life_days = half_life_days
+    features: Sequence[Mapping[str, Any]] | None = param(
+        default=None,
+        convert=feature_blocks,
+        doc="Feature declaration as :meth:`ItemFeatures.to_config` gives it (JSON list of "
+        "blocks); ``None`` guesses one from the attribute table with :meth:`ItemFeatures.auto`.",
+    )
+    weighting: str = param(
+        default="auto",
+        options=_WEIGHTINGS,
+        doc='How interaction values weight a user\'s items: ``"centered"`` (value minus the '
+        'user\'s mean, so low ratings subtract), ``"value"``, ``"binary"``, or ``"auto"`` '
+        '(``"centered"`` for rating data, ``"binary"`` for implicit data).',
+    )
+    half_life_days: float | None = param(
+        default=None,
+        low=0.0,
+        low_open=True,
+        doc="Half-life of the exponential time decay of interaction weights; ``None``: no decay.",
+    )
 
     # ------------------------------------------------------------------ fitting
     def _builder(self, attrs: pd.DataFrame) -> ItemFeatures:

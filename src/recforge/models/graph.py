@@ -17,7 +17,7 @@ top-n kernel of :mod:`recforge._kernels.similarity` (mode ``"dot_scaled"``), so 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,7 +26,7 @@ from recforge._kernels.similarity import topn_similarity
 from recforge.data import Dataset
 from recforge.data.weighting import normalize_rows
 from recforge.models._itemitem import ItemItemModel
-from recforge.models.base import Param, TrainingOptions
+from recforge.models.base import TrainingOptions, param
 
 __all__ = ["RP3beta", "rp3beta_weights"]
 
@@ -58,19 +58,6 @@ def rp3beta_weights(
 class RP3beta(ItemItemModel):
     """Random walk with popularity-penalised arrival (RP3beta).
 
-    Parameters
-    ----------
-    alpha
-        Exponent of the transition probabilities (1 gives plain P3).
-    beta
-        Popularity penalty: the arrival item's probability is divided by ``pop ** beta``.
-    n_neighbors
-        Entries kept per row of ``W``.
-    normalize
-        Rescale each pruned row of ``W`` to sum to one (Dacrema et al.'s default).
-    binary
-        Use 1 for every interaction instead of its value.
-
     Attributes
     ----------
     weights_ : scipy.sparse.csr_array
@@ -78,27 +65,31 @@ class RP3beta(ItemItemModel):
     """
 
     name = "rp3beta"
-    params: ClassVar[Mapping[str, Param]] = {
-        "alpha": Param(float, low=0.0, low_open=True),
-        "beta": Param(float, low=0.0),
-        "n_neighbors": Param(int, low=1),
-        "normalize": Param(bool),
-        "binary": Param(bool),
-    }
 
-    def __init__(
-        self,
-        alpha: float = 1.0,
-        beta: float = 0.5,
-        n_neighbors: int = 100,
-        normalize: bool = True,
-        binary: bool = False,
-    ) -> None:
-        self.alpha = alpha
-        self.beta = beta
-        self.n_neighbors = n_neighbors
-        self.normalize = normalize
-        self.binary = binary
+    alpha: float = param(
+        default=1.0,
+        low=0.0,
+        low_open=True,
+        doc="Exponent of the transition probabilities (1 gives plain P3).",
+        search={"low": 0.2, "high": 1.5},
+    )
+    beta: float = param(
+        default=0.5,
+        low=0.0,
+        doc="Popularity penalty: the arrival item's probability is divided by ``pop ** beta``.",
+        search={"low": 0.0, "high": 1.0},
+    )
+    n_neighbors: int = param(
+        default=100,
+        low=1,
+        doc="Entries kept per row of ``W``.",
+        search={"low": 20, "high": 500, "log": True},
+    )
+    normalize: bool = param(
+        default=True,
+        doc="Rescale each pruned row of ``W`` to sum to one (Dacrema et al.'s default).",
+    )
+    binary: bool = param(default=False, doc="Use 1 for every interaction instead of its value.")
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         self.user_items_ = dataset.matrix(binary=self.binary, dtype=np.float32)

@@ -33,13 +33,14 @@ from recforge._kernels.hybrid import LOSS_BPR, LOSS_WARP, run_epoch
 from recforge.data import Dataset
 from recforge.exceptions import ConfigError, DataError, ModelFormatError
 from recforge.features import ItemFeatures
-from recforge.models._shared import num_threads
-from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
+from recforge.models._shared import with_unit_column
+from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 from recforge.models.content import (
     _csr_from_state,
     _csr_state,
     _pad_rows,
     _replace_rows,
+    feature_blocks,
 )
 
 __all__ = ["Blend", "HybridMF"]
@@ -58,39 +59,6 @@ def _l1_rows(x: sp.csr_array) -> sp.csr_array:
 
 class HybridMF(Recommender):
     """LightFM-style hybrid matrix factorisation with item metadata (BPR or WARP loss).
-
-    Parameters
-    ----------
-    factors
-        Embedding width.
-    epochs
-        Passes over the positive interactions.
-    learning_rate
-        Adagrad step size.
-    reg
-        L2 penalty on every updated embedding and bias.
-    loss
-        ``"bpr"`` or ``"warp"``.
-    max_sampled
-        WARP: negatives tried per positive before giving up.
-    features
-        Item feature declaration (:meth:`ItemFeatures.to_config`), ``None`` to guess it from
-        the attribute table, or ``[]`` for identity features only (plain BPR/WARP MF).
-        Without item attributes the model degrades to plain MF.
-    user_features
-        Declaration of user attribute features (same format, applied to the dataset's
-        ``user_attributes``, e.g. age bins, gender, occupation); ``None``: identities only.
-        Users without training interactions are then represented by their attributes.
-    positive_threshold
-        Interactions with a value below this are not used as positives (e.g. ``3.5`` for
-        star ratings); ``None`` uses every interaction.
-    fold_in_epochs
-        SGD passes over a history in :meth:`recommend_for_history` (item side frozen).
-    n_threads
-        Hogwild chunks trained in parallel; ``None`` uses numba's thread count. ``1`` gives
-        reproducible results, more threads vary slightly from run to run.
-    rng
-        Seed of initialisation and sampling.
 
     Attributes
     ----------
@@ -121,61 +89,78 @@ class HybridMF(Recommender):
     """
 
     name = "hybridmf"
-    params: ClassVar[Mapping[str, Param]] = {
-        "factors": Param(int, low=1),
-        "epochs": Param(int, low=0),
-        "learning_rate": Param(float, low=0.0, low_open=True),
-        "reg": Param(float, low=0.0),
-        "loss": Param(str, options=("bpr", "warp")),
-        "max_sampled": Param(int, low=1),
-        "positive_threshold": Param(float, nullable=True),
-        "fold_in_epochs": Param(int, low=1),
-        "n_threads": Param(int, low=1, nullable=True),
-        "rng": Param(int, low=0),
-    }
     supports_history = True
     supports_similar_items = True
     supports_explain = True
     supports_item_vectors = True
     supports_new_items = True
     supports_epochs = True
+    supports_inner_product = True
+    similar_items_by_vector_cosine = True
     explain_top: ClassVar[int] = 10
 
-    def __init__(
-        self,
-        factors: int = 32,
-        epochs: int = 20,
-        learning_rate: float = 0.05,
-        reg: float = 1e-5,
-        loss: str = "warp",
-        max_sampled: int = 10,
-        features: Sequence[Mapping[str, Any]] | None = None,
-        user_features: Sequence[Mapping[str, Any]] | None = None,
-        positive_threshold: float | None = None,
-        fold_in_epochs: int = 20,
-        n_threads: int | None = None,
-        rng: int = 0,
-    ) -> None:
-        if features is not None:
-            if len(features):
-                ItemFeatures.from_config(features)
-            features = [dict(b) for b in features]
-        if user_features is not None:
-            if len(user_features):
-                ItemFeatures.from_config(user_features)
-            user_features = [dict(b) for b in user_features]
-        self.factors = factors
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.reg = reg
-        self.loss = loss
-        self.max_sampled = max_sampled
-        self.features = features
-        self.user_features = user_features
-        self.positive_threshold = positive_threshold
-        self.fold_in_epochs = fold_in_epochs
-        self.n_threads = n_threads
-        self.rng = rng
+    factors: int = param(
+        default=32,
+        low=1,
+        doc="Embedding width.",
+        search={"low": 16, "high": 128, "log": True},
+    )
+    epochs: int = param(
+        default=20,
+        low=0,
+        doc="Passes over the positive interactions.",
+        search={"low": 5, "high": 60, "log": True},
+    )
+    learning_rate: float = param(
+        default=0.05,
+        low=0.0,
+        low_open=True,
+        doc="Adagrad step size.",
+        search={"low": 0.01, "high": 0.1, "log": True},
+    )
+    reg: float = param(
+        default=1e-5,
+        low=0.0,
+        doc="L2 penalty on every updated embedding and bias.",
+        search={"low": 1e-6, "high": 1e-2, "log": True},
+    )
+    loss: str = param(default="warp", options=("bpr", "warp"), doc='``"bpr"`` or ``"warp"``.')
+    max_sampled: int = param(
+        default=10, low=1, doc="WARP: negatives tried per positive before giving up."
+    )
+    features: Sequence[Mapping[str, Any]] | None = param(
+        default=None,
+        convert=feature_blocks,
+        doc="Item feature declaration (:meth:`ItemFeatures.to_config`), ``None`` to guess it "
+        "from the attribute table, or ``[]`` for identity features only (plain BPR/WARP MF). "
+        "Without item attributes the model degrades to plain MF.",
+    )
+    user_features: Sequence[Mapping[str, Any]] | None = param(
+        default=None,
+        convert=feature_blocks,
+        doc="Declaration of user attribute features (same format, applied to the dataset's "
+        "``user_attributes``, e.g. age bins, gender, occupation); ``None``: identities only. "
+        "Users without training interactions are then represented by their attributes.",
+    )
+    positive_threshold: float | None = param(
+        default=None,
+        doc="Interactions with a value below this are not used as positives (e.g. ``3.5`` for "
+        "star ratings); ``None`` uses every interaction.",
+    )
+    fold_in_epochs: int = param(
+        default=20,
+        low=1,
+        doc="SGD passes over a history in :meth:`recommend_for_history` (item side frozen).",
+    )
+    n_threads: int | None = param(
+        default=None,
+        low=1,
+        doc="Hogwild chunks trained in parallel (opt-in). ``None`` (default) or ``1`` trains on "
+        "one thread and is reproducible under ``rng`` on any machine; more chunks are faster but "
+        "vary slightly from run to run (item features shared by many items rule out a "
+        "race-free split into blocks).",
+    )
+    rng: int = param(default=0, low=0, doc="Seed of initialisation and sampling.")
 
     # ------------------------------------------------------------------ fitting
     def _feature_block(self, dataset: Dataset) -> tuple[ItemFeatures | None, sp.csr_array]:
@@ -255,7 +240,7 @@ class HybridMF(Recommender):
         warm_items = self.identity_items_
         n_neg = self.max_sampled if self.loss == "warp" else _BPR_TRIES
         loss_code = LOSS_WARP if self.loss == "warp" else LOSS_BPR
-        chunks = self.n_threads or num_threads()
+        chunks = self.n_threads or 1  # None: one chunk, deterministic (Hogwild is opt-in)
         self.loss_history_: list[float] = []
         fmat = (f.indptr.astype(np.int64), f.indices.astype(np.int32), f.data)
         gmat = (g.indptr.astype(np.int64), g.indices.astype(np.int32), g.data)
@@ -351,12 +336,17 @@ class HybridMF(Recommender):
             )
         return emb[0]
 
-    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return with_unit_column(self.user_repr_[user_idx])
+
+    def _key_vectors(self) -> np.ndarray:
+        return np.column_stack([self.item_repr_, self.item_bias_])
+
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
         if self.positive_threshold is not None:
             good = item_idx[values >= self.positive_threshold]
             item_idx = good if good.size else item_idx
-        p = self._fold_in(item_idx)
-        return np.asarray(self.item_repr_ @ p + self.item_bias_, dtype=np.float32)
+        return np.append(self._fold_in(item_idx), np.float32(1.0)), 0.0
 
     def _similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
         q = self.item_repr_
@@ -543,6 +533,59 @@ def _ndcg_at_k(scores: np.ndarray, truth: sp.csr_array, k: int) -> float:
     return float(np.nanmean(per_user)) if np.isfinite(per_user).any() else 0.0
 
 
+def blend_members(value: Any) -> list[dict[str, Any]]:
+    """Blend's ``members`` as plain ``{"model", "params"}`` dicts, each member validated.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not a non-empty list of such dicts, names an unknown model or a
+        Blend, or a member's parameters are invalid.
+    """
+    from recforge.models import model_class
+
+    if isinstance(value, str | Mapping) or not isinstance(value, Sequence) or not len(value):
+        raise ValueError(
+            "expected a non-empty list of {'model': name, 'params': {...}} dicts, "
+            f"got {value!r}"
+        )
+    out = []
+    for pos, m in enumerate(value):
+        if not isinstance(m, Mapping) or "model" not in m:
+            raise ValueError(f"Blend member {pos} must be a dict with a 'model' key, got {m!r}")
+        extra = set(m) - {"model", "params"}
+        if extra:
+            raise ValueError(f"Blend member {pos} has unknown keys {sorted(extra)}")
+        params = dict(m.get("params") or {})
+        try:
+            cls = model_class(str(m["model"]))
+        except KeyError as exc:
+            raise ValueError(f"Blend member {pos}: {exc.args[0]}") from exc
+        if cls.name == "blend":
+            raise ValueError(f"Blend member {pos} cannot itself be a Blend")
+        try:
+            cls(**params)
+        except (ConfigError, TypeError) as exc:
+            raise ValueError(f"Blend member {pos}: {exc}") from exc
+        out.append({"model": str(m["model"]), "params": params})
+    return out
+
+
+def _finite_floats(value: Any) -> list[float]:
+    """A sequence of finite numbers as floats (Blend's ``weights``)."""
+    if isinstance(value, str | Mapping) or not isinstance(value, Sequence):
+        raise ValueError(f"expected a list of finite numbers, got {value!r}")
+    ok = all(
+        isinstance(w, int | float | np.integer | np.floating)
+        and not isinstance(w, bool)
+        and math.isfinite(w)
+        for w in value
+    )
+    if not ok:
+        raise ValueError(f"Blend weights must be finite numbers, got {list(value)!r}")
+    return [float(w) for w in value]
+
+
 class Blend(Recommender):
     """Weighted ensemble of recommenders with switching rules for cold users and items.
 
@@ -560,32 +603,6 @@ class Blend(Recommender):
     ``w_c · norm_c(u, i) + Σ_{m≠c} w_m · mean_j norm_m(u, j)`` (``w_c = 1 / n_members`` when
     its weight is 0). Cold items thus enter a list only when the content score is high, and
     rank among themselves by content.
-
-    Parameters
-    ----------
-    members
-        Member models as JSON: ``[{"model": "content", "params": {...}}, ...]`` (registered
-        short names, see :data:`recforge.models.MODELS`).
-    weights
-        Fixed weights (one per member) or ``None`` to learn them.
-    normalization
-        ``"minmax"`` or ``"zscore"``.
-    min_user_interactions
-        Users with fewer training interactions are switched to ``fallback``.
-    fallback
-        Index of the member used for short-history users (``None``: no switching).
-    cold_item_member
-        Index of the member scoring cold items (``None``: cold items keep the blended score,
-        in which the members that cannot score them pull them down).
-    k
-        Cut-off of the validation NDCG.
-    valid_fraction
-        Share of each user's interactions held out to learn the weights.
-    min_gain
-        Relative validation-NDCG gain a weight change must bring to be kept (guards against
-        fitting the noise of a small holdout).
-    rng
-        Seed of the holdout.
 
     Attributes
     ----------
@@ -606,91 +623,71 @@ class Blend(Recommender):
     """
 
     name = "blend"
-    params: ClassVar[Mapping[str, Param]] = {
-        "normalization": Param(str, options=_NORMS),
-        "min_user_interactions": Param(int, low=0),
-        "fallback": Param(int, low=0, nullable=True),
-        "cold_item_member": Param(int, low=0, nullable=True),
-        "k": Param(int, low=1),
-        "valid_fraction": Param(float, low=0.0, high=0.9, low_open=True),
-        "min_gain": Param(float, low=0.0),
-        "rng": Param(int, low=0),
-    }
     supports_history = True
 
-    members_: list[Recommender]
-    weights_: np.ndarray
+    members: Sequence[Mapping[str, Any]] = param(
+        default=({"model": "popular", "params": {}}, {"model": "content", "params": {}}),
+        convert=blend_members,
+        doc='Member models as JSON: ``[{"model": "content", "params": {...}}, ...]`` '
+        "(registered short names, see :data:`recforge.models.MODELS`); each member's "
+        "parameters are validated by its class.",
+    )
+    weights: Sequence[float] | None = param(
+        default=None,
+        convert=_finite_floats,
+        doc="Fixed weights (one per member) or ``None`` to learn them.",
+    )
+    normalization: str = param(
+        default="minmax", options=_NORMS, doc='``"minmax"`` or ``"zscore"``.'
+    )
+    min_user_interactions: int = param(
+        default=0,
+        low=0,
+        doc="Users with fewer training interactions are switched to ``fallback``.",
+    )
+    fallback: int | None = param(
+        default=None,
+        low=0,
+        doc="Index of the member used for short-history users (``None``: no switching).",
+    )
+    cold_item_member: int | None = param(
+        default=None,
+        low=0,
+        doc="Index of the member scoring cold items (``None``: cold items keep the blended "
+        "score, in which the members that cannot score them pull them down).",
+    )
+    k: int = param(default=10, low=1, doc="Cut-off of the validation NDCG.")
+    valid_fraction: float = param(
+        default=0.2,
+        low=0.0,
+        high=0.9,
+        low_open=True,
+        doc="Share of each user's interactions held out to learn the weights.",
+    )
+    min_gain: float = param(
+        default=0.005,
+        low=0.0,
+        doc="Relative validation-NDCG gain a weight change must bring to be kept (guards "
+        "against fitting the noise of a small holdout).",
+    )
+    rng: int = param(default=0, low=0, doc="Seed of the holdout.")
 
-    def __init__(
-        self,
-        members: Sequence[Mapping[str, Any]] = (
-            {"model": "popular", "params": {}},
-            {"model": "content", "params": {}},
-        ),
-        weights: Sequence[float] | None = None,
-        normalization: str = "minmax",
-        min_user_interactions: int = 0,
-        fallback: int | None = None,
-        cold_item_member: int | None = None,
-        k: int = 10,
-        valid_fraction: float = 0.2,
-        min_gain: float = 0.005,
-        rng: int = 0,
-    ) -> None:
-        self.members = self._check_members(members)
-        if weights is not None:
-            if len(weights) != len(self.members):
-                raise ConfigError(
-                    f"The 'weights' parameter of Blend must have one weight per member "
-                    f"({len(self.members)}). Got {list(weights)!r} instead."
-                )
-            if not all(isinstance(w, int | float) and math.isfinite(w) for w in weights):
-                raise ConfigError(f"Blend weights must be finite numbers, got {list(weights)!r}")
-            weights = [float(w) for w in weights]
-        for name, idx in (("fallback", fallback), ("cold_item_member", cold_item_member)):
-            if isinstance(idx, int) and not isinstance(idx, bool) and idx >= len(self.members):
-                raise ConfigError(
-                    f"The {name!r} parameter of Blend must index a member "
-                    f"(0..{len(self.members) - 1}). Got {idx!r} instead."
-                )
-        self.weights = weights
-        self.normalization = normalization
-        self.min_user_interactions = min_user_interactions
-        self.fallback = fallback
-        self.cold_item_member = cold_item_member
-        self.k = k
-        self.valid_fraction = valid_fraction
-        self.min_gain = min_gain
-        self.rng = rng
-
-    @staticmethod
-    def _check_members(members: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        from recforge.models import model_class
-
-        if isinstance(members, str | Mapping) or not len(members):
+    @classmethod
+    def _check_combination(cls, values: Mapping[str, Any]) -> None:
+        n = len(values["members"])
+        weights = values["weights"]
+        if weights is not None and len(weights) != n:
             raise ConfigError(
-                "The 'members' parameter of Blend must be a non-empty list of "
-                "{'model': name, 'params': {...}} dicts."
+                f"The 'weights' parameter of Blend must have one weight per member ({n}). "
+                f"Got {list(weights)!r} instead."
             )
-        out = []
-        for pos, m in enumerate(members):
-            if not isinstance(m, Mapping) or "model" not in m:
+        for name in ("fallback", "cold_item_member"):
+            idx = values[name]
+            if idx is not None and idx >= n:
                 raise ConfigError(
-                    f"Blend member {pos} must be a dict with a 'model' key, got {m!r}"
+                    f"The {name!r} parameter of Blend must index a member (0..{n - 1}). "
+                    f"Got {idx!r} instead."
                 )
-            extra = set(m) - {"model", "params"}
-            if extra:
-                raise ConfigError(f"Blend member {pos} has unknown keys {sorted(extra)}")
-            params = dict(m.get("params") or {})
-            try:
-                cls = model_class(str(m["model"]))
-            except KeyError as exc:
-                raise ConfigError(f"Blend member {pos}: {exc.args[0]}") from exc
-            if cls is Blend:
-                raise ConfigError(f"Blend member {pos} cannot itself be a Blend")
-            cls(**params)  # validates the member's parameters
-            out.append({"model": str(m["model"]), "params": params})
-        return out
 
     def _new_members(self) -> list[Recommender]:
         from recforge.models import model_class

@@ -46,8 +46,8 @@ from recforge.data.weighting import bm25, tfidf
 from recforge.exceptions import ConfigError, ModelFormatError
 from recforge.models._itemitem import ItemItemModel
 from recforge.models._shared import CooccurrenceItemVectors
-from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
-from recforge.models.bias import fit_biases
+from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
+from recforge.models.bias import dataset_biases
 
 __all__ = ["ItemKNN", "UserKNN"]
 
@@ -85,73 +85,8 @@ def _centre_columns(m: sp.csr_array) -> sp.csr_array:
 
 
 # --------------------------------------------------------------------------- kNN common
-_KNN_PARAMS: dict[str, Param] = {
-    "n_neighbors": Param(int, low=1),
-    "similarity": Param(str, options=SIMILARITIES),
-    "alpha": Param(float, low=0.0, high=1.0),
-    "shrink": Param(float, low=0.0),
-    "norms": Param(str, options=("full", "common")),
-    "min_support": Param(int, low=1),
-    "min_similarity": Param(float, low=-1.0),
-    "weighting": Param(str, options=("none", "bm25", "tfidf")),
-    "binary": Param(bool),
-    "prediction": Param(str, options=("plain", "mean_centered", "baseline")),
-    "max_k": Param(int, low=1),
-    "min_k": Param(int, low=1),
-    "reg_user": Param(float, low=0.0),
-    "reg_item": Param(float, low=0.0),
-}
-
-
-class _KNNMixin:
-    """Fitting steps shared by item- and user-kNN (entities = rows compared)."""
-
-    n_neighbors: int
-    similarity: str
-    alpha: float
-    shrink: float
-    norms: str
-    min_support: int
-    min_similarity: float
-    weighting: str
-    binary: bool
-    prediction: str
-    max_k: int
-    min_k: int
-    reg_user: float
-    reg_item: float
-
-    def __init__(
-        self,
-        n_neighbors: int = 100,
-        similarity: str = "cosine",
-        alpha: float = 0.5,
-        shrink: float = 0.0,
-        norms: str = "full",
-        min_support: int = 1,
-        min_similarity: float = 0.0,
-        weighting: str = "none",
-        binary: bool = False,
-        prediction: str = "plain",
-        max_k: int = 40,
-        min_k: int = 1,
-        reg_user: float = 15.0,
-        reg_item: float = 10.0,
-    ) -> None:
-        self.n_neighbors = n_neighbors
-        self.similarity = similarity
-        self.alpha = alpha
-        self.shrink = shrink
-        self.norms = norms
-        self.min_support = min_support
-        self.min_similarity = min_similarity
-        self.weighting = weighting
-        self.binary = binary
-        self.prediction = prediction
-        self.max_k = max_k
-        self.min_k = min_k
-        self.reg_user = reg_user
-        self.reg_item = reg_item
+class _KNNState:
+    """Learned state shared by item- and user-kNN (for type checkers; set in ``_fit``)."""
 
     ratings_: sp.csr_array
     user_items_: sp.csr_array
@@ -161,11 +96,91 @@ class _KNNMixin:
     base_other_: np.ndarray
     rating_range_: tuple[float, float]
 
-    def _check_combination(self) -> None:
-        if self.min_k > self.max_k:
+
+class _KNN(_KNNState, Recommender):
+    """Hyperparameters and fitting steps shared by item- and user-kNN (entities = rows compared).
+
+    The parameter docs speak of item-kNN; user-kNN swaps the roles of users and items.
+    """
+
+    n_neighbors: int = param(
+        default=100,
+        low=1,
+        doc="Neighbours kept per entity (the most similar ones). For predictions identical to "
+        "Surprise's (which never prunes), use at least the catalog size.",
+        search={"low": 10, "high": 500, "log": True},
+    )
+    similarity: str = param(
+        default="cosine",
+        options=SIMILARITIES,
+        doc='``"cosine"``, ``"adjusted_cosine"``, ``"pearson"``, ``"jaccard"`` or '
+        '``"asymmetric_cosine"``.',
+    )
+    alpha: float = param(
+        default=0.5,
+        low=0.0,
+        high=1.0,
+        doc="Exponent of the asymmetric cosine (0.5 gives the cosine).",
+    )
+    shrink: float = param(
+        default=0.0,
+        low=0.0,
+        doc="Shrinkage ``n_common / (n_common + shrink)`` of each similarity.",
+        search={"low": 0.0, "high": 100.0},
+    )
+    norms: str = param(
+        default="full",
+        options=("full", "common"),
+        doc='``"full"`` (norms over all of an entity\'s features) or ``"common"`` (over '
+        "co-rated entries only, Surprise's cosine).",
+    )
+    min_support: int = param(
+        default=1, low=1, doc="Pairs with fewer common users (items) get similarity 0."
+    )
+    min_similarity: float = param(
+        default=0.0, low=-1.0, doc="Only similarities strictly above this are kept."
+    )
+    weighting: str = param(
+        default="none",
+        options=("none", "bm25", "tfidf"),
+        doc='``"none"``, ``"bm25"`` or ``"tfidf"`` re-weighting of the entity x feature '
+        "matrix (entities as documents) before the similarity.",
+    )
+    binary: bool = param(
+        default=False,
+        doc="Treat every interaction as 1 (implicit data) for similarity and ranking scores.",
+    )
+    prediction: str = param(
+        default="plain",
+        options=("plain", "mean_centered", "baseline"),
+        doc='Rating rule of :meth:`predict`: ``"plain"`` (KNNBasic), ``"mean_centered"`` '
+        '(KNNWithMeans) or ``"baseline"`` (KNNBaseline).',
+    )
+    max_k: int = param(default=40, low=1, doc="At most ``max_k`` neighbours enter a prediction.")
+    min_k: int = param(
+        default=1,
+        low=1,
+        doc="With fewer than ``min_k`` neighbours the rule's fallback is used (global mean, "
+        "entity mean, or baseline); at most ``max_k``.",
+    )
+    reg_user: float = param(
+        default=15.0,
+        low=0.0,
+        doc='Regularisation of the user baselines of ``prediction="baseline"`` (Surprise\'s '
+        "ALS defaults).",
+    )
+    reg_item: float = param(
+        default=10.0,
+        low=0.0,
+        doc='Regularisation of the item baselines of ``prediction="baseline"``.',
+    )
+
+    @classmethod
+    def _check_combination(cls, values: Mapping[str, Any]) -> None:
+        if values["min_k"] > values["max_k"]:
             raise ConfigError(
-                f"The 'min_k' parameter of {type(self).__name__} ({self.min_k}) must not exceed "
-                f"'max_k' ({self.max_k})"
+                f"The 'min_k' parameter of {cls.__name__} ({values['min_k']}) must not exceed "
+                f"'max_k' ({values['max_k']})"
             )
 
     def _entity_similarity(
@@ -230,53 +245,15 @@ class _KNNMixin:
             s = np.bincount(ent, weights=v, minlength=n_ent)
             means = np.divide(s, cnt, out=np.full(n_ent, mu), where=cnt > 0)
             return mu, means, means, np.zeros(n_oth)
-        _mu, bu, bi = fit_biases(
-            dataset.user,
-            dataset.item,
-            dataset.value,
-            dataset.n_users,
-            dataset.n_items,
-            self.reg_user,
-            self.reg_item,
-        )
+        _mu, bu, bi = dataset_biases(dataset, self.reg_user, self.reg_item)
         b_ent, b_oth = (bi, bu) if item_based else (bu, bi)
         return mu, mu + b_ent, mu + b_ent, b_oth
 
 
-class ItemKNN(_KNNMixin, ItemItemModel):
+class ItemKNN(_KNN, ItemItemModel):
     """Item-based k-nearest-neighbours (Sarwar et al. 2001; Deshpande & Karypis 2004).
 
-    Parameters
-    ----------
-    n_neighbors
-        Neighbours kept per item (the most similar ones). For predictions identical to
-        Surprise's (which never prunes), use at least the catalog size.
-    similarity
-        ``"cosine"``, ``"adjusted_cosine"``, ``"pearson"``, ``"jaccard"`` or
-        ``"asymmetric_cosine"``.
-    alpha
-        Exponent of the asymmetric cosine (0.5 gives the cosine).
-    shrink
-        Shrinkage ``n_common / (n_common + shrink)`` of each similarity.
-    norms
-        ``"full"`` (norms over all of an item's users) or ``"common"`` (over co-rating users).
-    min_support
-        Pairs with fewer common users get similarity 0.
-    min_similarity
-        Only similarities strictly above this are kept.
-    weighting
-        ``"none"``, ``"bm25"`` or ``"tfidf"`` re-weighting of the item x user matrix (items as
-        documents) before the similarity.
-    binary
-        Treat every interaction as 1 (implicit data) for similarity and ranking scores.
-    prediction
-        Rating rule of :meth:`predict`: ``"plain"`` (KNNBasic), ``"mean_centered"``
-        (KNNWithMeans) or ``"baseline"`` (KNNBaseline).
-    max_k, min_k
-        At most ``max_k`` neighbours enter a prediction; with fewer than ``min_k`` the rule's
-        fallback is used (global mean, item mean, or baseline).
-    reg_user, reg_item
-        Regularisation of the baselines of ``prediction="baseline"`` (Surprise's ALS defaults).
+    The entities compared are items, their features the users who rated them.
 
     Attributes
     ----------
@@ -289,11 +266,9 @@ class ItemKNN(_KNNMixin, ItemItemModel):
     name = "itemknn"
     explicit = True
     supports_predict = True
-    params: ClassVar[Mapping[str, Param]] = _KNN_PARAMS
     _item_based: ClassVar[bool] = True
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
-        self._check_combination()
         ratings = _values(dataset, binary=False)
         self.similarity_ = self._entity_similarity(sp.csr_array(ratings.T))
         self.weights_ = sp.csr_array(self.similarity_.T)
@@ -316,13 +291,13 @@ class ItemKNN(_KNNMixin, ItemItemModel):
         _set_knn_bases(self, state, meta, n_i, n_u)
 
 
-class UserKNN(CooccurrenceItemVectors, _KNNMixin, Recommender):
+class UserKNN(CooccurrenceItemVectors, _KNN):
     """User-based k-nearest-neighbours (Herlocker et al. 1999; Surprise's user-based kNN).
 
     Scores ``Σ_v s(u, v) · x_vj`` over the ``n_neighbors`` users most similar to ``u``; rating
     predictions use the ``max_k`` most similar neighbours of ``u`` that rated the item.
-    Parameters are those of :class:`ItemKNN` with the roles of users and items swapped
-    (``weighting`` treats users as documents, ``adjusted_cosine`` centres each item).
+    The entities compared are users, their features the items they rated (``weighting``
+    treats users as documents, ``adjusted_cosine`` centres each item).
 
     Fold-in (:meth:`recommend_for_history`) computes the new user's similarity to every
     training user (weighting and centring computed with the new row included).
@@ -337,10 +312,8 @@ class UserKNN(CooccurrenceItemVectors, _KNNMixin, Recommender):
     explicit = True
     supports_predict = True
     supports_history = True
-    params: ClassVar[Mapping[str, Param]] = _KNN_PARAMS
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
-        self._check_combination()
         ratings = _values(dataset, binary=False)
         self.ratings_ = ratings
         self.similarity_ = self._entity_similarity(ratings)

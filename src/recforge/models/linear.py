@@ -18,7 +18,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from recforge.data import Dataset
 from recforge.models._itemitem import ItemItemModel
-from recforge.models.base import Param, TrainingOptions
+from recforge.models.base import TrainingOptions, param
 
 __all__ = ["EASE", "SLIM", "ease_weights", "slim_weights"]
 
@@ -45,16 +45,6 @@ def ease_weights(x: sp.csr_array, reg: float, dtype: Any = np.float64) -> np.nda
 class EASE(ItemItemModel):
     """Embarrassingly Shallow Autoencoder (Steck 2019), closed form.
 
-    Parameters
-    ----------
-    reg
-        L2 regularisation ``λ`` added to the Gram matrix's diagonal.
-    binary
-        Use 1 for every interaction instead of its value (EASE's usual input).
-    precision
-        ``"float64"`` or ``"float32"`` for the Gram matrix and its inverse (float32 halves
-        memory and time; the learned ``B`` is stored as float32 either way).
-
     Attributes
     ----------
     weights_ : numpy.ndarray of float32
@@ -62,18 +52,24 @@ class EASE(ItemItemModel):
     """
 
     name = "ease"
-    params: ClassVar[Mapping[str, Param]] = {
-        "reg": Param(float, low=0.0, low_open=True),
-        "binary": Param(bool),
-        "precision": Param(str, options=("float64", "float32")),
-    }
 
-    def __init__(
-        self, reg: float = 500.0, binary: bool = False, precision: str = "float64"
-    ) -> None:
-        self.reg = reg
-        self.binary = binary
-        self.precision = precision
+    reg: float = param(
+        default=500.0,
+        low=0.0,
+        low_open=True,
+        doc="L2 regularisation ``λ`` added to the Gram matrix's diagonal.",
+        search={"low": 50.0, "high": 5000.0, "log": True},
+    )
+    binary: bool = param(
+        default=False,
+        doc="Use 1 for every interaction instead of its value (EASE's usual input).",
+    )
+    precision: str = param(
+        default="float64",
+        options=("float64", "float32"),
+        doc='``"float64"`` or ``"float32"`` for the Gram matrix and its inverse (float32 '
+        "halves memory and time; the learned ``B`` is stored as float32 either way).",
+    )
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         self.user_items_ = dataset.matrix(binary=self.binary, dtype=np.float32)
@@ -190,21 +186,6 @@ def slim_weights(
 class SLIM(ItemItemModel):
     """Sparse Linear Methods (Ning & Karypis 2011) with elastic-net column fits.
 
-    Parameters
-    ----------
-    reg
-        Overall penalty (scikit-learn's ``alpha``).
-    l1_ratio
-        Share of L1 in the penalty (0: ridge, 1: lasso).
-    n_neighbors
-        Largest weights kept per item column.
-    max_iter, tol
-        Coordinate-descent limits of each column fit.
-    binary
-        Use 1 for every interaction instead of its value.
-    n_threads
-        Threads for the column fits (0: one per CPU); does not change the result.
-
     Attributes
     ----------
     weights_ : scipy.sparse.csr_array
@@ -214,33 +195,34 @@ class SLIM(ItemItemModel):
     """
 
     name = "slim"
-    params: ClassVar[Mapping[str, Param]] = {
-        "reg": Param(float, low=0.0, low_open=True),
-        "l1_ratio": Param(float, low=0.0, high=1.0),
-        "n_neighbors": Param(int, low=1),
-        "max_iter": Param(int, low=1),
-        "tol": Param(float, low=0.0, low_open=True),
-        "binary": Param(bool),
-        "n_threads": Param(int, low=0),
-    }
 
-    def __init__(
-        self,
-        reg: float = 1e-3,
-        l1_ratio: float = 0.1,
-        n_neighbors: int = 100,
-        max_iter: int = 100,
-        tol: float = 1e-4,
-        binary: bool = False,
-        n_threads: int = 0,
-    ) -> None:
-        self.reg = reg
-        self.l1_ratio = l1_ratio
-        self.n_neighbors = n_neighbors
-        self.max_iter = max_iter
-        self.tol = tol
-        self.binary = binary
-        self.n_threads = n_threads
+    reg: float = param(
+        default=1e-3,
+        low=0.0,
+        low_open=True,
+        doc="Overall penalty (scikit-learn's ``alpha``).",
+        search={"low": 1e-5, "high": 0.1, "log": True},
+    )
+    l1_ratio: float = param(
+        default=0.1,
+        low=0.0,
+        high=1.0,
+        doc="Share of L1 in the penalty (0: ridge, 1: lasso).",
+        search={"low": 0.01, "high": 0.9, "log": True},
+    )
+    n_neighbors: int = param(default=100, low=1, doc="Largest weights kept per item column.")
+    max_iter: int = param(
+        default=100, low=1, doc="Coordinate-descent iteration limit of each column fit."
+    )
+    tol: float = param(
+        default=1e-4, low=0.0, low_open=True, doc="Coordinate-descent tolerance of each column fit."
+    )
+    binary: bool = param(default=False, doc="Use 1 for every interaction instead of its value.")
+    n_threads: int = param(
+        default=0,
+        low=0,
+        doc="Threads for the column fits (0: one per CPU); does not change the result.",
+    )
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         self.user_items_ = dataset.matrix(binary=self.binary, dtype=np.float32)

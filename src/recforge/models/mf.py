@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models._shared import CosineSimilarItems, make_rng, num_threads
-from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
+from recforge.models._shared import (
+    CosineSimilarItems,
+    make_rng,
+    normal_factors,
+    train_epochs,
+    with_unit_column,
+)
+from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["SVD", "SVDpp"]
 
@@ -32,14 +38,21 @@ def group_by_user(
     )
 
 
-class _RatingMF(CosineSimilarItems, Recommender):
-    """Shared parts of the SGD rating models (prediction clipping, persistence of biases)."""
+# hyperparameters both SGD rating models declare, in the same words
+_INIT_MEAN: float = param(default=0.0, doc="Mean of the normal initialisation of the factors.")
+_INIT_STD: float = param(
+    default=0.1, low=0.0, doc="Standard deviation of the normal initialisation of the factors."
+)
+_CLIP: bool = param(
+    default=True, doc="Clip predictions to the training rating range (as Surprise does)."
+)
+_RNG: int | None = param(
+    default=None, low=0, doc="Seed of the initialisation and of the shuffling."
+)
 
-    explicit = True
-    supports_predict = True
-    supports_similar_items = True
-    supports_history = True
-    supports_epochs = True
+
+class _RatingMFState:
+    """What the shared rating-model code reads (for type checkers): parameters and state."""
 
     factors: int
     init_mean: float
@@ -53,8 +66,20 @@ class _RatingMF(CosineSimilarItems, Recommender):
     user_factors_: np.ndarray
     item_factors_: np.ndarray
 
-    def _init_common(self, dataset: Dataset) -> tuple[np.random.Generator, int]:
-        """Set the mean, rating range, zero biases and normal factors; return (rng, threads)."""
+
+class _RatingMF(_RatingMFState, CosineSimilarItems, Recommender):
+    """Shared parts of the SGD rating models (prediction clipping, persistence of biases)."""
+
+    explicit = True
+    supports_predict = True
+    supports_similar_items = True
+    supports_history = True
+    supports_epochs = True
+    supports_inner_product = True
+    similar_items_by_vector_cosine = True
+
+    def _init_common(self, dataset: Dataset) -> np.random.Generator:
+        """Set the mean, rating range, zero biases and normal factors; return the generator."""
         values = dataset.value
         self.global_mean_ = float(np.mean(values, dtype=np.float64))
         self.rating_range_ = (float(values.min()), float(values.max()))
@@ -63,12 +88,15 @@ class _RatingMF(CosineSimilarItems, Recommender):
         gen = make_rng(self.rng)
         self.user_factors_ = self._normal_factors(gen, dataset.n_users)
         self.item_factors_ = self._normal_factors(gen, dataset.n_items)
-        return gen, num_threads()
+        return gen
+
+    def _biases_and_factors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(user_bias_, item_bias_, user_factors_, item_factors_)``, the kernels' order."""
+        return self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_
 
     def _normal_factors(self, gen: np.random.Generator, n: int) -> np.ndarray:
         """``(n, factors)`` float32 draws from ``N(init_mean, init_std²)``."""
-        shape = (n, self.factors)
-        return gen.normal(self.init_mean, self.init_std, shape).astype(np.float32)
+        return normal_factors(gen, n, self.factors, self.init_mean, self.init_std)
 
     def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx]
@@ -78,6 +106,15 @@ class _RatingMF(CosineSimilarItems, Recommender):
         scores += self.item_bias_[None, :]
         scores += (self.user_bias_[user_idx] + np.float32(self.global_mean_))[:, None]
         return np.asarray(scores, dtype=np.float32)
+
+    def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return with_unit_column(self._user_vectors(user_idx))
+
+    def _query_offsets(self, user_idx: np.ndarray) -> np.ndarray:
+        return np.asarray(self.user_bias_[user_idx] + np.float32(self.global_mean_), np.float32)
+
+    def _key_vectors(self) -> np.ndarray:
+        return np.column_stack([self.item_factors_, self.item_bias_])
 
     def _predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         est = np.full(user_idx.shape[0], self.global_mean_, dtype=np.float64)
@@ -125,33 +162,15 @@ class SVD(_RatingMF):
         e = r - r̂;  b_u += lr_bu (e - reg_bu b_u);  b_i += lr_bi (e - reg_bi b_i)
         p_u += lr (e q_i - reg p_u);  q_i += lr (e p_u - reg q_i)
 
-    With more than one numba thread the epoch runs Hogwild-style (lock-free ``prange`` over
-    blocks of the shuffled ratings); such parallel SGD is **not bit-deterministic** across
-    runs or thread counts. With one thread (``numba.set_num_threads(1)``) a sequential kernel
-    is used and the fit is deterministic under ``rng``.
+    Epochs run in parallel and deterministically (DSGD, Gemulla et al. 2011): users and items
+    are cut into ``B`` seed-drawn blocks each (one per 50,000 ratings, at most 16; one block,
+    a sequential epoch, below 100,000 ratings), and the blocks of one stratum, which share no
+    user and no item, are trained by separate threads (:mod:`recforge._kernels.strata`). A
+    fit is therefore bit-identical under ``rng`` whatever the number of numba threads; each
+    block visits its ratings in a fresh random order per epoch.
 
     Unknown users or items drop their terms from the prediction (``μ + b_i`` for an unknown
     user, as Surprise does).
-
-    Parameters
-    ----------
-    factors
-        Number of latent factors.
-    epochs
-        SGD passes over the ratings.
-    learning_rate, reg
-        Step size and L2 regularisation of the factors (and of the biases unless the
-        bias-specific values are given).
-    lr_bu, lr_bi, reg_bu, reg_bi
-        Optional step sizes and regularisation of user / item biases.
-    init_mean, init_std
-        Normal initialisation of the factors.
-    biased
-        Learn biases (``False``: plain ``q_i·p_u``, the global mean still added).
-    clip
-        Clip predictions to the training rating range (as Surprise does).
-    rng
-        Seed of the initialisation and of the shuffling.
 
     Attributes
     ----------
@@ -171,56 +190,48 @@ class SVD(_RatingMF):
     """
 
     name = "svd"
-    params: ClassVar[Mapping[str, Param]] = {
-        "factors": Param(int, low=1),
-        "epochs": Param(int, low=0),
-        "learning_rate": Param(float, low=0.0, low_open=True),
-        "reg": Param(float, low=0.0),
-        "lr_bu": Param(float, low=0.0, nullable=True),
-        "lr_bi": Param(float, low=0.0, nullable=True),
-        "reg_bu": Param(float, low=0.0, nullable=True),
-        "reg_bi": Param(float, low=0.0, nullable=True),
-        "init_mean": Param(float),
-        "init_std": Param(float, low=0.0),
-        "biased": Param(bool),
-        "clip": Param(bool),
-        "rng": Param(int, low=0, nullable=True),
-    }
 
-    def __init__(
-        self,
-        factors: int = 100,
-        epochs: int = 20,
-        learning_rate: float = 0.005,
-        reg: float = 0.02,
-        lr_bu: float | None = None,
-        lr_bi: float | None = None,
-        reg_bu: float | None = None,
-        reg_bi: float | None = None,
-        init_mean: float = 0.0,
-        init_std: float = 0.1,
-        biased: bool = True,
-        clip: bool = True,
-        rng: int | None = None,
-    ) -> None:
-        self.factors = factors
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.reg = reg
-        self.lr_bu = lr_bu
-        self.lr_bi = lr_bi
-        self.reg_bu = reg_bu
-        self.reg_bi = reg_bi
-        self.init_mean = init_mean
-        self.init_std = init_std
-        self.biased = biased
-        self.clip = clip
-        self.rng = rng
+    factors: int = param(
+        default=100,
+        low=1,
+        doc="Number of latent factors.",
+        search={"low": 10, "high": 200, "log": True},
+    )
+    epochs: int = param(
+        default=20, low=0, doc="SGD passes over the ratings.", search={"low": 10, "high": 60}
+    )
+    learning_rate: float = param(
+        default=0.005,
+        low=0.0,
+        low_open=True,
+        doc="Step size of the factors (and of the biases unless ``lr_bu`` / ``lr_bi`` are given).",
+        search={"low": 0.002, "high": 0.03, "log": True},
+    )
+    reg: float = param(
+        default=0.02,
+        low=0.0,
+        doc="L2 regularisation of the factors (and of the biases unless ``reg_bu`` / ``reg_bi`` "
+        "are given).",
+        search={"low": 0.005, "high": 0.2, "log": True},
+    )
+    lr_bu: float | None = param(default=None, low=0.0, doc="Step size of the user biases.")
+    lr_bi: float | None = param(default=None, low=0.0, doc="Step size of the item biases.")
+    reg_bu: float | None = param(default=None, low=0.0, doc="Regularisation of the user biases.")
+    reg_bi: float | None = param(default=None, low=0.0, doc="Regularisation of the item biases.")
+    init_mean: float = _INIT_MEAN
+    init_std: float = _INIT_STD
+    biased: bool = param(
+        default=True,
+        doc="Learn biases (``False``: plain ``q_i·p_u``, the global mean still added).",
+    )
+    clip: bool = _CLIP
+    rng: int | None = _RNG
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
-        from recforge._kernels.sgd import svd_epoch, svd_epoch_hogwild
+        from recforge._kernels.sgd import svd_epoch_strata
+        from recforge._kernels.strata import Strata
 
-        gen, threads = self._init_common(dataset)
+        gen = self._init_common(dataset)
         lr, reg = self.learning_rate, self.reg
         lr_bu = (lr if self.lr_bu is None else self.lr_bu) if self.biased else 0.0
         lr_bi = (lr if self.lr_bi is None else self.lr_bi) if self.biased else 0.0
@@ -229,30 +240,27 @@ class SVD(_RatingMF):
         user = np.ascontiguousarray(dataset.user, dtype=np.int32)
         item = np.ascontiguousarray(dataset.item, dtype=np.int32)
         value = np.ascontiguousarray(dataset.value, dtype=np.float32)
-        args = (
-            self.global_mean_, self.user_bias_, self.item_bias_,
-            self.user_factors_, self.item_factors_,
-            lr_bu, lr_bi, lr, lr, reg_bu, reg_bi, reg, reg,
-        )  # fmt: skip
-        self.train_rmse_: list[float] = []
-        for epoch in options.epochs(self.epochs, "SVD"):
-            order = gen.permutation(user.shape[0]).astype(np.int64)
-            if threads > 1:
-                sse = svd_epoch_hogwild(user, item, value, order, *args, threads)
-            else:
-                sse = svd_epoch(user, item, value, order, *args)
-            self.train_rmse_.append(float(np.sqrt(sse / max(1, user.shape[0]))))
-            if options.after_epoch(epoch, self):
-                break
+        rates = (lr_bu, lr_bi, lr, lr, reg_bu, reg_bi, reg, reg)
+        ratings = (user, item, value)
+        params = self._biases_and_factors()
+        strata = Strata(user, item, dataset.n_users, dataset.n_items, gen)
 
-    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        def epoch() -> float:
+            order, bounds = strata.order(gen)
+            sse = svd_epoch_strata(ratings, order, bounds, self.global_mean_, params, rates)
+            return float(np.sqrt(sse / max(1, user.shape[0])))
+
+        self.train_rmse_: list[float] = []
+        train_epochs(self, options, self.epochs, "SVD", epoch, self.train_rmse_)
+
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
         # ridge fold-in: the user vector minimising Σ (r - μ - b_i - q_i·p)² + reg n ‖p‖²
         Qh = self.item_factors_[item_idx].astype(np.float64)
         resid = values.astype(np.float64) - self.global_mean_ - self.item_bias_[item_idx]
         lam = max(self.reg, 1e-6) * item_idx.shape[0]
         a = Qh.T @ Qh + lam * np.eye(self.factors)
         p = np.linalg.solve(a, Qh.T @ resid).astype(np.float32)
-        return (self.global_mean_ + self.item_bias_ + self.item_factors_ @ p).astype(np.float32)
+        return np.append(p, np.float32(1.0)), float(self.global_mean_)
 
 
 class SVDpp(_RatingMF):
@@ -267,26 +275,9 @@ class SVDpp(_RatingMF):
     items the user rated in training; duplicate (user, item) ratings make the ``y_j`` update
     approximate, so deduplicate the data first.
 
-    With more than one numba thread users are split into lock-free parallel blocks
-    (Hogwild), which is not bit-deterministic; with one thread the fit is deterministic under
-    ``rng``.
-
-    Parameters
-    ----------
-    factors
-        Number of latent factors.
-    epochs
-        SGD passes.
-    learning_rate, reg
-        Step size and L2 regularisation of factors and implicit factors.
-    lr_bias, reg_bias
-        Step size and regularisation of the biases (default: ``learning_rate`` / ``reg``).
-    init_mean, init_std
-        Normal initialisation of ``p``, ``q`` and ``y``.
-    clip
-        Clip predictions to the training rating range.
-    rng
-        Seed.
+    Every ``y_j`` of a user moves with each of the user's ratings, so users cannot be split into
+    blocks that share no parameter: epochs run on one thread and are deterministic under
+    ``rng`` (the implicit sums are computed in parallel, also deterministically).
 
     Attributes
     ----------
@@ -296,83 +287,70 @@ class SVDpp(_RatingMF):
     """
 
     name = "svdpp"
-    params: ClassVar[Mapping[str, Param]] = {
-        "factors": Param(int, low=1),
-        "epochs": Param(int, low=0),
-        "learning_rate": Param(float, low=0.0, low_open=True),
-        "reg": Param(float, low=0.0),
-        "lr_bias": Param(float, low=0.0, nullable=True),
-        "reg_bias": Param(float, low=0.0, nullable=True),
-        "init_mean": Param(float),
-        "init_std": Param(float, low=0.0),
-        "clip": Param(bool),
-        "rng": Param(int, low=0, nullable=True),
-    }
 
-    implicit_factors_: np.ndarray
-    user_implicit_: np.ndarray
-
-    def __init__(
-        self,
-        factors: int = 20,
-        epochs: int = 20,
-        learning_rate: float = 0.007,
-        reg: float = 0.02,
-        lr_bias: float | None = None,
-        reg_bias: float | None = None,
-        init_mean: float = 0.0,
-        init_std: float = 0.1,
-        clip: bool = True,
-        rng: int | None = None,
-    ) -> None:
-        self.factors = factors
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.reg = reg
-        self.lr_bias = lr_bias
-        self.reg_bias = reg_bias
-        self.init_mean = init_mean
-        self.init_std = init_std
-        self.clip = clip
-        self.rng = rng
+    factors: int = param(
+        default=20,
+        low=1,
+        doc="Number of latent factors.",
+        search={"low": 5, "high": 50, "log": True},
+    )
+    epochs: int = param(default=20, low=0, doc="SGD passes.", search={"low": 10, "high": 40})
+    learning_rate: float = param(
+        default=0.007,
+        low=0.0,
+        low_open=True,
+        doc="Step size of factors and implicit factors.",
+        search={"low": 0.002, "high": 0.02, "log": True},
+    )
+    reg: float = param(
+        default=0.02,
+        low=0.0,
+        doc="L2 regularisation of factors and implicit factors.",
+        search={"low": 0.005, "high": 0.2, "log": True},
+    )
+    lr_bias: float | None = param(
+        default=None, low=0.0, doc="Step size of the biases (default: ``learning_rate``)."
+    )
+    reg_bias: float | None = param(
+        default=None, low=0.0, doc="Regularisation of the biases (default: ``reg``)."
+    )
+    init_mean: float = _INIT_MEAN
+    init_std: float = _INIT_STD
+    clip: bool = _CLIP
+    rng: int | None = _RNG
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
-        from recforge._kernels.sgd import svdpp_epoch, svdpp_epoch_hogwild, svdpp_implicit_sums
+        from recforge._kernels.sgd import svdpp_epoch, svdpp_implicit_sums
 
-        gen, threads = self._init_common(dataset)
+        gen = self._init_common(dataset)
         nu = dataset.n_users
         self.implicit_factors_ = self._normal_factors(gen, dataset.n_items)
         indptr, indices, values = group_by_user(dataset.user, dataset.item, dataset.value, nu)
         lr, reg = self.learning_rate, self.reg
         lr_b = lr if self.lr_bias is None else self.lr_bias
         reg_b = reg if self.reg_bias is None else self.reg_bias
-        args = (
-            indptr, indices, values, self.global_mean_, self.user_bias_, self.item_bias_,
-            self.user_factors_, self.item_factors_, self.implicit_factors_,
-            lr_b, lr, lr, reg_b, reg, reg,
-        )  # fmt: skip
-        self.train_rmse_: list[float] = []
-        self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
-        for epoch in options.epochs(self.epochs, "SVD++"):
+        rates = (lr_b, lr, lr, reg_b, reg, reg)
+        csr = (indptr, indices, values)
+        params = (*self._biases_and_factors(), self.implicit_factors_)
+
+        def epoch() -> float:
             user_order = gen.permutation(nu).astype(np.int64)
-            if threads > 1:
-                sse = svdpp_epoch_hogwild(user_order, *args, threads)
-            else:
-                sse = svdpp_epoch(user_order, *args)
-            self.train_rmse_.append(float(np.sqrt(sse / max(1, indices.shape[0]))))
+            sse = svdpp_epoch(user_order, csr, self.global_mean_, params, rates)
             self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
-            if options.after_epoch(epoch, self):
-                break
+            return float(np.sqrt(sse / max(1, indices.shape[0])))
+
+        self.user_implicit_ = svdpp_implicit_sums(indptr, indices, self.implicit_factors_)
+        self.train_rmse_: list[float] = []
+        train_epochs(self, options, self.epochs, "SVD++", epoch, self.train_rmse_)
 
     def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx] + self.user_implicit_[user_idx]
 
-    def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
         # a new user has p_u = 0 and b_u = 0; the implicit term needs only the items
         items = np.unique(item_idx)
         z = self.implicit_factors_[items].astype(np.float64).sum(axis=0) / np.sqrt(items.size)
-        scores = self.global_mean_ + self.item_bias_ + self.item_factors_ @ z.astype(np.float32)
-        return np.asarray(scores, dtype=np.float32)
+        return np.append(z.astype(np.float32), np.float32(1.0)), float(self.global_mean_)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         state = super()._get_state()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from recforge.data import Dataset
-from recforge.models.base import Param, Recommender, TrainingOptions, check_state_shape
+from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["MostPopular", "Random"]
 
@@ -18,22 +18,19 @@ class MostPopular(Recommender):
 
     With ``half_life_days`` set, an interaction ``Δ`` days older than the newest one counts
     ``0.5 ** (Δ / half_life_days)``, so recent popularity wins.
-
-    Parameters
-    ----------
-    half_life_days
-        Half-life of the time decay in days; ``None`` counts every interaction once.
     """
 
     name = "popular"
-    params: ClassVar[Mapping[str, Param]] = {
-        "half_life_days": Param(float, low=0.0, low_open=True, nullable=True),
-    }
     supports_history = True
     supports_similar_items = False
 
-    def __init__(self, half_life_days: float | None = None) -> None:
-        self.half_life_days = half_life_days
+    half_life_days: float | None = param(
+        default=None,
+        low=0.0,
+        low_open=True,
+        doc="Half-life of the time decay in days; ``None`` counts every interaction once.",
+        search={"choices": [None, 30.0, 180.0, 730.0]},
+    )
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         if self.half_life_days is not None and dataset.time is not None:
@@ -66,19 +63,12 @@ class Random(Recommender):
 
     Scores are a fixed pseudo-random function of ``(rng, user, item)``, so the same user gets
     the same list on every call and after save/load.
-
-    Parameters
-    ----------
-    rng
-        Seed.
     """
 
     name = "random"
-    params: ClassVar[Mapping[str, Param]] = {"rng": Param(int, low=0)}
     supports_history = True
 
-    def __init__(self, rng: int = 0) -> None:
-        self.rng = rng
+    rng: int = param(default=0, low=0, doc="Seed.")
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         pass

@@ -811,6 +811,11 @@ def _publish(
     assert cfg.registry is not None
     reg_root = cfg.resolve(Path(cfg.registry))
     model = Recommender.load(out / "models" / best / "model")
+    if cfg.retrieval is not None:
+        if model.supports_inner_product:
+            model.build_index(cfg.retrieval)
+        else:
+            _note("%s does not score by inner products: published without an index", best)
     version = ModelRegistry(reg_root).publish(
         model,
         metrics={_label(metric, k_main): info["test_score"]},

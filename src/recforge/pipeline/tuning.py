@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from recforge.pipeline.config import ModelConfig, TuningConfig
 
 __all__ = [
-    "DEFAULT_SPACES",
     "TuningResult",
     "default_search_space",
     "make_model",
@@ -50,67 +49,12 @@ __all__ = [
     "validation_score",
 ]
 
-#: Tuned default search spaces, keyed by model short name and constructor parameter name.
-#: Only the parameters a model class actually declares are used.
-DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
-    "popular": {"half_life_days": {"choices": [None, 30.0, 180.0, 730.0]}},
-    "bias": {
-        "reg_user": {"type": "float", "low": 0.1, "high": 50.0, "log": True},
-        "reg_item": {"type": "float", "low": 0.1, "high": 50.0, "log": True},
-    },
-    "itemknn": {
-        "n_neighbors": {"type": "int", "low": 10, "high": 500, "log": True},
-        "shrink": {"type": "float", "low": 0.0, "high": 100.0},
-    },
-    "userknn": {
-        "n_neighbors": {"type": "int", "low": 10, "high": 500, "log": True},
-        "shrink": {"type": "float", "low": 0.0, "high": 100.0},
-    },
-    "rp3beta": {
-        "alpha": {"type": "float", "low": 0.2, "high": 1.5},
-        "beta": {"type": "float", "low": 0.0, "high": 1.0},
-        "n_neighbors": {"type": "int", "low": 20, "high": 500, "log": True},
-    },
-    "svd": {
-        "factors": {"type": "int", "low": 10, "high": 200, "log": True},
-        "epochs": {"type": "int", "low": 10, "high": 60},
-        "learning_rate": {"type": "float", "low": 0.002, "high": 0.03, "log": True},
-        "reg": {"type": "float", "low": 0.005, "high": 0.2, "log": True},
-    },
-    "svdpp": {
-        "factors": {"type": "int", "low": 5, "high": 50, "log": True},
-        "epochs": {"type": "int", "low": 10, "high": 40},
-        "learning_rate": {"type": "float", "low": 0.002, "high": 0.02, "log": True},
-        "reg": {"type": "float", "low": 0.005, "high": 0.2, "log": True},
-    },
-    "als": {
-        "factors": {"type": "int", "low": 16, "high": 256, "log": True},
-        "iterations": {"type": "int", "low": 5, "high": 30},
-        "reg": {"type": "float", "low": 0.001, "high": 10.0, "log": True},
-        "alpha": {"type": "float", "low": 1.0, "high": 100.0, "log": True},
-    },
-    "bpr": {
-        "factors": {"type": "int", "low": 16, "high": 256, "log": True},
-        "epochs": {"type": "int", "low": 10, "high": 100, "log": True},
-        "learning_rate": {"type": "float", "low": 0.005, "high": 0.2, "log": True},
-        "reg": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
-    },
-    "ease": {"reg": {"type": "float", "low": 50.0, "high": 5000.0, "log": True}},
-    "slim": {
-        "reg": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
-        "l1_ratio": {"type": "float", "low": 0.01, "high": 0.9, "log": True},
-    },
-    "hybridmf": {
-        "factors": {"type": "int", "low": 16, "high": 128, "log": True},
-        "epochs": {"type": "int", "low": 5, "high": 60, "log": True},
-        "learning_rate": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
-        "reg": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
-    },
-}
-
 
 def default_search_space(name: str) -> dict[str, dict[str, Any]]:
-    """Tuned default search space of a registered model (only parameters it declares).
+    """Tuned default search space of a registered model, from its parameter declarations.
+
+    Each hyperparameter declared with a ``search`` space (see
+    :func:`recforge.models.base.param`) is searched; the others keep their value.
 
     Raises
     ------
@@ -121,9 +65,8 @@ def default_search_space(name: str) -> dict[str, dict[str, Any]]:
         cls = model_class(name)
     except KeyError as exc:
         raise ConfigError(str(exc.args[0])) from None
-    declared = set(cls.param_names())
-    space = DEFAULT_SPACES.get(name.lower(), {})
-    return {key: dict(val) for key, val in space.items() if key in declared}
+    spaces = {key: spec.search_space() for key, spec in cls.params.items()}
+    return {key: space for key, space in spaces.items() if space is not None}
 
 
 def make_model(name: str, params: Mapping[str, Any], seed: int) -> Recommender:

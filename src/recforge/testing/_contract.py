@@ -11,6 +11,8 @@ The harness is imported by tests only; it needs pytest.
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -72,6 +74,10 @@ class RecommenderContract:
     atol: ClassVar[float] = 1e-5
     #: whether fitting twice with the same params must give identical scores
     deterministic: ClassVar[bool] = True
+    #: a rejected value of every structured parameter (one without a scalar kind)
+    invalid_params: ClassVar[dict[str, Any]] = {}
+    #: parameter combinations that are each valid alone but rejected together
+    invalid_combinations: ClassVar[list[dict[str, Any]]] = []
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -205,18 +211,44 @@ class RecommenderContract:
             learned = [a for a in vars(m) if a.endswith("_") and not a.startswith("_")]
             assert learned == [], f"the constructor set learned attributes {learned}"
 
+    def _rejected(self) -> list[tuple[str, dict[str, Any]]]:
+        """(parameter named in the error, values) of every invalid value to try."""
+        cases = [(name, {name: _invalid_value(spec)}) for name, spec in self.model.params.items()]
+        cases += [(name, {name: value}) for name, value in self.invalid_params.items()]
+        cases += [(next(iter(combo)), combo) for combo in self.invalid_combinations]
+        return cases
+
+    def test_structured_params_have_invalid_examples(self) -> None:
+        structured = {n for n, spec in self.model.params.items() if spec.kind is None}
+        missing = sorted(structured - set(self.invalid_params))
+        assert missing == [], f"give invalid_params examples for the structured {missing}"
+
+    def test_construction_rejects_invalid_values(self) -> None:
+        for name, values in self._rejected():
+            with pytest.raises(ConfigError, match=rf"'{name}'.*{self.model.__name__}"):
+                self.model(**{**self.configs[0], **values})
+
     def test_set_params_validates_and_keeps_state(self) -> None:
         m = self.model(**self.configs[0])
-        for name, spec in m.params.items():
+        for name, values in self._rejected():
             before = m.get_params()
-            with pytest.raises(ConfigError, match=name):
-                m.set_params(**{name: _invalid_value(spec)})
+            with pytest.raises(ConfigError, match=rf"'{name}'.*{self.model.__name__}"):
+                m.set_params(**values)
             assert m.get_params() == before, f"a rejected {name!r} changed the parameters"
+
+    def test_set_params_takes_what_the_constructor_takes(self) -> None:
+        for cfg in self.configs:
+            m = self.model().set_params(**cfg)
+            assert m.get_params() == self.model(**cfg).get_params()
+            assert not [a for a in vars(m) if a.endswith("_") and not a.startswith("_")]
 
     def test_param_names_are_the_constructor(self) -> None:
         names = self.model.param_names()
-        assert set(self.model().get_params()) == set(names)
-        assert set(self.model.params) <= set(names)
+        assert list(inspect.signature(self.model).parameters) == names
+        assert list(self.model().get_params()) == names
+        assert list(self.model.params) == names
+        documented = re.findall(r"^(\w+) : ", (self.model.__doc__ or ""), re.M)
+        assert [n for n in documented if n in names] == names, "Parameters section"
 
     # ------------------------------------------------------------------ protocol by codes
     def test_scores_by_code(self, fitted: list[Recommender]) -> None:
@@ -318,14 +350,46 @@ class RecommenderContract:
             n = grown.n_items
             assert n == m.n_items + 2
             assert grown.seen_matrix().shape == (grown.n_users, n)
+            assert grown.seen_matrix()[:, [n - 2, n - 1]].nnz == 0, "new items were seen"
             assert grown.fallback_scores().shape == (n,)
             assert grown.score_users(np.array([0])).shape == (1, n)
             recs = grown.recommend(["u0"], k=n, exclude_seen=False)
             assert {999_998, 999_999} <= set(recs.items[0, : recs.lengths[0]].tolist())
 
+    def test_inner_product_protocol(self, fitted: list[Recommender], tmp_path: Path) -> None:
+        """Query and key vectors give the model's scores; an exact index gives its lists."""
+        for n, m in enumerate(fitted):
+            if not m.supports_inner_product:
+                with pytest.raises(UnsupportedCapabilityError):
+                    m.build_index("exact")
+                continue
+            users = np.arange(min(m.n_users, 6))
+            keys = m.key_vectors()
+            via_vectors = m.query_vectors(users) @ keys.T + m.query_offsets(users)[:, None]
+            np.testing.assert_allclose(via_vectors, m.score_users(users), atol=1e-4)
+            if m.supports_history:
+                hist = m.items_.codes([100, 101, 102])
+                query, offset = m.history_query(hist)
+                np.testing.assert_allclose(keys @ query + offset, m.score_history(hist), atol=1e-4)
+            ids = m.users_.ids[users]
+            exact = m.recommend(ids, k=5, exact=True)
+            m.build_index("exact", min_items=0)
+            try:
+                got = m.recommend(ids, k=5)
+                np.testing.assert_array_equal(got.lengths, exact.lengths)
+                np.testing.assert_allclose(got.scores, exact.scores, atol=1e-4)
+                restored = type(m).load(m.save(tmp_path / f"indexed-{n}"))
+                assert restored.index_spec == m.index_spec
+                again = restored.recommend(ids, k=5)
+                np.testing.assert_array_equal(again.item_codes, got.item_codes)
+            finally:
+                m.drop_index()
+
 
 def _invalid_value(spec: Param) -> Any:
-    """A value that ``spec`` must reject."""
+    """A value that ``spec`` must reject (a structured parameter: a bare number)."""
+    if spec.kind is None:
+        return 12345
     if spec.options is not None:
         return "definitely-not-an-option"
     if spec.kind in (int, float):

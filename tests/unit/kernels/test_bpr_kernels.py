@@ -1,11 +1,14 @@
-"""BPR kernels: one-step update against the NumPy reference, samplers' distributions."""
+"""BPR kernels: one-step update against the NumPy reference, samplers, thread independence."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from recforge._kernels.bpr import (
+    block_negative_cdf,
     bpr_epoch,
     bpr_fold_in,
     bpr_step_reference,
@@ -13,6 +16,7 @@ from recforge._kernels.bpr import (
     sample_items,
     seed_states,
 )
+from recforge._kernels.strata import Strata
 
 
 def _matrix(seed: int = 0, n: int = 30, m: int = 20):
@@ -23,6 +27,16 @@ def _matrix(seed: int = 0, n: int = 30, m: int = 20):
     indices = x.indices.astype(np.int32)
     row_of = np.repeat(np.arange(n, dtype=np.int32), np.diff(indptr))
     return row_of, indptr, indices, rng
+
+
+def _one_block(nnz: int, n_items: int) -> tuple[np.ndarray, ...]:
+    """Block arguments of :func:`bpr_epoch` for a single block (sequential, global negatives)."""
+    return (
+        np.arange(nnz, dtype=np.int64),
+        np.array([0, nnz], dtype=np.int64),
+        np.arange(n_items, dtype=np.int32),
+        np.array([0, n_items], dtype=np.int64),
+    )
 
 
 def test_uniform_sampler_is_uniform() -> None:
@@ -54,8 +68,9 @@ def test_single_sample_matches_reference() -> None:
     Q = rng.normal(0, 0.1, (2, 4)).astype(np.float32)
     b = rng.normal(0, 0.1, 2).astype(np.float32)
     P2, Q2, b2 = P.copy(), Q.copy(), b.copy()
+    blocks = _one_block(1, 2)
     stats = bpr_epoch(
-        row_of, indptr, indices, P, Q, b, 0.1, 0.01, 1, np.empty(0), seed_states(rng, 1)
+        row_of, indptr, indices, P, Q, b, 0.1, 0.01, *blocks, np.empty(0), seed_states(rng, 1)
     )
     bpr_step_reference(0, 0, 1, P2, Q2, b2, 0.1, 0.01)
     assert stats[0] == 1
@@ -64,30 +79,41 @@ def test_single_sample_matches_reference() -> None:
     np.testing.assert_allclose(b, b2, rtol=1e-6)
 
 
-def test_epoch_deterministic_with_one_block() -> None:
+def _epochs_on(threads: int, popularity: bool) -> tuple[np.ndarray, ...]:
     row_of, indptr, indices, rng = _matrix()
+    strata = Strata(row_of, indices, 30, 20, rng, equal_cols=True, n_blocks=3)
+    blocks = (*strata.grouped(), *strata.col_groups())
+    counts = np.bincount(indices, minlength=20)
+    cdf = block_negative_cdf(counts, 0.75, *blocks[2:]) if popularity else np.empty(0)
+    states = seed_states(rng, 9)
     P = rng.normal(0, 0.1, (30, 4)).astype(np.float32)
     Q = rng.normal(0, 0.1, (20, 4)).astype(np.float32)
     b = np.zeros(20, dtype=np.float32)
-    runs = []
-    for _ in range(2):
-        p, q, bb = P.copy(), Q.copy(), b.copy()
-        bpr_epoch(
-            row_of,
-            indptr,
-            indices,
-            p,
-            q,
-            bb,
-            0.05,
-            0.01,
-            500,
-            np.empty(0),
-            np.array([12345], dtype=np.uint64),
-        )
-        runs.append((p, q, bb))
-    for x, y in zip(runs[0], runs[1], strict=True):
-        np.testing.assert_array_equal(x, y)
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        for _ in range(3):
+            stats = bpr_epoch(row_of, indptr, indices, P, Q, b, 0.05, 0.01, *blocks, cdf, states)
+    finally:
+        numba.set_num_threads(before)
+    assert stats[0] + stats[2] == indices.size  # one sample per interaction
+    return P, Q, b, states
+
+
+def test_epoch_bit_identical_across_thread_counts() -> None:
+    many = min(numba.config.NUMBA_NUM_THREADS, 4)
+    for popularity in (False, True):
+        one = _epochs_on(1, popularity)
+        par = _epochs_on(many, popularity)
+        for x, y in zip(one, par, strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_block_negative_cdf_restarts_in_each_block() -> None:
+    counts = np.array([4.0, 0.0, 1.0, 9.0, 1.0])
+    items = np.array([3, 0, 1, 2, 4], dtype=np.int32)
+    cdf = block_negative_cdf(counts, 0.5, items, np.array([0, 2, 5], dtype=np.int64))
+    np.testing.assert_allclose(cdf, [0.6, 1.0, 0.0, 0.5, 1.0])
 
 
 def test_negatives_are_never_positives() -> None:
@@ -98,9 +124,10 @@ def test_negatives_are_never_positives() -> None:
     Q = np.zeros((5, 2), dtype=np.float32)
     P = np.zeros((1, 2), dtype=np.float32)
     b = np.zeros(5, dtype=np.float32)
-    bpr_epoch(
-        row_of, indptr, indices, P, Q, b, 0.1, 0.0, 400, np.empty(0), np.array([7], dtype=np.uint64)
-    )
+    blocks = _one_block(4, 5)
+    states = np.array([7], dtype=np.uint64)
+    for _ in range(100):
+        bpr_epoch(row_of, indptr, indices, P, Q, b, 0.1, 0.0, *blocks, np.empty(0), states)
     # only item 3 was ever a negative, so only its bias went down
     assert b[3] < 0
     assert np.all(b[[0, 1, 2, 4]] >= 0)
@@ -116,3 +143,16 @@ def test_fold_in_learns_preference() -> None:
     assert scores[items].mean() > np.delete(scores, items).mean()
     p2 = bpr_fold_in(items, Q, b, 50, 0.1, 0.01, np.empty(0), np.array([9], dtype=np.uint64))
     np.testing.assert_array_equal(p, p2)
+
+
+def test_epoch_rejects_too_few_generator_states() -> None:
+    row_of, indptr, indices, rng = _matrix()
+    strata = Strata(row_of, indices, 30, 20, rng, equal_cols=True, n_blocks=3)
+    P = np.zeros((30, 2), dtype=np.float32)
+    Q = np.zeros((20, 2), dtype=np.float32)
+    b = np.zeros(20, dtype=np.float32)
+    blocks = (*strata.grouped(), *strata.col_groups())
+    with pytest.raises(ValueError, match="9 generator states"):
+        bpr_epoch(
+            row_of, indptr, indices, P, Q, b, 0.1, 0.0, *blocks, np.empty(0), seed_states(rng, 1)
+        )

@@ -1,18 +1,19 @@
-"""SVD / SVD++ SGD kernels against slow NumPy references (same order, one thread)."""
+"""SVD / SVD++ SGD kernels against slow NumPy references, and the parallel SVD epoch (DSGD)."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from recforge._kernels.sgd import (
     svd_epoch,
-    svd_epoch_hogwild,
     svd_epoch_reference,
+    svd_epoch_strata,
     svdpp_epoch,
-    svdpp_epoch_hogwild,
     svdpp_epoch_reference,
     svdpp_implicit_sums,
 )
+from recforge._kernels.strata import Strata
 from recforge.models.mf import group_by_user
 
 N_USERS, N_ITEMS, NNZ, F = 40, 30, 300, 5
@@ -41,8 +42,8 @@ def test_svd_epoch_matches_reference() -> None:
     order = rng.permutation(NNZ).astype(np.int64)
     fast = [a.copy() for a in state[:4]]
     slow = [a.copy() for a in state[:4]]
-    sse_fast = svd_epoch(u, i, r, order, 3.2, *fast, *RATES)
-    sse_slow = svd_epoch_reference(u, i, r, order, 3.2, *slow, *RATES)
+    sse_fast = svd_epoch((u, i, r), order, 3.2, tuple(fast), RATES)
+    sse_slow = svd_epoch_reference((u, i, r), order, 3.2, tuple(slow), RATES)
     assert abs(sse_fast - sse_slow) <= 1e-6 * sse_slow
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -50,26 +51,45 @@ def test_svd_epoch_matches_reference() -> None:
     assert not np.allclose(fast[2], state[2])
 
 
-def test_svd_hogwild_single_block_equals_sequential() -> None:
-    u, i, r, state, rng = _ratings(1)
-    order = rng.permutation(NNZ).astype(np.int64)
+def _strata_epochs(u, i, r, state, threads: int, epochs: int = 3) -> tuple[list, list]:
+    """``epochs`` parallel epochs on ``threads`` threads from one seed: (state, sse list)."""
+    gen = np.random.default_rng(7)
+    strata = Strata(u, i, N_USERS, N_ITEMS, gen, n_blocks=4)
+    a = [x.copy() for x in state[:4]]
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        sse = [
+            svd_epoch_strata((u, i, r), *strata.order(gen), 3.0, tuple(a), RATES)
+            for _ in range(epochs)
+        ]
+    finally:
+        numba.set_num_threads(before)
+    return a, sse
+
+
+def test_svd_strata_equals_sequential_on_the_stratified_order() -> None:
+    u, i, r, state, _ = _ratings(1)
+    gen = np.random.default_rng(3)
+    order, bounds = Strata(u, i, N_USERS, N_ITEMS, gen, n_blocks=4).order(gen)
     a = [x.copy() for x in state[:4]]
     b = [x.copy() for x in state[:4]]
-    s1 = svd_epoch(u, i, r, order, 3.0, *a, *RATES)
-    s2 = svd_epoch_hogwild(u, i, r, order, 3.0, *b, *RATES, 1)
-    assert s1 == s2
+    s1 = svd_epoch((u, i, r), order, 3.0, tuple(a), RATES)
+    s2 = svd_epoch_strata((u, i, r), order, bounds, 3.0, tuple(b), RATES)
+    assert abs(s1 - s2) <= 1e-12 * s1  # partial sums per block, added in a fixed order
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
 
 
-def test_svd_hogwild_blocks_reduce_error() -> None:
+def test_svd_strata_bit_identical_across_thread_counts() -> None:
     u, i, r, state, _ = _ratings(2)
-    order = np.arange(NNZ, dtype=np.int64)
-    a = [x.copy() for x in state[:4]]
-    first = svd_epoch_hogwild(u, i, r, order, float(r.mean()), *a, *RATES, 4)
-    for _ in range(20):
-        last = svd_epoch_hogwild(u, i, r, order, float(r.mean()), *a, *RATES, 4)
-    assert last < first
+    many = min(numba.config.NUMBA_NUM_THREADS, 4)
+    one, sse_one = _strata_epochs(u, i, r, state, threads=1)
+    par, sse_par = _strata_epochs(u, i, r, state, threads=many)
+    assert sse_one == sse_par
+    for x, y in zip(one, par, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert sse_one[-1] < sse_one[0]  # and it learns
 
 
 def test_svdpp_epoch_matches_reference() -> None:
@@ -77,20 +97,17 @@ def test_svdpp_epoch_matches_reference() -> None:
     # N(u) is a set: one rating per (user, item) pair
     _, first = np.unique(u.astype(np.int64) * N_ITEMS + i, return_index=True)
     u, i, r = u[first], i[first], r[first]
-    indptr, indices, values = group_by_user(u, i, r, N_USERS)
+    csr = group_by_user(u, i, r, N_USERS)
     user_order = rng.permutation(N_USERS).astype(np.int64)
     fast = [a.copy() for a in state]
     slow = [a.copy() for a in state]
     rates = (0.007, 0.005, 0.006, 0.02, 0.015, 0.01)
-    s1 = svdpp_epoch(user_order, indptr, indices, values, 3.1, *fast, *rates)
-    s2 = svdpp_epoch_reference(user_order, indptr, indices, values, 3.1, *slow, *rates)
+    s1 = svdpp_epoch(user_order, csr, 3.1, tuple(fast), rates)
+    s2 = svdpp_epoch_reference(user_order, csr, 3.1, tuple(slow), rates)
     assert abs(s1 - s2) < 1e-6 * s2
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not np.allclose(fast[4], state[4])  # implicit factors were trained
-    b = [a.copy() for a in state]
-    s3 = svdpp_epoch_hogwild(user_order, indptr, indices, values, 3.1, *b, *rates, 1)
-    assert s3 == s1
 
 
 def test_implicit_sums() -> None:

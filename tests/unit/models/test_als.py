@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
@@ -84,10 +85,21 @@ def test_bm25_fold_in_weights_match_training_weights(data) -> None:
     np.testing.assert_allclose(got, 2.0 * w.data[w.indptr[row] : w.indptr[row + 1]], rtol=1e-5)
 
 
-def test_deterministic_under_rng(data) -> None:
-    a = ALS(factors=4, iterations=2, rng=9).fit(data)
-    b = ALS(factors=4, iterations=2, rng=9).fit(data)
-    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_deterministic_under_rng_whatever_the_thread_count(data, solver: str) -> None:
+    # rows are solved independently, one per prange iteration: no shared accumulator
+    a = ALS(factors=4, iterations=2, solver=solver, rng=9).fit(data)
+    b = ALS(factors=4, iterations=2, solver=solver, rng=9).fit(data)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        c = ALS(factors=4, iterations=2, solver=solver, rng=9).fit(data)
+    finally:
+        numba.set_num_threads(before)
+    assert before > 1  # the suite runs numba on two threads (tests/conftest.py)
+    for other in (b, c):
+        np.testing.assert_array_equal(a.user_factors_, other.user_factors_)
+        np.testing.assert_array_equal(a.item_factors_, other.item_factors_)
 
 
 def test_callback_sees_iterations_and_can_stop(data) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
@@ -17,8 +18,6 @@ class TestBPR(RecommenderContract):
         {"factors": 6, "epochs": 5, "rng": 0},
         {"factors": 4, "epochs": 3, "neg_sampling": "popularity", "rng": 1},
     ]
-    # lock-free SGD over two numba threads is not bit-reproducible (see the one-thread test)
-    deterministic = False
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +61,19 @@ def test_recommends_within_cluster(data: Dataset) -> None:
     assert in_cluster.mean() > 0.7
 
 
-@pytest.mark.usefixtures("one_thread")
-def test_deterministic_with_one_thread(data: Dataset) -> None:
+def test_deterministic_whatever_the_thread_count(data: Dataset) -> None:
     a = BPR(factors=4, epochs=3, rng=3).fit(data)
-    b = BPR(factors=4, epochs=3, rng=3).fit(data)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        b = BPR(factors=4, epochs=3, rng=3).fit(data)
+    finally:
+        numba.set_num_threads(before)
+    assert before > 1  # the suite runs numba on two threads (tests/conftest.py)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
     np.testing.assert_array_equal(a.item_bias_, b.item_bias_)
+    c = BPR(factors=4, epochs=3, rng=4).fit(data)
+    assert not np.array_equal(a.user_factors_, c.user_factors_)
 
 
 def test_fold_in_deterministic_and_close_to_user(data: Dataset) -> None:

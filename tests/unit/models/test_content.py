@@ -46,6 +46,7 @@ class TestContentBased(RecommenderContract):
         {"features": GENRES, "weighting": "binary", "half_life_days": 0.01},
         {},
     ]
+    invalid_params = {"features": [{"kind": "categories"}]}
 
     @pytest.fixture(scope="class")
     @classmethod

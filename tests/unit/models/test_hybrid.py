@@ -28,6 +28,10 @@ class TestHybridMF(RecommenderContract):
         {**HYBRID, "features": []},
     ]
     atol = 1e-4
+    invalid_params = {
+        "features": [{"kind": "no-such-kind"}],
+        "user_features": [{"kind": "categories", "column": "occupation", "bogus": 1}],
+    }
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -41,10 +45,16 @@ class TestHybridMFWithoutAttributes(RecommenderContract):
     model = HybridMF
     configs = [HYBRID]
     atol = 1e-4
+    invalid_params = {"features": "genres", "user_features": [5]}
 
 
 class TestBlend(RecommenderContract):
     model = Blend
+    invalid_params = {
+        "members": [{"model": "popular", "params": {"half_life_days": -1.0}}],
+        "weights": [1.0, float("nan")],
+    }
+    invalid_combinations = [{"weights": [1.0, 2.0, 3.0]}, {"fallback": 2}]
     configs = [
         {
             "members": [
@@ -338,3 +348,19 @@ def test_blend_config_errors() -> None:
         Blend(members=[{"model": "popular"}], fallback=3)
     with pytest.raises(ConfigError, match="'factors' parameter of HybridMF"):
         Blend(members=[{"model": "hybridmf", "params": {"factors": 0}}])
+
+
+def test_default_fit_is_reproducible_whatever_the_thread_count() -> None:
+    import numba
+
+    ds = toy_with_attributes()
+    a = HybridMF(factors=8, epochs=4, features=GENRES).fit(ds)  # n_threads=None
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        b = HybridMF(factors=8, epochs=4, features=GENRES).fit(ds)
+    finally:
+        numba.set_num_threads(before)
+    assert before > 1  # the suite runs numba on two threads (tests/conftest.py)
+    np.testing.assert_array_equal(a.feat_emb_, b.feat_emb_)
+    np.testing.assert_array_equal(a.user_feat_emb_, b.user_feat_emb_)

@@ -31,6 +31,7 @@ class TestItemKNN(RecommenderContract):
         {"similarity": "jaccard", "norms": "common", "min_support": 2},
         {"similarity": "adjusted_cosine", "weighting": "tfidf", "n_neighbors": 20},
     ]
+    invalid_combinations = [{"min_k": 5, "max_k": 2}]
 
 
 class TestUserKNN(RecommenderContract):
@@ -40,6 +41,7 @@ class TestUserKNN(RecommenderContract):
         {"similarity": "pearson", "prediction": "baseline", "max_k": 10, "min_k": 2},
         {"similarity": "cosine", "norms": "common", "weighting": "bm25", "binary": True},
     ]
+    invalid_combinations = [{"min_k": 50}]
 
 
 # A tiny rating matrix (users u1..u4 x items a, b, c); "-" = not rated:

@@ -111,6 +111,20 @@ def test_valid_config_loads_and_expands(
         ),
         pytest.param(
             {
+                "  random: {}": (
+                    "  random: {}\n  itemknn: {min_k: 5, max_k: 2}\n"
+                    "  content: {features: [{kind: nope}]}"
+                )
+            },
+            {
+                "itemknn: {min_k": "models.itemknn: The 'min_k' parameter of ItemKNN (5)",
+                "kind: nope": "models.content.features: The 'features' parameter of ContentBased",
+            },
+            ["feature block 0 has kind 'nope'"],
+            id="structured-and-combined-params",
+        ),
+        pytest.param(
+            {
                 "    reg_item: {type: float, low: 0.5, high: 20.0, log: true}": (
                     "    reg_item: {type: float, low: 0.0, high: 20.0, log: true}"
                 )

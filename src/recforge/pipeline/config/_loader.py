@@ -6,7 +6,9 @@ and the line of the file it came from, and suggests the nearest valid key for a 
     recforge.yaml:14: models.als.factor: ALS has no parameter 'factor'; did you mean 'factors'?
 
 Model parameters are checked against each model's declared :class:`~recforge.models.Param`
-constraints, including the bounds of search spaces.
+constraints (structured values such as ``features`` or Blend ``members`` included), including
+the bounds of search spaces, and the fixed values together by the model's own
+:meth:`~recforge.models.Recommender.check_params` (e.g. ``min_k`` above ``max_k``).
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ def _check_models(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
         cls = _model_class(mc, label, source, lines, errors)
         if cls is None:
             continue
+        before = len(errors)
         for key, value in mc.fixed.items():
             at = _at(source, lines, (*base, key))
             spec = _known_param(cls, key, at, errors)
@@ -162,6 +165,8 @@ def _check_models(cfg: RunConfig, source: str, lines: _Lines) -> list[str]:
                     spec.check(cls.__name__, key, value)
                 except ConfigError as exc:
                     errors.append(f"{at}: {exc}")
+        if len(errors) == before:
+            errors.extend(_check_combination(cls, mc.fixed, _at(source, lines, base)))
         for key, space in mc.space.items():
             at = _at(source, lines, (*base, key))
             spec = _known_param(cls, key, at, errors)
@@ -199,6 +204,16 @@ def _known_param(cls: Any, key: str, at: str, errors: list[str]) -> Any:
         errors.append(f"{at}: {_no_parameter(cls.__name__, key, names)}")
         return None
     return cls.params.get(key)
+
+
+def _check_combination(cls: Any, fixed: Mapping[str, Any], at: str) -> list[str]:
+    """Errors of the fixed values together (e.g. ``min_k`` above ``max_k``), defaults filled in."""
+    values = {name: spec.default for name, spec in cls.params.items()} | dict(fixed)
+    try:
+        cls.check_params(values)
+    except ConfigError as exc:
+        return [f"{at}: {exc}"]
+    return []
 
 
 def _check_space(owner: str, key: str, spec: Any, space: SearchSpace, at: str) -> list[str]:

@@ -350,6 +350,19 @@ class RunConfig(_Strict):
     there as a new version and promoted to active."""
     mlflow: MlflowConfig = MlflowConfig()
     """MLflow logging."""
+    retrieval: dict[str, Any] | None = None
+    """Approximate-retrieval index built into the published winner (fields of
+    :class:`recforge.retrieval.IndexSpec`, e.g. ``{kind: hnsw, ef_search: 128}``); models
+    that do not score by inner products are published without one."""
+
+    @field_validator("retrieval")
+    @classmethod
+    def _index_spec(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from recforge.retrieval import IndexSpec
+
+            IndexSpec.from_dict(value)
+        return value
 
     _base_dir: str = PrivateAttr(".")
 
