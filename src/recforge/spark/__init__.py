@@ -17,6 +17,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "Install it with: pip install 'recforge[spark]'"
     ) from exc
 
+from recforge.spark._als import fit_als
 from recforge.spark._dataset import (
     SparkDataset,
     from_dataset,
@@ -25,6 +26,7 @@ from recforge.spark._dataset import (
     read_parquet,
     read_table,
 )
+from recforge.spark._evaluate import SparkEvaluation, evaluate
 from recforge.spark._prepare import (
     STEPS,
     apply_steps,
@@ -34,6 +36,7 @@ from recforge.spark._prepare import (
     to_implicit,
     weight,
 )
+from recforge.spark._score import model_bytes, predict, recommend
 from recforge.spark._session import java_available, spark_session
 from recforge.spark._split import (
     SPARK_SPLIT_METHODS,
@@ -47,18 +50,24 @@ __all__ = [
     "SPARK_SPLIT_METHODS",
     "STEPS",
     "SparkDataset",
+    "SparkEvaluation",
     "SparkSplit",
     "apply_steps",
     "deduplicate",
+    "evaluate",
     "filter_min_counts",
+    "fit_als",
     "from_dataset",
     "from_spark",
     "java_available",
     "k_core",
     "leave_one_out",
+    "model_bytes",
+    "predict",
     "read_csv",
     "read_parquet",
     "read_table",
+    "recommend",
     "spark_session",
     "split_by_name",
     "temporal_split",

@@ -82,7 +82,7 @@ def _tail(amount: int | float) -> Column:
 def _sides(ds: SparkDataset, pair_flag: DataFrame) -> tuple[SparkDataset, SparkDataset]:
     """``(rest, picked)``: interactions whose pair is flagged (``pick``) and the others."""
     rows = ds.interactions.join(pair_flag.select("user", "item", "pick"), ["user", "item"])
-    rows = rows.select(*ds.interactions.columns, "pick").localCheckpoint()
+    rows = rows.select(*ds.interactions.columns, "pick").cache()
     columns = ds.interactions.columns
     picked = ds.with_interactions(rows.filter(F.col("pick")).select(*columns))
     rest = ds.with_interactions(rows.filter(~F.col("pick")).select(*columns))
@@ -197,7 +197,7 @@ def leave_one_out(ds: SparkDataset, *, by: str = "time", valid: bool = True) -> 
         .otherwise("train"),
     )
     rows = ds.interactions.join(pairs.select("user", "item", "side"), ["user", "item"])
-    rows = rows.select(*ds.interactions.columns, "side").localCheckpoint()
+    rows = rows.select(*ds.interactions.columns, "side").cache()
 
     def part(side: str) -> SparkDataset:
         return ds.with_interactions(
