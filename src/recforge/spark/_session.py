@@ -34,8 +34,9 @@ def spark_session(
 ) -> SparkSession:
     """The active SparkSession, or a new one on ``master``.
 
-    Under ``spark-submit`` (or when a session is already running) that session is returned
-    unchanged, so cluster settings come from the submit command.
+    A running session is returned unchanged. Under ``spark-submit`` the master and the
+    driver memory come from the submit command (``master`` and ``driver_memory`` are
+    ignored there); the other settings are applied to the new session.
 
     Parameters
     ----------
@@ -68,7 +69,10 @@ def spark_session(
             "Spark needs a Java runtime (17 or newer) but no 'java' was found on PATH or in "
             "JAVA_HOME. Install one, e.g.: apt-get install openjdk-17-jre-headless"
         )
-    builder = SparkSession.builder.master(master).appName(app_name)
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # started by spark-submit
+    builder = SparkSession.builder.appName(app_name)
+    if not submitted:
+        builder = builder.master(master)
     settings: dict[str, Any] = {
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
@@ -79,7 +83,7 @@ def spark_session(
         os.environ["PYSPARK_PYTHON"] = sys.executable
     if shuffle_partitions is not None:
         settings["spark.sql.shuffle.partitions"] = str(int(shuffle_partitions))
-    if driver_memory is not None:
+    if driver_memory is not None and not submitted:
         settings["spark.driver.memory"] = driver_memory
     settings.update(config or {})
     for key, value in settings.items():
