@@ -42,6 +42,7 @@ from recforge.spark._split import (
     SPARK_SPLIT_METHODS,
     SparkSplit,
     leave_one_out,
+    random_split,
     split_by_name,
     temporal_split,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "predict",
     "read_csv",
     "read_parquet",
+    "random_split",
     "read_table",
     "recommend",
     "spark_session",

@@ -25,10 +25,18 @@ from recforge.split import (
     _check_fraction,
     _fmt,
     _to_epoch,
+    pair_hash_seed,
     split_options,
 )
 
-__all__ = ["SPARK_SPLIT_METHODS", "SparkSplit", "leave_one_out", "split_by_name", "temporal_split"]
+__all__ = [
+    "SPARK_SPLIT_METHODS",
+    "SparkSplit",
+    "leave_one_out",
+    "random_split",
+    "split_by_name",
+    "temporal_split",
+]
 
 
 @dataclass(frozen=True)
@@ -51,17 +59,23 @@ class SparkSplit:
         )
 
 
-def _pairs(ds: SparkDataset) -> DataFrame:
+def _pairs(ds: SparkDataset, seed: int | None = None) -> DataFrame:
     """Distinct pairs with ``first_pos``, ``first_time`` and their user's rank and size.
 
     ``rank`` (0-based) orders a user's pairs by first time, then by first appearance (the
-    local splitters' time order key); without times by first appearance alone.
+    local splitters' time order key); without times by first appearance alone. With a
+    ``seed`` it orders them by their random ``key`` (Spark's ``xxhash64(seed, user, item)``,
+    :func:`recforge.split.pair_random_keys` locally), then by first appearance.
     """
     aggs = [F.min("pos").alias("first_pos")]
     if ds.has_time:
         aggs.append(F.min("time").alias("first_time"))
     pairs = ds.interactions.groupBy("user", "item").agg(*aggs)
-    keys = ["first_time", "first_pos"] if ds.has_time else ["first_pos"]
+    if seed is not None:
+        pairs = pairs.withColumn("key", F.xxhash64(F.lit(seed).cast("long"), "user", "item"))
+        keys = ["key", "first_pos"]
+    else:
+        keys = ["first_time", "first_pos"] if ds.has_time else ["first_pos"]
     by_user = Window.partitionBy("user")
     return pairs.withColumn("rank", F.row_number().over(by_user.orderBy(*keys)) - 1).withColumn(
         "size", F.count("*").over(by_user)
@@ -182,15 +196,52 @@ def _temporal_cut(
     return _carve(ds, lambda d: pairs, name, valid_pick if valid_frac > 0 else None)
 
 
-def leave_one_out(ds: SparkDataset, *, by: str = "time", valid: bool = True) -> SparkSplit:
-    """Each user's newest pair in test (and the one before in validation).
+def random_split(
+    ds: SparkDataset,
+    test_size: float = 0.2,
+    *,
+    per_user: bool = False,
+    valid_size: float = 0.0,
+    rng: int = 0,
+) -> SparkSplit:
+    """Random split of the distinct pairs; see :func:`recforge.split.random_split`.
 
-    See :func:`recforge.split.leave_one_out` with ``by="time"``: same rows.
+    Same rows as the local split with the same ``rng``: both order pairs by the keyed hash
+    of ``(seed, user code, item code)``. The global split ranks all pairs in one window
+    (a single task); ``per_user=True`` ranks within users.
     """
-    if by != "time":
-        raise ConfigError(f"leave_one_out on Spark supports by='time' only. Got {by!r} instead.")
-    _require_time(ds, "leave_one_out(by='time')", "none")
-    pairs = _pairs(ds).withColumn(
+    test_size = _check_fraction("test_size", test_size, allow_zero=False)
+    valid_size = _check_fraction("valid_size", valid_size, allow_zero=True)
+    seed = pair_hash_seed(rng)
+
+    def rule(fraction: float) -> Callable[[SparkDataset], DataFrame]:
+        def pick(d: SparkDataset) -> DataFrame:
+            pairs = _pairs(d, seed)
+            if per_user:
+                return pairs.withColumn("pick", _tail(fraction))
+            n_pick = round(fraction * pairs.count())
+            order = F.row_number().over(Window.orderBy("key", "first_pos")) - 1
+            return pairs.withColumn("pick", order < F.lit(n_pick))
+
+        return pick
+
+    kind = "user_random" if per_user else "random"
+    name = f"{kind}({_fmt(test_size=test_size, valid_size=valid_size or None)})"
+    return _carve(ds, rule(test_size), name, rule(valid_size) if valid_size > 0 else None)
+
+
+def leave_one_out(
+    ds: SparkDataset, *, by: str = "time", valid: bool = True, rng: int = 0
+) -> SparkSplit:
+    """Each user's newest (or random) pair in test, and the one before in validation.
+
+    See :func:`recforge.split.leave_one_out`: same rows, for ``by="random"`` too.
+    """
+    if by not in ("time", "random"):
+        raise ConfigError(f"by must be 'time' or 'random'. Got {by!r} instead.")
+    if by == "time":
+        _require_time(ds, "leave_one_out(by='time')", "none (use by='random')")
+    pairs = _pairs(ds, None if by == "time" else pair_hash_seed(rng)).withColumn(
         "side",
         F.when((F.col("rank") == F.col("size") - 1) & (F.col("size") >= 2), "test")
         .when(F.lit(valid) & (F.col("rank") == F.col("size") - 2) & (F.col("size") >= 3), "valid")
@@ -213,6 +264,8 @@ def leave_one_out(ds: SparkDataset, *, by: str = "time", valid: bool = True) -> 
 
 
 _METHODS: dict[str, Callable[..., SparkSplit]] = {
+    "random": random_split,
+    "user_random": lambda ds, **kw: random_split(ds, per_user=True, **kw),
     "temporal": temporal_split,
     "leave_one_out": leave_one_out,
 }

@@ -135,7 +135,9 @@ SPLITS: list[dict[str, Any]] = [
     {"method": "temporal", "per_user_last": 2, "valid_size": 1},
     {"method": "temporal", "per_user_last": 0.3},
     {"method": "loo"},
-    {"method": "leave_one_out", "valid": False},
+    {"method": "leave_one_out", "valid": False, "by": "random", "rng": 7},
+    {"method": "random", "test_size": 0.3, "valid_size": 0.2, "rng": 5},
+    {"method": "user_random", "test_size": 0.25, "valid_size": 0.1},
 ]
 
 
