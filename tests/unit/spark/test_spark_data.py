@@ -12,7 +12,7 @@ from recforge.data import Dataset, prepare
 from recforge.exceptions import ConfigError, DataError
 from recforge.split import leave_one_out, split_by_name
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 def _frame(seed: int = 0, n: int = 400) -> pd.DataFrame:
