@@ -227,6 +227,7 @@ def bench_pipeline(args: argparse.Namespace) -> None:
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
             line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
             results[engine] = json.loads(line[7:])
+            print(engine, results[engine], flush=True)
         a = pd.read_parquet(root / "recs-local").sort_values(["user", "rank"], ignore_index=True)
         b = pd.read_parquet(root / "recs-spark").sort_values(["user", "rank"], ignore_index=True)
         same = a[["user", "item", "rank"]].equals(
