@@ -37,7 +37,7 @@ _POLICIES = ("first", "last", "sum", "max", "mean")
 
 def _keep_rows(ds: SparkDataset, kept: DataFrame) -> tuple[SparkDataset, int, int]:
     """``ds`` restricted to the rows ``kept``; drops users/items that lost every interaction."""
-    kept = kept.cache()
+    kept = kept.localCheckpoint()
     out = ds.with_interactions(kept)
     dropped = []
     for what in ("user", "item"):
@@ -56,9 +56,9 @@ def _keep_rows(ds: SparkDataset, kept: DataFrame) -> tuple[SparkDataset, int, in
         ).drop(what)
         rows = rows.withColumnRenamed("new", what).select(*ds.interactions.columns)
         out = SparkDataset(
-            interactions=rows.cache(),
-            users=new_index.cache() if what == "user" else out.users,
-            items=new_index.cache() if what == "item" else out.items,
+            interactions=rows.localCheckpoint(),
+            users=new_index.localCheckpoint() if what == "user" else out.users,
+            items=new_index.localCheckpoint() if what == "item" else out.items,
             has_time=ds.has_time,
             name=ds.name,
         )
@@ -115,7 +115,7 @@ def deduplicate(ds: SparkDataset, policy: str = "first") -> tuple[SparkDataset, 
         kept = kept.withColumn("_old", F.col("value")).withColumn(
             "value", F.col("_agg").cast("float")
         )
-    kept = kept.cache()
+    kept = kept.localCheckpoint()
     n_before, n_after = ds.count(), kept.count()
     changed = kept.filter(F.col("value") != F.col("_old")).count() if "_old" in kept.columns else 0
     out = ds.with_interactions(kept.select(*ds.interactions.columns))
@@ -153,7 +153,7 @@ def filter_min_counts(
     """One pass of count filters; see :func:`recforge.data.prepare.filter_min_counts`."""
     min_user = _check_int("min_user", "filter_min_counts", min_user)
     min_item = _check_int("min_item", "filter_min_counts", min_item)
-    df = _counted(ds.interactions).cache()
+    df = _counted(ds.interactions).localCheckpoint()
     bad_u, bad_i, counts = _bad_counts(df, min_user, min_item)
     row = counts.first()
     assert row is not None
@@ -192,7 +192,7 @@ def k_core(
     df = ds.interactions
     n_user_rows = n_item_rows = 0
     while True:
-        df = _counted(df).cache()
+        df = _counted(df).localCheckpoint()
         bad_u, bad_i, counts = _bad_counts(df, ku, ki)
         row = counts.first()
         assert row is not None
@@ -236,7 +236,7 @@ def to_implicit(
         )
     else:
         kept = ds.interactions
-    kept = kept.cache()
+    kept = kept.localCheckpoint()
     n_kept = kept.count()
     removed = {} if threshold is None else {f"value below {threshold:g}": n_before - n_kept}
     out, report = _filter_rows(ds, kept, "to_implicit", {"threshold": threshold}, removed, n_before)
@@ -311,7 +311,7 @@ def weight(
             f"weight: dataset {ds.name!r} has {n - n_pairs} duplicate "
             "(user, item) pairs; weights are per pair, run deduplicate first"
         )
-    new = ds.interactions.withColumn("_w", _weighted(ds, scheme, dict(kwargs))).cache()
+    new = ds.interactions.withColumn("_w", _weighted(ds, scheme, dict(kwargs))).localCheckpoint()
     changed = new.filter(F.col("_w") != F.col("value")).count()
     out = ds.with_interactions(
         new.withColumn("value", F.col("_w")).select(*ds.interactions.columns)
