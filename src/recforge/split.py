@@ -24,6 +24,9 @@ Splitters
 Per-user splitters never move anything to test for a user with fewer than two distinct
 pairs, and always keep at least one pair of each user in train. Every splitter that draws at
 random takes ``rng`` (a seed or a :class:`numpy.random.Generator`) and is deterministic under it.
+:func:`random_split` and :func:`leave_one_out` (``by="random"``) order pairs by a keyed hash
+of ``(seed, user code, item code)`` (:func:`pair_random_keys`, a Generator gives the seed), which
+:mod:`recforge.spark` computes identically, so both engines give the same split.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ __all__ = [
     "cold_start_split",
     "kfold",
     "leave_one_out",
+    "pair_hash_seed",
+    "pair_random_keys",
     "random_split",
     "split_by_name",
     "split_options",
@@ -153,6 +158,62 @@ def _generator(rng: RngLike) -> np.random.Generator:
     raise ConfigError(f"rng must be a non-negative int seed or a numpy Generator, got {rng!r}")
 
 
+def pair_hash_seed(rng: RngLike) -> int:
+    """The key of :func:`pair_random_keys` drawn from ``rng`` (an int seed or a Generator).
+
+    ``rng=1`` and ``numpy.random.default_rng(1)`` give the same key, hence the same split.
+    """
+    return int(_generator(rng).integers(0, 1 << 62))
+
+
+_U64 = np.uint64
+_P1, _P2, _P3 = _U64(0x9E3779B185EBCA87), _U64(0xC2B2AE3D27D4EB4F), _U64(0x165667B19E3779F9)
+_P4, _P5 = _U64(0x85EBCA77C2B2AE63), _U64(0x27D4EB2F165667C5)
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return np.asarray((x << _U64(r)) | (x >> _U64(64 - r)))
+
+
+def _fmix(h: np.ndarray) -> np.ndarray:
+    h = h ^ (h >> _U64(33))
+    h = h * _P2
+    h = h ^ (h >> _U64(29))
+    h = h * _P3
+    return np.asarray(h ^ (h >> _U64(32)))
+
+
+def pair_random_keys(seed: int, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """The random key of each ``(user code, item code)`` pair under ``seed`` (int64).
+
+    XXH64 of ``(seed as int64, user as int32, item as int32)`` with seed 42, exactly as
+    Spark's ``xxhash64(seed, user, item)`` computes it, so the random splitters of
+    :mod:`recforge.spark` put every pair on the same side as the local ones: a pair's key
+    depends only on the seed and its codes, not on row order or threads.
+    """
+    u = np.asarray(user, dtype=np.int32).astype(np.int64).astype(np.uint64) & _U64(0xFFFFFFFF)
+    i = np.asarray(item, dtype=np.int32).astype(np.int64).astype(np.uint64) & _U64(0xFFFFFFFF)
+    with np.errstate(over="ignore"):
+        s = np.full(u.shape, np.int64(seed), dtype=np.int64).astype(np.uint64)
+        h = np.full(u.shape, _U64(42)) + _P5 + _U64(8)  # hashLong(seed, 42)
+        h = h ^ (_rotl(s * _P2, 31) * _P1)
+        h = _fmix(_rotl(h, 27) * _P1 + _P4)
+        for v in (u, i):  # hashInt(v, h)
+            h = h + _P5 + _U64(4)
+            h = h ^ (v * _P1)
+            h = _fmix(_rotl(h, 23) * _P2 + _P3)
+    return h.view(np.int64)
+
+
+def _random_order(ds: Dataset, pairs: _Pairs, seed: int) -> np.ndarray:
+    """Rank of each pair by its random key, ties by first appearance (a permutation)."""
+    keys = pair_random_keys(seed, pairs.user, ds.item[pairs.first_pos])
+    order = np.lexsort((np.arange(pairs.n), keys))
+    rank = np.empty(pairs.n, dtype=np.int64)
+    rank[order] = np.arange(pairs.n)
+    return rank
+
+
 def _check_fraction(name: str, value: Any, *, allow_zero: bool) -> float:
     ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
     if ok:
@@ -254,13 +315,6 @@ def _tail_per_user(pair_user: np.ndarray, order_key: np.ndarray, amount: int | f
     return rank >= size - n_tail
 
 
-def _random_pairs(n_pairs: int, fraction: float, gen: np.random.Generator) -> np.ndarray:
-    mask = np.zeros(n_pairs, dtype=bool)
-    n_pick = round(fraction * n_pairs)
-    mask[gen.permutation(n_pairs)[:n_pick]] = True
-    return mask
-
-
 def _time_order_key(ds: Dataset, pairs: _Pairs) -> np.ndarray:
     """Rank of each pair by first time, ties broken by first appearance (a permutation)."""
     if pairs.first_time is None:
@@ -352,13 +406,14 @@ def random_split(
     _require_nonempty(ds)
     test_size = _check_fraction("test_size", test_size, allow_zero=False)
     valid_size = _check_fraction("valid_size", valid_size, allow_zero=True)
-    gen = _generator(rng)
+    seed = pair_hash_seed(rng)
 
     def rule(fraction: float) -> Callable[[Dataset, _Pairs], np.ndarray]:
         def pick(d: Dataset, pairs: _Pairs) -> np.ndarray:
+            order = _random_order(d, pairs, seed)
             if per_user:
-                return _tail_per_user(pairs.user, gen.permutation(pairs.n), fraction)
-            return _random_pairs(pairs.n, fraction, gen)
+                return _tail_per_user(pairs.user, order, fraction)
+            return order < round(fraction * pairs.n)
 
         return pick
 
@@ -549,9 +604,12 @@ def leave_one_out(
             f"leave_one_out(by='time') needs timestamps but dataset {ds.name!r} has none "
             "(use by='random')"
         )
-    gen = _generator(rng)
     pairs = _pairs(ds)
-    key = _time_order_key(ds, pairs) if by == "time" else gen.permutation(pairs.n)
+    key = (
+        _time_order_key(ds, pairs)
+        if by == "time"
+        else _random_order(ds, pairs, pair_hash_seed(rng))
+    )
     rank, size = _rank_within_user(pairs.user, key)
     test_pairs = (rank == size - 1) & (size >= 2)
     test_rows = test_pairs[pairs.inverse]

@@ -59,15 +59,32 @@ def run(
         Path | None, typer.Option("--output", "-o", help="Run directory (default: output.dir).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="Read, prepare and split on 'local' or 'spark' (overrides engine.type)."),
+    ] = None,
 ) -> None:
     """Run a configuration: load, prepare, split, tune, fit, evaluate, test and report.
 
     Re-running resumes: models already finished in the run directory are not fitted again.
     """
     from recforge.pipeline.runner import run as run_pipeline
+    from recforge.pipeline.runner import run_config
 
+    if engine is not None and engine not in ("local", "spark"):
+        raise typer.BadParameter(
+            f"must be 'local' or 'spark', got {engine!r}", param_hint="--engine"
+        )
     with _config_errors():
-        result = run_pipeline(config, run_dir=output, progress=progress)
+        if engine is None:
+            result = run_pipeline(config, run_dir=output, progress=progress)
+        else:
+            from recforge.pipeline.config import load_config
+
+            cfg = load_config(config)
+            cfg = cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"type": engine})})
+            text = config.read_text(encoding="utf-8") if config.is_file() else None
+            result = run_config(cfg, run_dir=output, progress=progress, source_text=text)
     _print_result(result)
 
 

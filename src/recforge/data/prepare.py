@@ -37,6 +37,7 @@ __all__ = [
     "filter_min_counts",
     "k_core",
     "to_implicit",
+    "validate_steps",
     "weight",
 ]
 
@@ -494,34 +495,20 @@ STEPS: dict[str, Callable[..., tuple[Dataset, PrepareReport]]] = {
 }
 
 
-def apply_steps(
-    ds: Dataset, steps: Sequence[Mapping[str, Any]]
-) -> tuple[Dataset, list[PrepareReport]]:
-    """Run named preparation steps from configuration dictionaries, in order.
-
-    Parameters
-    ----------
-    ds
-        Input dataset.
-    steps
-        One mapping per step: ``{"step": <name>, **parameters}`` with a name of
-        :data:`STEPS`, e.g. ``[{"step": "deduplicate", "policy": "last"},
-        {"step": "k_core", "k": 5}]``.
+def validate_steps(steps: Sequence[Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Check step specifications (as :func:`apply_steps` takes them) without running them.
 
     Returns
     -------
-    dataset, reports
-        The prepared dataset and one report per step.
+    list of (name, parameters)
 
     Raises
     ------
     ConfigError
-        On a step that is not a mapping, lacks ``"step"``, names an unknown step or passes an
-        unknown or invalid parameter; the message gives the step's position.
+        As :func:`apply_steps` does, naming the step's position.
     """
     if isinstance(steps, Mapping | str) or not isinstance(steps, Sequence):
         raise ConfigError(f"steps must be a list of mappings, got {type(steps).__name__}")
-    # Validate everything before running anything, so a typo in the last step fails fast.
     plan: list[tuple[str, dict[str, Any]]] = []
     for i, spec in enumerate(steps):
         if not isinstance(spec, Mapping):
@@ -547,6 +534,36 @@ def apply_steps(
                     f"(parameters: {', '.join(allowed)})"
                 )
         plan.append((name, params))
+    return plan
+
+
+def apply_steps(
+    ds: Dataset, steps: Sequence[Mapping[str, Any]]
+) -> tuple[Dataset, list[PrepareReport]]:
+    """Run named preparation steps from configuration dictionaries, in order.
+
+    Parameters
+    ----------
+    ds
+        Input dataset.
+    steps
+        One mapping per step: ``{"step": <name>, **parameters}`` with a name of
+        :data:`STEPS`, e.g. ``[{"step": "deduplicate", "policy": "last"},
+        {"step": "k_core", "k": 5}]``.
+
+    Returns
+    -------
+    dataset, reports
+        The prepared dataset and one report per step.
+
+    Raises
+    ------
+    ConfigError
+        On a step that is not a mapping, lacks ``"step"``, names an unknown step or passes an
+        unknown or invalid parameter; the message gives the step's position.
+    """
+    # Validate everything before running anything, so a typo in the last step fails fast.
+    plan = validate_steps(steps)
     reports: list[PrepareReport] = []
     for i, (name, params) in enumerate(plan):
         try:

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from recforge.data import Dataset
 from recforge.data.weighting import bm25, linear_confidence, log_confidence
+from recforge.exceptions import DataError
 from recforge.models._shared import FACTORS, INIT_STD, CosineSimilarItems, make_rng
 from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
@@ -99,6 +100,56 @@ class ALS(CosineSimilarItems, Recommender):
         low=0,
         doc="Seed of the initialisation (fits are deterministic: rows are solved independently).",
     )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_factors(
+        cls,
+        dataset: Dataset,
+        user_factors: np.ndarray,
+        item_factors: np.ndarray,
+        **params: Any,
+    ) -> ALS:
+        """A fitted ALS holding factors learned elsewhere (e.g. by Spark MLlib).
+
+        The ids, seen items and popularity come from ``dataset`` exactly as :meth:`fit`
+        takes them; the factors replace the trained ones, so the model recommends, folds in,
+        saves, loads and serves like any fitted ALS.
+
+        Parameters
+        ----------
+        dataset
+            The training interactions the factors belong to (row ``u`` of
+            ``user_factors`` is user code ``u``, row ``i`` of ``item_factors`` item code ``i``).
+        user_factors, item_factors
+            ``(n_users, f)`` and ``(n_items, f)`` finite arrays.
+        **params
+            Other hyperparameters recorded with the model (``reg``, ``alpha``, ...);
+            ``factors`` is the factors' width.
+
+        Raises
+        ------
+        DataError
+            If a factor array has the wrong shape or non-finite values.
+        """
+        uf = np.ascontiguousarray(user_factors, dtype=np.float32)
+        itf = np.ascontiguousarray(item_factors, dtype=np.float32)
+        f = uf.shape[1] if uf.ndim == 2 else -1
+        for name, arr, n in (("user", uf, dataset.n_users), ("item", itf, dataset.n_items)):
+            if arr.ndim != 2 or arr.shape != (n, f):
+                raise DataError(
+                    f"{name}_factors must have shape ({n}, {f}) for this dataset, got {arr.shape}"
+                )
+            if not np.isfinite(arr).all():
+                raise DataError(f"{name}_factors hold non-finite values")
+        model = cls(**{**params, "factors": f})
+        iterations = model.iterations
+        model.set_params(iterations=0)  # fit sets ids, seen items and popularity only
+        model.fit(dataset)
+        model.set_params(iterations=iterations)
+        model.user_factors_, model.item_factors_ = uf, itf
+        model._gram = None
+        return model
 
     # ------------------------------------------------------------------ fitting
     def _confidence(self, x: sp.csr_array) -> sp.csr_array:

@@ -494,6 +494,11 @@ def _prepare(cfg: RunConfig, rd: RunDirectory, dataset: Dataset | None) -> tuple
         from recforge.data.prepare import apply_steps
 
         ds, reports = apply_steps(ds, cfg.prepare)
+    return ds, _write_data(cfg, rd, ds, reports)
+
+
+def _write_data(cfg: RunConfig, rd: RunDirectory, ds: Dataset, reports: list[Any]) -> str:
+    """Write ``data.json`` (fingerprint, summary, preparation reports, engine)."""
     fingerprint = ds.fingerprint()
     rd.json(
         "data.json",
@@ -501,17 +506,29 @@ def _prepare(cfg: RunConfig, rd: RunDirectory, dataset: Dataset | None) -> tuple
             "fingerprint": fingerprint,
             "summary": data_summary(ds),
             "prepare": [r.to_dict() for r in reports],
+            "engine": cfg.engine.model_dump(mode="json"),
         },
     )
     _note("data %s: fingerprint %s", ds, fingerprint)
-    return ds, fingerprint
+    return fingerprint
 
 
 def _split(cfg: RunConfig, rd: RunDirectory, ds: Dataset) -> list[Split]:
     """The split (or the folds of k-fold evaluation); write its parts."""
     from recforge.split import splits_by_name
 
-    folds = splits_by_name(ds, cfg.split.to_spec())
+    return _write_split(rd, splits_by_name(ds, cfg.split.to_spec()))
+
+
+def _spark_data(cfg: RunConfig, rd: RunDirectory) -> tuple[Dataset, str, list[Split]]:
+    """Read, prepare and split on Spark (``engine.type: spark``); write the same files."""
+    from recforge.pipeline._spark import spark_prepare_and_split
+
+    ds, reports, split = spark_prepare_and_split(cfg)
+    return ds, _write_data(cfg, rd, ds, reports), _write_split(rd, [split])
+
+
+def _write_split(rd: RunDirectory, folds: list[Split]) -> list[Split]:
     for i, split in enumerate(folds):
         prefix = ("split",) if len(folds) == 1 else ("split", f"fold{i}")
         for part, pds in split.parts.items():
@@ -726,8 +743,11 @@ def _run(
         rd.text("config.yaml", source_text)
     rd.json("config.json", cfg.to_dict())
     rd.json("environment.json", environment())
-    ds, fingerprint = _prepare(cfg, rd, dataset)
-    folds = _split(cfg, rd, ds)
+    if cfg.engine.type == "spark" and dataset is None:
+        ds, fingerprint, folds = _spark_data(cfg, rd)
+    else:
+        ds, fingerprint = _prepare(cfg, rd, dataset)
+        folds = _split(cfg, rd, ds)
     done, refitted = _evaluate_all(cfg, rd, folds, fingerprint, protocol, show, on_model_done)
 
     per_user = pd.concat([r.per_user for r in done.values()], ignore_index=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from recforge.pipeline.config._loader import load_config, validate_config
 from recforge.pipeline.config._schema import (
     DataConfig,
+    EngineConfig,
     EvaluationConfig,
     MlflowConfig,
     ModelConfig,
@@ -35,6 +36,7 @@ from recforge.pipeline.config._starter import guess_columns, starter_config
 
 __all__ = [
     "DataConfig",
+    "EngineConfig",
     "EvaluationConfig",
     "MlflowConfig",
     "ModelConfig",

@@ -123,6 +123,23 @@ class SplitConfig(BaseModel):
         return {"method": self.method, **(self.model_extra or {})}
 
 
+class EngineConfig(_Strict):
+    """Where preparation and splits run: ``local`` (default) or ``spark``.
+
+    With ``spark`` the data are read, prepared and split on Spark (:mod:`recforge.spark`,
+    same rows as locally), then collected for fitting, evaluation and the report.
+    """
+
+    type: Literal["local", "spark"] = "local"
+    """Engine name."""
+    master: str = "local[*]"
+    """Spark master URL (ignored under ``spark-submit``, whose session is used)."""
+    shuffle_partitions: int | None = Field(None, ge=1)
+    """``spark.sql.shuffle.partitions`` of a new session."""
+    config: dict[str, str] = Field(default_factory=dict)
+    """Further Spark settings, e.g. ``{"spark.executor.memory": "8g"}``."""
+
+
 # --------------------------------------------------------------------------- models
 class SearchSpace(_Strict):
     """A search space for one hyperparameter: a numeric range or a list of choices."""
@@ -335,6 +352,8 @@ class RunConfig(_Strict):
     """Preparation steps run in order (see :mod:`recforge.data.prepare`)."""
     split: SplitConfig = SplitConfig()
     """Train/validation/test split."""
+    engine: EngineConfig = EngineConfig()
+    """Where reading, preparation and splits run (``local`` or ``spark``)."""
     models: Annotated[dict[str, ModelConfig], BeforeValidator(_models_before)]
     """Models to compare, by label."""
     tuning: TuningConfig = TuningConfig()
