@@ -427,19 +427,8 @@ def replay(
     DataError
         No timestamps, or too few events.
     """
-    arms = tuple(dict.fromkeys(arms))
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown or not arms:
-        raise ConfigError(f"arms must be among {', '.join(ARMS)}; got {', '.join(arms) or 'none'}")
-    if k < 1:
-        raise ConfigError(f"k must be >= 1, got {k}")
-    if periodic_mode not in ("gate", "refresh"):
-        raise ConfigError(f"periodic_mode must be 'gate' or 'refresh', got {periodic_mode!r}")
-    if "periodic" in arms and (retrain_every is None) == (retrain_period_s is None):
-        raise ConfigError("the periodic arm needs exactly one of retrain_every, retrain_period_s")
-    for name, v in (("retrain_every", retrain_every), ("retrain_period_s", retrain_period_s)):
-        if v is not None and v < 1:
-            raise ConfigError(f"{name} must be >= 1, got {v}")
+    arms = _check_arms(arms)
+    _check_settings(arms, k, periodic_mode, retrain_every, retrain_period_s)
     plan = _Plan(
         k,
         retrain_every,
@@ -451,30 +440,13 @@ def replay(
         gate_margin,
     )
     initial, stream, offset = split_stream(data, initial_fraction, n_events)
-    recipe = model.clone()
-    if "rng" in recipe.param_names() and recipe.get_params().get("rng") is None:
-        recipe.set_params(rng=seed)
-    t0 = time.perf_counter()
-    fitted = recipe.clone().fit(initial)
-    fit_s = time.perf_counter() - t0
-    root = Path(workdir)
-    parts: list[pd.DataFrame] = []
-    retrains: list[RetrainRecord] = []
-    timings: dict[str, Any] = {"initial_fit_s": round(fit_s, 3)}
-    for arm in arms:
-        t0 = time.perf_counter()
-        frame, records, requests = _run_arm(
-            arm, fitted, initial, stream, root / arm, plan, progress
-        )
-        timings[arm] = {"seconds": round(time.perf_counter() - t0, 3), "requests": requests}
-        parts.append(frame)
-        retrains.extend(records)
-    events = pd.concat(parts, ignore_index=True)
+    recipe = _seeded_recipe(model, seed)
+    events, retrains, timings = _run_arms(
+        arms, recipe, initial, stream, Path(workdir), plan, progress
+    )
     win, overall, diffs = summarise(
         events, windows=windows, n_boot=n_boot, confidence=confidence, seed=seed
     )
-    known_users = set(initial.users.ids.astype(str).tolist())
-    known_items = set(initial.items.ids.astype(str).tolist())
     settings = {
         "data": data.name,
         "model": type(model).__name__,
@@ -499,6 +471,82 @@ def replay(
         ),
         "seed": seed,
         "time_offset_s": offset,
+        **_unknown_shares(initial, stream),
+    }
+    return ReplayResult(events, win, overall, diffs, retrains, settings, timings)
+
+
+def _check_arms(arms: Sequence[str]) -> tuple[str, ...]:
+    """``arms`` without repeats, in the given order (ConfigError for an unknown or no arm)."""
+    arms = tuple(dict.fromkeys(arms))
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise ConfigError(f"arms must be among {', '.join(ARMS)}; got {', '.join(arms) or 'none'}")
+    return arms
+
+
+def _check_settings(
+    arms: tuple[str, ...],
+    k: int,
+    periodic_mode: str,
+    retrain_every: int | None,
+    retrain_period_s: int | None,
+) -> None:
+    """ConfigError for a bad ``k``, ``periodic_mode`` or retraining schedule."""
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}")
+    if periodic_mode not in ("gate", "refresh"):
+        raise ConfigError(f"periodic_mode must be 'gate' or 'refresh', got {periodic_mode!r}")
+    if "periodic" in arms and (retrain_every is None) == (retrain_period_s is None):
+        raise ConfigError("the periodic arm needs exactly one of retrain_every, retrain_period_s")
+    for name, v in (("retrain_every", retrain_every), ("retrain_period_s", retrain_period_s)):
+        if v is not None and v < 1:
+            raise ConfigError(f"{name} must be >= 1, got {v}")
+
+
+def _seeded_recipe(model: Recommender, seed: int) -> Recommender:
+    """An unfitted copy of ``model`` whose unset ``rng`` (if it takes one) is ``seed``."""
+    recipe = model.clone()
+    if "rng" in recipe.param_names() and recipe.get_params().get("rng") is None:
+        recipe.set_params(rng=seed)
+    return recipe
+
+
+def _run_arms(
+    arms: tuple[str, ...],
+    recipe: Recommender,
+    initial: Dataset,
+    stream: pd.DataFrame,
+    root: Path,
+    plan: _Plan,
+    progress: Callable[[str, int, int], None] | None,
+) -> tuple[pd.DataFrame, list[RetrainRecord], dict[str, Any]]:
+    """Fit ``recipe`` on ``initial`` once, then replay ``stream`` through each arm.
+
+    Returns the scored events of all arms, the retrains, and the timings.
+    """
+    t0 = time.perf_counter()
+    fitted = recipe.clone().fit(initial)
+    fit_s = time.perf_counter() - t0
+    parts: list[pd.DataFrame] = []
+    retrains: list[RetrainRecord] = []
+    timings: dict[str, Any] = {"initial_fit_s": round(fit_s, 3)}
+    for arm in arms:
+        t0 = time.perf_counter()
+        frame, records, requests = _run_arm(
+            arm, fitted, initial, stream, root / arm, plan, progress
+        )
+        timings[arm] = {"seconds": round(time.perf_counter() - t0, 3), "requests": requests}
+        parts.append(frame)
+        retrains.extend(records)
+    return pd.concat(parts, ignore_index=True), retrains, timings
+
+
+def _unknown_shares(initial: Dataset, stream: pd.DataFrame) -> dict[str, float]:
+    """Shares of the stream's users and items that the initial model has not seen."""
+    known_users = set(initial.users.ids.astype(str).tolist())
+    known_items = set(initial.items.ids.astype(str).tolist())
+    return {
         "stream_users_unknown_to_initial_model": float(
             1.0 - stream["user"].astype(str).isin(known_users).mean()
         ),
@@ -506,7 +554,6 @@ def replay(
             1.0 - stream["item"].astype(str).isin(known_items).mean()
         ),
     }
-    return ReplayResult(events, win, overall, diffs, retrains, settings, timings)
 
 
 def _plain(v: Any) -> bool:
