@@ -13,8 +13,7 @@ __all__ = ["mae", "mae_per_user", "rmse", "rmse_per_user"]
 
 def _errors(predicted: Any, actual: Any) -> np.ndarray:
     """``predicted - actual`` as float64, for parallel arrays of finite values (DataError)."""
-    p = np.asarray(predicted, dtype=np.float64).ravel()
-    a = np.asarray(actual, dtype=np.float64).ravel()
+    p, a = (np.asarray(v, dtype=np.float64).ravel() for v in (predicted, actual))
     if p.shape != a.shape:
         raise DataError(
             f"predicted has {p.size} values but actual has {a.size}; they must be parallel arrays"
