@@ -1,8 +1,8 @@
 """Helpers shared by the factor models (ALS, BPR, SVD, SVD++, HybridMF).
 
-Seeding and initial factors, the epoch loop of the SGD models, cosine similarity of item factor
-rows (with the norms cached per factor array), and the hyperparameters the implicit factor
-models (ALS, BPR) declare alike.
+Seeding and initial factors, loading saved user and item factors, the epoch loop of the SGD
+models, cosine similarity of item factor rows (with the norms cached per factor array), and the
+hyperparameters and capabilities the implicit factor models (ALS, BPR) share.
 """
 
 from __future__ import annotations
