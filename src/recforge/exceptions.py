@@ -24,6 +24,7 @@ __all__ = [
     "ConfigWarning",
     "DataError",
     "DataWarning",
+    "InsufficientMemoryError",
     "MissingDependencyError",
     "ModelFormatError",
     "NotFittedError",
@@ -73,6 +74,11 @@ class ModelFormatError(RecforgeError, ValueError):
 
 class MissingDependencyError(RecforgeError, ImportError):
     """An optional dependency is missing; the message gives the install command."""
+
+
+class InsufficientMemoryError(RecforgeError, MemoryError):
+    """A fit would need more memory than the machine has; the message says how much and
+    what to use instead."""
 
 
 class RecforgeWarning(UserWarning):

@@ -67,3 +67,38 @@ def test_service_on_postgres_two_replicas(tmp_path, pg_store):
         assert a.get("/readyz").json()["database"] is True
     other.close()
     assert pg_store.count_events() == 1
+
+
+def test_locked_table_on_postgres_fails_fast_with_503(tmp_path, pg_store):
+    """A writer blocked by another transaction's lock gets 503 + Retry-After after the
+    store's lock timeout, not after the database's own (unbounded) wait."""
+    import time
+
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+
+    from recforge.serving.app import create_app
+    from recforge.serving.settings import ServiceSettings
+    from recforge.serving.store import EventStore
+
+    reg = ModelRegistry(tmp_path / "reg")
+    reg.publish(MostPopular().fit(toy_dataset()), promote=True)
+    settings = ServiceSettings(
+        registry=reg.root, db=pg_store.url, table_prefix=pg_store.prefix, write_keys=[KEY],
+        db_timeout_s=0.3,
+    )  # fmt: skip
+    store = EventStore(pg_store.url, table_prefix=pg_store.prefix, busy_timeout_s=0.3)
+    ev = {"event_id": "pg-lock", "user": "u1", "item": "104"}
+    with TestClient(create_app(settings, store=store, background=False)) as c:
+        with pg_store.engine.connect() as other:
+            trans = other.begin()
+            other.execute(sa.text(f"LOCK TABLE {pg_store.events.name} IN EXCLUSIVE MODE"))
+            t0 = time.monotonic()
+            r = c.post("/events", json=ev, headers={"X-API-Key": KEY})
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "1"
+            assert time.monotonic() - t0 < 3.0
+            assert c.get("/recommendations/u1").status_code == 200  # reads go on
+            trans.rollback()
+        assert c.post("/events", json=ev, headers={"X-API-Key": KEY}).json()["accepted"] == 1
+    store.close()

@@ -64,9 +64,9 @@ app = typer.Typer(
 # commands, create ``recforge/cli/_<area>.py`` with a ``register`` function (import heavy
 # libraries inside the commands, not at module level) and append the module below.
 def _register_commands() -> None:
-    from recforge.cli import _data, _demo, _evaluate, _index, _replay, _serve
+    from recforge.cli import _data, _demo, _evaluate, _index, _recommend, _replay, _serve
 
-    for module in (_data, _evaluate, _demo, _serve, _replay, _index):
+    for module in (_data, _evaluate, _demo, _serve, _replay, _index, _recommend):
         module.register(app)
     from recforge.cli import _pipeline  # init, run, tune, auto, report
 

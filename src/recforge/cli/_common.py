@@ -292,3 +292,27 @@ def frame_table(
         cells = [_cell(v.item() if hasattr(v, "item") else v, digits) for v in row]
         table.add_row(*([str(idx)] if index else []), *cells)
     return table
+
+
+def load_model_source(
+    model: Path | None, registry: Path | None, version: str | None
+) -> tuple[Recommender, Any]:
+    """A saved model (path) or a registered version (default: the active one).
+
+    Returns
+    -------
+    (model, VersionInfo or None)
+    """
+    from recforge.models import Recommender
+    from recforge.registry import ModelRegistry
+
+    if (model is None) == (registry is None):
+        raise ConfigError("give either a saved MODEL path or --registry")
+    if registry is None:
+        assert model is not None
+        return Recommender.load(model), None
+    reg = ModelRegistry(registry)
+    chosen = version or reg.active_version()
+    if chosen is None:
+        raise ConfigError(f"{registry}: no active version (pass --version)")
+    return reg.load(chosen)

@@ -48,13 +48,10 @@ def index(
     """
     import time
 
-    from recforge.exceptions import ConfigError
-    from recforge.models import Recommender
+    from recforge.cli._common import load_model_source
     from recforge.registry import ModelRegistry
     from recforge.retrieval import IndexSpec
 
-    if (model is None) == (registry is None):
-        raise ConfigError("give either a saved MODEL path or --registry")
     spec = IndexSpec(
         kind=kind,  # type: ignore[arg-type]
         m=m,
@@ -64,22 +61,14 @@ def index(
         nprobe=nprobe,
         min_items=min_items,
     )
-    reg = ModelRegistry(registry) if registry is not None else None
-    if reg is not None:
-        source = version or reg.active_version()
-        if source is None:
-            raise ConfigError(f"{registry}: no active version to index (pass --version)")
-        loaded, info = reg.load(source)
-    else:
-        assert model is not None
-        loaded, info = Recommender.load(model), None
+    loaded, info = load_model_source(model, registry, version)
     started = time.perf_counter()
     loaded.build_index(spec)
     took = time.perf_counter() - started
     typer.echo(f"built a {spec.kind} index over {loaded.n_items:,} items in {took:.1f} s")
-    if reg is not None:
+    if registry is not None:
         assert info is not None
-        published = reg.publish(
+        published = ModelRegistry(registry).publish(
             loaded,
             metrics=info.metrics,
             data_fingerprint=info.data_fingerprint,

@@ -24,11 +24,40 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from recforge._memory import available_memory_bytes, format_bytes
 from recforge.data import Dataset
+from recforge.exceptions import InsufficientMemoryError
 from recforge.models._itemitem import ItemItemModel
 from recforge.models.base import TrainingOptions, param
 
-__all__ = ["EASE", "SLIM", "ease_weights", "slim_weights"]
+__all__ = ["EASE", "SLIM", "ease_memory_bytes", "ease_weights", "slim_weights"]
+
+
+def ease_memory_bytes(n_items: int, dtype: Any = np.float64) -> int:
+    """Peak bytes of :func:`ease_weights` on ``n_items`` items: the Gram matrix inverted in
+    place (``n²`` of ``dtype``) plus the float32 ``B`` it becomes (``n²`` more when ``dtype``
+    is float64)."""
+    size = np.dtype(dtype).itemsize
+    extra = 4 if size != 4 else 0
+    return int(n_items) ** 2 * (size + extra)
+
+
+def check_ease_memory(n_items: int, dtype: Any) -> None:
+    """Refuse a fit that would not fit in memory (it would swap for hours, or be killed)."""
+    need = ease_memory_bytes(n_items, dtype)
+    have = available_memory_bytes()
+    if have is None or need <= have:
+        return
+    half = ease_memory_bytes(n_items, np.float32)
+    hint = (
+        f"precision='float32' needs {format_bytes(half)}; " if np.dtype(dtype) != np.float32 else ""
+    )
+    raise InsufficientMemoryError(
+        f"EASE on {n_items:,} items needs about {format_bytes(need)} (a dense items x items "
+        f"matrix) but only {format_bytes(have)} is available. {hint}for a catalogue this "
+        "size use a sparse item model (slim, itemknn, rp3beta) or a factor model (als), or "
+        "filter rare items first (prepare: k_core)"
+    )
 
 
 def ease_weights(x: sp.csr_array, reg: float, dtype: Any = np.float64) -> np.ndarray:
@@ -37,9 +66,10 @@ def ease_weights(x: sp.csr_array, reg: float, dtype: Any = np.float64) -> np.nda
     gram = np.asarray((xs.T @ xs).toarray(), dtype=dtype)
     gram[np.diag_indices_from(gram)] += reg
     p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-    b = -p / np.diag(p)[None, :]
-    b[np.diag_indices_from(b)] = 0.0
-    return np.ascontiguousarray(b, dtype=np.float32)
+    del gram
+    p /= -np.diag(p).copy()[None, :]
+    p[np.diag_indices_from(p)] = 0.0
+    return np.ascontiguousarray(p, dtype=np.float32)
 
 
 class EASE(ItemItemModel):
@@ -72,6 +102,7 @@ class EASE(ItemItemModel):
     )
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
+        check_ease_memory(dataset.n_items, np.dtype(self.precision))
         self.user_items_ = dataset.matrix(binary=self.binary, dtype=np.float32)
         self.weights_ = ease_weights(self.user_items_, self.reg, np.dtype(self.precision))
 

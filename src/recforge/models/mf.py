@@ -56,6 +56,7 @@ class _RatingMFState:
     """What the shared rating-model code reads (for type checkers): parameters and state."""
 
     factors: int
+    reg: float
     init_mean: float
     init_std: float
     rng: int | None
@@ -101,6 +102,19 @@ class _RatingMF(_RatingMFState, CosineSimilarItems, Recommender):
 
     def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx]
+
+    def _ridge_user(self, item_idx: np.ndarray, values: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """Fold-in: ``p`` minimising ``Σ (r - μ - b_i - q_i·(base + p))² + reg n ‖p‖²``.
+
+        The values are ratings with the training data's meaning; ``base`` is a part of the
+        user vector that is known from the items alone (SVD++'s implicit term).
+        """
+        q = self.item_factors_[item_idx].astype(np.float64)
+        resid = values.astype(np.float64) - self.global_mean_ - self.item_bias_[item_idx]
+        resid -= q @ base
+        lam = max(self.reg, 1e-6) * item_idx.shape[0]
+        a = q.T @ q + lam * np.eye(self.factors)
+        return np.asarray(np.linalg.solve(a, q.T @ resid), dtype=np.float32)
 
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
         scores = self._user_vectors(user_idx) @ self.item_factors_.T
@@ -254,12 +268,7 @@ class SVD(_RatingMF):
         train_epochs(self, options, self.epochs, "SVD", epoch, self.train_rmse_)
 
     def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
-        # ridge fold-in: the user vector minimising Σ (r - μ - b_i - q_i·p)² + reg n ‖p‖²
-        Qh = self.item_factors_[item_idx].astype(np.float64)
-        resid = values.astype(np.float64) - self.global_mean_ - self.item_bias_[item_idx]
-        lam = max(self.reg, 1e-6) * item_idx.shape[0]
-        a = Qh.T @ Qh + lam * np.eye(self.factors)
-        p = np.linalg.solve(a, Qh.T @ resid).astype(np.float32)
+        p = self._ridge_user(item_idx, values, np.zeros(self.factors))
         return np.append(p, np.float32(1.0)), float(self.global_mean_)
 
 
@@ -347,10 +356,12 @@ class SVDpp(_RatingMF):
         return self.user_factors_[user_idx] + self.user_implicit_[user_idx]
 
     def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
-        # a new user has p_u = 0 and b_u = 0; the implicit term needs only the items
+        # the implicit term needs only the items; the explicit factors are fitted to the
+        # ratings by ridge regression around it (b_u = 0: the offset is the global mean)
         items = np.unique(item_idx)
         z = self.implicit_factors_[items].astype(np.float64).sum(axis=0) / np.sqrt(items.size)
-        return np.append(z.astype(np.float32), np.float32(1.0)), float(self.global_mean_)
+        p = self._ridge_user(item_idx, values, z)
+        return np.append((z + p).astype(np.float32), np.float32(1.0)), float(self.global_mean_)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         state = super()._get_state()

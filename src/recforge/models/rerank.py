@@ -382,20 +382,45 @@ class AttributeFilter:
                 f"(columns: {', '.join(map(str, attributes.columns))})"
             )
         col = attributes[self.column]
-        present = col.notna().to_numpy()
+        present = col.notna().to_numpy().copy()
         if self.op == "in":
             res = col.isin(list(self.value)).to_numpy()
         elif self.op == "not in":
             res = ~col.isin(list(self.value)).to_numpy()
         else:
-            try:
-                res = np.asarray(_OPS[self.op](col, self.value), dtype=bool)
-            except TypeError as exc:
+            res, comparable = self._compare(col)
+            present &= comparable
+        return np.asarray(res & present, dtype=bool)
+
+    def _compare(self, col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """``(result, comparable)`` of ``col op value``; missing values compare false.
+
+        Nullable columns (``Int64``, ``string``...) keep their missing values out of the
+        result; in a mixed-type (object) column only the entries of the value's kind are
+        compared (numbers, including numeric text, with a number; text with text).
+        """
+        everything = np.ones(len(col), dtype=bool)
+        try:
+            out = _OPS[self.op](col, self.value)
+            return _bool_array(out), everything
+        except TypeError as exc:
+            if col.dtype != object:
                 raise DataError(
                     f"cannot compare column {self.column!r} ({col.dtype}) with "
                     f"{self.value!r} using {self.op!r}"
                 ) from exc
-        return np.asarray(res & present, dtype=bool)
+        if isinstance(self.value, int | float | np.number) and not isinstance(self.value, bool):
+            numbers = pd.to_numeric(col, errors="coerce")
+            return _bool_array(_OPS[self.op](numbers, self.value)), numbers.notna().to_numpy()
+        text = col.map(lambda v: v if isinstance(v, str) else None).astype("string")
+        return _bool_array(_OPS[self.op](text, str(self.value))), text.notna().to_numpy()
+
+
+def _bool_array(values: Any) -> np.ndarray:
+    """A comparison result as a bool array, missing entries false."""
+    if isinstance(values, pd.Series):
+        return values.to_numpy(dtype=bool, na_value=False)
+    return np.asarray(values, dtype=bool)
 
 
 @dataclass(frozen=True)

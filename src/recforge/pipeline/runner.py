@@ -783,7 +783,7 @@ def _run(
         },
     )
     if cfg.registry:
-        _publish(cfg, out, best, done[best].info, metric, k_main, train0)
+        _publish(cfg, out, best, done[best].info, metric, k_main, train0.concat(folds[0].test))
     if cfg.mlflow.enabled:
         _log_mlflow(cfg, out, summary, {label: r.info for label, r in done.items()}, best)
     report_path = None
@@ -802,15 +802,28 @@ def _publish(
     info: Mapping[str, Any],
     metric: str,
     k_main: int | None,
-    train: Dataset,
+    everything: Dataset,
 ) -> None:
+    """Refit the winner's recipe on all the data (train and test) and publish it, once.
+
+    The offline metrics recorded are those of the winner fitted without the test part; the
+    published model has seen every interaction, as a deployed model should. A resumed run
+    whose winner and data match what it already published publishes nothing new.
+    """
     from recforge.registry import ModelRegistry
 
     if not cfg.output.save_models:
         raise ConfigError("registry needs output.save_models: true (the winner is published)")
     assert cfg.registry is not None
     reg_root = cfg.resolve(Path(cfg.registry))
-    model = Recommender.load(out / "models" / best / "model")
+    marker = out / "published.json"
+    fingerprint = everything.fingerprint()
+    if marker.is_file():
+        done = json.loads(marker.read_text())
+        if done.get("model") == best and done.get("data_fingerprint") == fingerprint:
+            _note("%s was already published as %s", best, done.get("version"))
+            return
+    model = Recommender.load(out / "models" / best / "model").clone().fit(everything)
     if cfg.retrieval is not None:
         if model.supports_inner_product:
             model.build_index(cfg.retrieval)
@@ -819,10 +832,15 @@ def _publish(
     version = ModelRegistry(reg_root).publish(
         model,
         metrics={_label(metric, k_main): info["test_score"]},
-        data_fingerprint=train.fingerprint(),
+        data_fingerprint=fingerprint,
+        extra={"fitted_on": "train+test", "run": str(out)},
         promote=True,
     )
-    _note("registered %s as %s in %s", best, version.version, reg_root)
+    RunDirectory(out).json(
+        "published.json",
+        {"model": best, "version": version.version, "data_fingerprint": fingerprint},
+    )
+    _note("registered %s (refitted on all data) as %s in %s", best, version.version, reg_root)
 
 
 def _log_mlflow(

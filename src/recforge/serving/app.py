@@ -151,33 +151,48 @@ class GuardMiddleware:
         st = self.state
         limit = st.settings.max_body_bytes
         length = _header(scope, b"content-length")
-        too_large = length is not None and (
+        if length is not None and (
             _CONTENT_LENGTH.fullmatch(length) is None or int(length) > limit
-        )
-        if not too_large and scope.get("method") not in ("POST", "PUT", "PATCH"):
-            return receive
-        if not too_large:
-            keyed = st.scope_of(presented_key(Headers(scope=scope))) is not None
-            if not keyed and self.anonymous_bodies >= st.settings.max_anonymous_bodies:
-                await self._busy(send, "anonymous_bodies")
-                return None
-            self.anonymous_bodies += 0 if keyed else 1
-            try:
-                body, too_large = await asyncio.wait_for(
-                    _read_body(receive, limit), st.settings.body_timeout_s
-                )
-            except TimeoutError:
-                st.metrics.rejected.labels("body_timeout").inc()
-                detail = f"request body not received within {st.settings.body_timeout_s:g} s"
-                await _send_json(send, 408, {"detail": detail}, [(b"connection", b"close")])
-                return None
-            finally:
-                self.anonymous_bodies -= 0 if keyed else 1
-        if too_large:
-            st.metrics.rejected.labels("body_too_large").inc()
-            await _send_json(send, 413, {"detail": f"request body exceeds {limit} bytes"})
+        ):
+            await self._too_large(send)
             return None
-        return _replay(body, receive)
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            return receive
+        keyed = st.scope_of(presented_key(Headers(scope=scope))) is not None
+        if keyed:
+            body = await self._read(receive, send)
+        elif self.anonymous_bodies >= st.settings.max_anonymous_bodies:
+            await self._busy(send, "anonymous_bodies")
+            return None
+        else:
+            self.anonymous_bodies += 1
+            try:
+                body = await self._read(receive, send)
+            finally:
+                self.anonymous_bodies -= 1
+        return None if body is None else _replay(body, receive)
+
+    async def _read(self, receive: Receive, send: Send) -> bytes | None:
+        """The body, read within the deadline and the size limit (else answered, ``None``)."""
+        s = self.state.settings
+        try:
+            body, too_large = await asyncio.wait_for(
+                _read_body(receive, s.max_body_bytes), s.body_timeout_s
+            )
+        except TimeoutError:
+            self.state.metrics.rejected.labels("body_timeout").inc()
+            detail = f"request body not received within {s.body_timeout_s:g} s"
+            await _send_json(send, 408, {"detail": detail}, [(b"connection", b"close")])
+            return None
+        if too_large:
+            await self._too_large(send)
+            return None
+        return body
+
+    async def _too_large(self, send: Send) -> None:
+        self.state.metrics.rejected.labels("body_too_large").inc()
+        limit = self.state.settings.max_body_bytes
+        await _send_json(send, 413, {"detail": f"request body exceeds {limit} bytes"})
 
 
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")

@@ -78,3 +78,30 @@ def test_parameter_errors() -> None:
         EASE(reg=0.0)
     with pytest.raises(ConfigError, match="'l1_ratio' parameter of SLIM"):
         SLIM(l1_ratio=1.5)
+
+
+def test_ease_refuses_a_catalogue_that_does_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from recforge.exceptions import InsufficientMemoryError
+    from recforge.models import linear
+
+    ds = toy_dataset()
+    need = linear.ease_memory_bytes(ds.n_items, np.float64)
+    assert need == ds.n_items**2 * 12
+    monkeypatch.setattr(linear, "available_memory_bytes", lambda: need - 1)
+    with pytest.raises(InsufficientMemoryError, match=r"EASE on .* items needs about .*float32"):
+        EASE().fit(ds)
+    EASE(precision="float32").fit(ds)  # 4 bytes a cell fits where 12 did not
+    monkeypatch.setattr(linear, "available_memory_bytes", lambda: None)
+    EASE().fit(ds)  # unknown memory: no refusal
+
+
+def test_ease_weights_match_the_closed_form() -> None:
+    from recforge.models.linear import ease_weights
+
+    rng = np.random.default_rng(0)
+    x = sp.csr_array((rng.random((30, 12)) < 0.3).astype(np.float32))
+    g = (x.T @ x).toarray().astype(np.float64) + 5.0 * np.eye(12)
+    p = np.linalg.inv(g)
+    want = np.eye(12) - p / np.diag(p)[None, :]
+    np.fill_diagonal(want, 0.0)
+    np.testing.assert_allclose(ease_weights(x, 5.0), want, atol=1e-5)

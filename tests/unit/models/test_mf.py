@@ -113,14 +113,30 @@ def test_fold_in_of_training_history_is_close_to_fit() -> None:
     assert len(set(recs.items[0]) & set(fitted.items[0])) >= 3
 
 
-def test_svdpp_history_uses_implicit_factors() -> None:
+def test_svdpp_history_uses_implicit_factors_and_the_ratings() -> None:
     train, _ = _low_rank(5)
     m = SVDpp(factors=4, epochs=5, rng=0).fit(train)
     code = m.items_.codes([7, 8])
+    ratings = np.array([5.0, 1.0], np.float32)
     z = m.implicit_factors_[code].astype(np.float64).sum(0) / np.sqrt(2)
-    expected = m.global_mean_ + m.item_bias_ + m.item_factors_ @ z
-    s = m._score_history(code, np.ones(2, np.float32))
-    np.testing.assert_allclose(s, expected, rtol=1e-5)
+    q = m.item_factors_[code].astype(np.float64)
+    resid = ratings - m.global_mean_ - m.item_bias_[code] - q @ z
+    p = np.linalg.solve(q.T @ q + m.reg * 2 * np.eye(4), q.T @ resid)
+    expected = m.global_mean_ + m.item_bias_ + m.item_factors_ @ (z + p)
+    np.testing.assert_allclose(m.score_history(code, ratings), expected, rtol=1e-4, atol=1e-5)
+    # the ratings are not ignored: liking 7 and disliking 8 is not the reverse
+    flipped = m.score_history(code, ratings[::-1].copy())
+    assert not np.allclose(flipped, m.score_history(code, ratings))
+
+
+def test_svdpp_fold_in_of_training_history_is_close_to_fit() -> None:
+    train, _ = _low_rank(4)
+    m = SVDpp(factors=4, epochs=30, learning_rate=0.02, clip=False, rng=0).fit(train)
+    frame = train.to_frame()
+    mine = frame[frame["user"] == 3]
+    recs = m.recommend_for_history(mine["item"].tolist(), mine["value"].tolist(), k=5)
+    fitted = m.recommend([3], k=20)
+    assert len(set(recs.items[0]) & set(fitted.items[0])) >= 3
 
 
 def test_params_validated() -> None:

@@ -258,3 +258,22 @@ def test_filter_rejects_items_without_attributes() -> None:
     model = MostPopular().fit(ds)
     recs = Reranker(attributes=attrs, rules=rules).rerank(model, [1], k=3)
     assert recs.items[0, : recs.lengths[0]].tolist() == [12]
+
+
+def test_attribute_filter_on_nullable_and_mixed_columns() -> None:
+    """A nullable integer column (like the shipped movies' ``year``) used to raise ValueError."""
+    frame = pd.DataFrame(
+        {
+            "year": pd.array([1999, None, 2005], dtype="Int64"),
+            "title": pd.array(["a", None, "c"], dtype="string"),
+            "mixed": ["2001", 1990, "x"],
+        }
+    )
+    np.testing.assert_array_equal(AttributeFilter("year", ">=", 2000).mask(frame), [0, 0, 1])
+    np.testing.assert_array_equal(AttributeFilter("year", "!=", 1999).mask(frame), [0, 0, 1])
+    np.testing.assert_array_equal(AttributeFilter("title", "==", "c").mask(frame), [0, 0, 1])
+    # numbers (numeric text included) compare with a number; other entries never match
+    np.testing.assert_array_equal(AttributeFilter("mixed", ">", 1995).mask(frame), [1, 0, 0])
+    np.testing.assert_array_equal(AttributeFilter("mixed", "<=", "x").mask(frame), [1, 0, 1])
+    with pytest.raises(DataError, match="cannot compare column 'year'"):
+        AttributeFilter("year", ">", "two thousand").mask(frame)

@@ -165,6 +165,16 @@ def test_registry_publishes_the_winner(
             "test_score"
         ]
     )
+    # the published model is the winner's recipe refitted on train and test together
+    parts = [
+        pd.read_parquet(result.run_dir / f"split/{p}.parquet") for p in ("train", "valid", "test")
+    ]
+    assert model.seen_matrix().nnz == len(pd.concat(parts).drop_duplicates(["user", "item"]))
+    assert model.get_params() == winner.get_params()
+    assert winner.seen_matrix().nnz < model.seen_matrix().nnz
+    # a resumed run with the same winner and data publishes nothing new
+    run(cfg, progress=False, report=False)
+    assert [v.version for v in ModelRegistry(cfg.parent / "registry").list()] == [info.version]
 
 
 def test_mlflow_enabled_but_missing_says_how_to_install(

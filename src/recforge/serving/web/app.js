@@ -11,7 +11,11 @@ function setStatus(text, error = false) {
 }
 
 async function api(path, options = {}) {
-  const resp = await fetch(path, options);
+  // the key field's key goes with every request: user data may need a read key
+  const key = $("api-key") ? $("api-key").value.trim() : "";
+  const headers = { ...(options.headers || {}) };
+  if (key && !headers["X-API-Key"]) headers["X-API-Key"] = key;
+  const resp = await fetch(path, { ...options, headers });
   let body = null;
   try { body = await resp.json(); } catch (e) { body = null; }
   if (!resp.ok) {

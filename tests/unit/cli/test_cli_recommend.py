@@ -1,0 +1,73 @@
+"""``recforge recommend`` and ``recforge explain`` on saved and registered models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recforge.cli import app
+from recforge.models import Recommender, model_class
+from recforge.registry import ModelRegistry
+from recforge.testing._contract import toy_dataset
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    ds = toy_dataset()
+    return {name: model_class(name)().fit(ds).save(root / name) for name in ("itemknn", "popular")}
+
+
+def test_recommend_prints_lists_with_reasons(saved: dict[str, Path]) -> None:
+    res = CliRunner().invoke(
+        app, ["recommend", "u0", "stranger", "--model", str(saved["itemknn"]), "-k", "3", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    model = Recommender.load(saved["itemknn"])
+    want = model.recommend(["u0"], k=3).for_user(0)
+    assert [(r["item"], r["score"]) for r in rows if r["user"] == "u0"] == [
+        (i, pytest.approx(s)) for i, s in want
+    ]
+    assert {r["reason"] for r in rows if r["user"] == "stranger"} == {
+        "unknown user: most popular items"
+    }
+
+
+def test_recommend_explains_or_says_why_not(saved: dict[str, Path], tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["recommend", "u0", "--model", str(saved["itemknn"]), "-k", "2", "--explain", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert all(r["because"].startswith("items:") for r in json.loads(res.output))
+    reg = ModelRegistry(tmp_path / "reg")
+    reg.publish(Recommender.load(saved["popular"]), promote=True)
+    res = runner.invoke(
+        app, ["recommend", "u0", "--registry", str(tmp_path / "reg"), "--explain", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "does not explain" not in res.output
+    assert all("no explanation" in r["because"] for r in json.loads(res.output))
+
+
+def test_explain_a_pair(saved: dict[str, Path]) -> None:
+    runner = CliRunner()
+    model = Recommender.load(saved["itemknn"])
+    item = model.recommend(["u0"], k=1).items[0, 0]
+    res = runner.invoke(
+        app, ["explain", "u0", str(item), "--model", str(saved["itemknn"]), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc == model.explain("u0", item).to_dict()
+    res = runner.invoke(app, ["explain", "u0", str(item), "--model", str(saved["popular"])])
+    assert res.exit_code == 2
+    assert "MostPopular does not explain its scores" in res.output
+    assert "itemknn" in res.output
+    res = runner.invoke(app, ["explain", "u0", "0101", "--model", str(saved["itemknn"])])
+    assert res.exit_code == 2
+    assert "item '0101' is not an id of this model" in res.output
