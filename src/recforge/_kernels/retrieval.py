@@ -19,21 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from recforge._kernels.topk import _better, _sift_down
-
-
-@njit(cache=True, nogil=True)
-def _is_excluded(item: int, lo: int, hi: int, indices: np.ndarray) -> bool:
-    while lo < hi:
-        mid = (lo + hi) // 2
-        v = indices[mid]
-        if v == item:
-            return True
-        if v < item:
-            lo = mid + 1
-        else:
-            hi = mid
-    return False
+from recforge._kernels.csr import row_contains
+from recforge._kernels.topk import _pop_into, _push
 
 
 @njit(cache=True, nogil=True)
@@ -59,40 +46,16 @@ def _rescore_row(
         c = cand[j]
         if c < 0 or (check_allowed and not allowed[c]):
             continue
-        if hi > lo and _is_excluded(c, lo, hi, excl_indices):
+        if hi > lo and row_contains(excl_indices, lo, hi, c):
             continue
         s = np.float32(offset)
         for t in range(d):
             s += q[t] * keys[c, t]
         if not s > -np.inf:
             continue
-        if size < k:
-            hs[size] = s
-            hi_[size] = c
-            size += 1
-            if size == k:
-                for p in range(k // 2 - 1, -1, -1):
-                    _sift_down(hs, hi_, p, k)
-        elif _better(s, c, hs[0], hi_[0]):  # type: ignore[arg-type]
-            hs[0] = s
-            hi_[0] = c
-            _sift_down(hs, hi_, 0, k)
-    n_valid = size
-    if size < k:
-        for p in range(size // 2 - 1, -1, -1):
-            _sift_down(hs, hi_, p, size)
-    for pos in range(n_valid - 1, -1, -1):
-        out_s[pos] = hs[0]
-        out_i[pos] = hi_[0]
-        size -= 1
-        if size > 0:
-            hs[0] = hs[size]
-            hi_[0] = hi_[size]
-            _sift_down(hs, hi_, 0, size)
-    for pos in range(n_valid, k):
-        out_s[pos] = -np.inf
-        out_i[pos] = -1
-    return n_valid
+        size = _push(hs, hi_, size, k, s, c)
+    _pop_into(hs, hi_, size, k, out_i, out_s)
+    return size
 
 
 @njit(cache=True, parallel=True, nogil=True)

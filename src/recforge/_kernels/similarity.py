@@ -45,7 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import get_num_threads, njit, prange
 
-from recforge._kernels.topk import _better, _sift_down
+from recforge._kernels.topk import _push, _sift_down
 
 __all__ = [
     "MODES",
@@ -91,23 +91,6 @@ def _pair_similarity(
         den = ny**alpha * nx ** (1.0 - alpha)
         return sxy / den if den > 0.0 else 0.0
     return sxy * ssq[y]
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _push(hs: np.ndarray, hi: np.ndarray, size: int, k: int, s: np.float32, i: int) -> int:
-    # keep the best k of a stream in a "worst at the root" heap; returns the new size
-    if size < k:
-        hs[size] = s
-        hi[size] = i
-        size += 1
-        if size == k:
-            for p in range(k // 2 - 1, -1, -1):
-                _sift_down(hs, hi, p, k)
-    elif _better(s, i, hs[0], hi[0]):  # type: ignore[arg-type]
-        hs[0] = s
-        hi[0] = i
-        _sift_down(hs, hi, 0, k)
-    return size
 
 
 @njit(cache=True, nogil=True)

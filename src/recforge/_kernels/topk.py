@@ -41,31 +41,31 @@ def _sift_down(hs: np.ndarray, hi: np.ndarray, pos: int, size: int) -> None:
             return
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _push(hs: np.ndarray, hi: np.ndarray, size: int, k: int, s: np.float32, i: int) -> int:
+    # keep the best k of a stream in a "worst at the root" heap; returns the new size
+    if size < k:
+        hs[size] = s
+        hi[size] = i
+        size += 1
+        if size == k:
+            for p in range(k // 2 - 1, -1, -1):
+                _sift_down(hs, hi, p, k)
+    elif _better(s, i, hs[0], hi[0]):  # type: ignore[arg-type]
+        hs[0] = s
+        hi[0] = i
+        _sift_down(hs, hi, 0, k)
+    return size
+
+
 @njit(cache=True, nogil=True)
-def _select_row(row: np.ndarray, k: int, out_i: np.ndarray, out_s: np.ndarray) -> None:
-    hs = np.empty(k, dtype=np.float32)
-    hi = np.empty(k, dtype=np.int32)
-    size = 0
-    m = row.shape[0]
-    for j in range(m):
-        s = row[j]
-        if not s > -np.inf:  # skips -inf and NaN
-            continue
-        if size < k:
-            hs[size] = s
-            hi[size] = j
-            size += 1
-            if size == k:
-                for p in range(k // 2 - 1, -1, -1):
-                    _sift_down(hs, hi, p, k)
-        elif _better(s, j, hs[0], hi[0]):
-            hs[0] = s
-            hi[0] = j
-            _sift_down(hs, hi, 0, k)
+def _pop_into(
+    hs: np.ndarray, hi: np.ndarray, size: int, k: int, out_i: np.ndarray, out_s: np.ndarray
+) -> None:
+    # heapify (when never full), pop worst-first into the tail, pad the rest with -1 / -inf
     if size < k:
         for p in range(size // 2 - 1, -1, -1):
             _sift_down(hs, hi, p, size)
-    # pop worst-first into the tail
     n = size
     for pos in range(n - 1, -1, -1):
         out_s[pos] = hs[0]
@@ -78,6 +78,18 @@ def _select_row(row: np.ndarray, k: int, out_i: np.ndarray, out_s: np.ndarray) -
     for pos in range(n, k):
         out_s[pos] = -np.inf
         out_i[pos] = -1
+
+
+@njit(cache=True, nogil=True)
+def _select_row(row: np.ndarray, k: int, out_i: np.ndarray, out_s: np.ndarray) -> None:
+    hs = np.empty(k, dtype=np.float32)
+    hi = np.empty(k, dtype=np.int32)
+    size = 0
+    for j in range(row.shape[0]):
+        s = row[j]
+        if s > -np.inf:  # skips -inf and NaN
+            size = _push(hs, hi, size, k, s, j)
+    _pop_into(hs, hi, size, k, out_i, out_s)
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -178,17 +178,19 @@ def replay(
     )
     paths = result.save(out)
     page = build_replay_report(out)
+    _print_result(f"[bold]{label}[/bold] on {ds.name}", result)
+    console().print(f"wrote {paths['json']}, {paths['events']}, {page}")
+
+
+def _print_result(title: str, result: ReplayResult) -> None:
+    """Print the events per arm, the comparison tables and each retrain's outcome."""
     con = console()
-    con.print(
-        f"[bold]{label}[/bold] on {ds.name}: {len(result.events) // len(result.overall)} "
-        f"events replayed per arm"
-    )
+    con.print(f"{title}: {len(result.events) // len(result.overall)} events replayed per arm")
     for table in replay_tables(result):
         con.print(table)
     for r in result.retrains:
         state = f"promoted {r.new_version}" if r.promoted else "kept"
         con.print(f"retrain before event {r.before_event}: {state} ({r.seconds:.1f} s): {r.reason}")
-    con.print(f"wrote {paths['json']}, {paths['events']}, {page}")
 
 
 def register(app: typer.Typer) -> None:

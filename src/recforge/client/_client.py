@@ -291,6 +291,31 @@ def _gave_up(call: _Call[Any], base: str, attempts: int, exc: Exception) -> Serv
     )
 
 
+def _retry_wait(
+    call: _Call[Any],
+    base: str,
+    retry: RetryPolicy,
+    attempt: int,
+    failure: httpx.Response | httpx.TransportError,
+) -> float:
+    """Seconds to wait before retrying ``call`` after a failed (0-based) ``attempt``.
+
+    Raises the :class:`ServiceError` instead when the answer is not retryable or no
+    attempt is left. Shared by the request loops of :class:`Client` and :class:`AsyncClient`.
+    """
+    attempts = retry.retries + 1
+    if isinstance(failure, httpx.TransportError):
+        if attempt + 1 == attempts:
+            raise _gave_up(call, base, attempts, failure) from failure
+        return retry.delay(attempt, None)
+    err = _error(failure)
+    if failure.status_code not in RETRY_STATUSES:
+        raise err
+    if attempt + 1 == attempts:
+        raise _gave_up(call, base, attempts, err)
+    return retry.delay(attempt, failure.headers.get("retry-after"))
+
+
 class Client:
     """Synchronous client of a recforge service.
 
@@ -364,25 +389,17 @@ class Client:
         self._http.close()
 
     def _run(self, call: _Call[T]) -> T:
-        attempts = self.retry.retries + 1
-        for attempt in range(attempts):
+        for attempt in range(self.retry.retries + 1):
             try:
                 response = self._http.request(
                     call.method, call.path, params=call.params, json=call.json
                 )
             except httpx.TransportError as exc:
-                if attempt + 1 == attempts:
-                    raise _gave_up(call, self.base_url, attempts, exc) from exc
-                self._sleep(self.retry.delay(attempt, None))
+                self._sleep(_retry_wait(call, self.base_url, self.retry, attempt, exc))
                 continue
             if response.is_success:
                 return call.parse(response.json())
-            err = _error(response)
-            if response.status_code not in RETRY_STATUSES:
-                raise err
-            if attempt + 1 == attempts:
-                raise _gave_up(call, self.base_url, attempts, err)
-            self._sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
+            self._sleep(_retry_wait(call, self.base_url, self.retry, attempt, response))
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ reads
@@ -541,25 +558,17 @@ class AsyncClient:
         await self._http.aclose()
 
     async def _run(self, call: _Call[T]) -> T:
-        attempts = self.retry.retries + 1
-        for attempt in range(attempts):
+        for attempt in range(self.retry.retries + 1):
             try:
                 response = await self._http.request(
                     call.method, call.path, params=call.params, json=call.json
                 )
             except httpx.TransportError as exc:
-                if attempt + 1 == attempts:
-                    raise _gave_up(call, self.base_url, attempts, exc) from exc
-                await asyncio.sleep(self.retry.delay(attempt, None))
+                await asyncio.sleep(_retry_wait(call, self.base_url, self.retry, attempt, exc))
                 continue
             if response.is_success:
                 return call.parse(response.json())
-            err = _error(response)
-            if response.status_code not in RETRY_STATUSES:
-                raise err
-            if attempt + 1 == attempts:
-                raise _gave_up(call, self.base_url, attempts, err)
-            await asyncio.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
+            await asyncio.sleep(_retry_wait(call, self.base_url, self.retry, attempt, response))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def recommend(

@@ -11,9 +11,9 @@ from recforge.exceptions import DataError
 __all__ = ["mae", "mae_per_user", "rmse", "rmse_per_user"]
 
 
-def _pair(predicted: Any, actual: Any) -> tuple[np.ndarray, np.ndarray]:
-    p = np.asarray(predicted, dtype=np.float64).ravel()
-    a = np.asarray(actual, dtype=np.float64).ravel()
+def _errors(predicted: Any, actual: Any) -> np.ndarray:
+    """``predicted - actual`` as float64, for parallel arrays of finite values (DataError)."""
+    p, a = (np.asarray(v, dtype=np.float64).ravel() for v in (predicted, actual))
     if p.shape != a.shape:
         raise DataError(
             f"predicted has {p.size} values but actual has {a.size}; they must be parallel arrays"
@@ -23,7 +23,7 @@ def _pair(predicted: Any, actual: Any) -> tuple[np.ndarray, np.ndarray]:
         i = int(np.argmax(bad))
         which, value = ("predicted", p[i]) if not np.isfinite(p[i]) else ("actual", a[i])
         raise DataError(f"{which} value at position {i} is not finite ({value})")
-    return p, a
+    return p - a
 
 
 def rmse(predicted: Any, actual: Any) -> float:
@@ -51,10 +51,8 @@ def rmse(predicted: Any, actual: Any) -> float:
     >>> rmse([3.0, 4.0], [4.0, 4.0])
     0.7071067811865476
     """
-    p, a = _pair(predicted, actual)
-    if p.size == 0:
-        return float("nan")
-    return float(np.sqrt(np.mean((p - a) ** 2)))
+    err = _errors(predicted, actual)
+    return float(np.sqrt(np.mean(err**2))) if err.size else float("nan")
 
 
 def mae(predicted: Any, actual: Any) -> float:
@@ -69,10 +67,8 @@ def mae(predicted: Any, actual: Any) -> float:
     >>> mae([3.0, 5.0], [4.0, 4.0])
     1.0
     """
-    p, a = _pair(predicted, actual)
-    if p.size == 0:
-        return float("nan")
-    return float(np.mean(np.abs(p - a)))
+    err = _errors(predicted, actual)
+    return float(np.mean(np.abs(err))) if err.size else float("nan")
 
 
 def _per_user(
@@ -111,8 +107,7 @@ def rmse_per_user(
     numpy.ndarray
         ``(n_users,)`` float64; NaN for users without ratings (aggregations skip them).
     """
-    p, a = _pair(predicted, actual)
-    sums, counts = _per_user((p - a) ** 2, user_codes, n_users)
+    sums, counts = _per_user(_errors(predicted, actual) ** 2, user_codes, n_users)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.sqrt(np.where(counts > 0, sums / counts, np.nan))
 
@@ -121,7 +116,6 @@ def mae_per_user(
     predicted: Any, actual: Any, user_codes: Any, n_users: int | None = None
 ) -> np.ndarray:
     """MAE of each user's own ratings; parameters and result as in :func:`rmse_per_user`."""
-    p, a = _pair(predicted, actual)
-    sums, counts = _per_user(np.abs(p - a), user_codes, n_users)
+    sums, counts = _per_user(np.abs(_errors(predicted, actual)), user_codes, n_users)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(counts > 0, sums / counts, np.nan)

@@ -159,14 +159,7 @@ def average_popularity(recs: Any, item_popularity: Any, k: int) -> np.ndarray:
 
     .. math:: \\mathrm{ARP}@k(u) = \\frac{1}{|L_u|} \\sum_{i \\in L_u} pop_i
 
-    Parameters
-    ----------
-    recs
-        ``(n_users, L)`` item codes, ``-1`` padded.
-    item_popularity
-        ``(n_items,)`` training interaction counts per item.
-    k
-        Cutoff.
+    ``recs``, ``item_popularity`` and ``k`` as in :func:`novelty`.
 
     Returns
     -------

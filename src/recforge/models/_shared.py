@@ -1,19 +1,19 @@
 """Helpers shared by the factor models (ALS, BPR, SVD, SVD++, HybridMF).
 
-Seeding and initial factors, the epoch loop of the SGD models, cosine similarity of item factor
-rows (with the norms cached per factor array), and the hyperparameters the implicit factor
-models (ALS, BPR) declare alike.
+Seeding and initial factors, loading saved user and item factors, the epoch loop of the SGD
+models, cosine similarity of item factor rows (with the norms cached per factor array), and the
+hyperparameters and capabilities the implicit factor models (ALS, BPR) share.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from recforge.models.base import param
+from recforge.models.base import check_state_shape, param
 
 if TYPE_CHECKING:
     from recforge.models.base import TrainingOptions
@@ -23,8 +23,10 @@ __all__ = [
     "INIT_STD",
     "CooccurrenceItemVectors",
     "CosineSimilarItems",
+    "ImplicitFactorCapabilities",
     "cosine_scores",
     "factor_norms",
+    "load_factors",
     "make_rng",
     "normal_factors",
     "train_epochs",
@@ -116,6 +118,31 @@ class CosineSimilarItems:
             cache = (factors, factor_norms(factors))
             self.__dict__["_norm_cache"] = cache
         return cosine_scores(factors, item_idx, cache[1])
+
+
+class ImplicitFactorCapabilities(CosineSimilarItems):
+    """Mixin: what ALS and BPR both offer besides their factors' cosine ``similar_items``.
+
+    A new user's history is folded in against the fixed item factors, training runs in
+    epochs (callbacks, progress) and scores are inner products (approximate retrieval).
+    """
+
+    supports_similar_items: ClassVar[bool] = True
+    supports_history: ClassVar[bool] = True
+    supports_epochs: ClassVar[bool] = True
+    supports_inner_product: ClassVar[bool] = True
+    similar_items_by_vector_cosine: ClassVar[bool] = True
+
+
+def load_factors(
+    state: Mapping[str, np.ndarray], n_users: int, n_items: int, factors: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The saved ``user_factors`` and ``item_factors``, checked to be float32
+    ``(n_users, factors)`` and ``(n_items, factors)`` (ModelFormatError otherwise)."""
+    return (
+        check_state_shape(state, "user_factors", (n_users, factors), np.float32),
+        check_state_shape(state, "item_factors", (n_items, factors), np.float32),
+    )
 
 
 class CooccurrenceItemVectors:

@@ -11,7 +11,14 @@ import scipy.sparse as sp
 from recforge.data import Dataset
 from recforge.data.weighting import bm25, linear_confidence, log_confidence
 from recforge.exceptions import DataError
-from recforge.models._shared import FACTORS, INIT_STD, CosineSimilarItems, make_rng
+from recforge.models._shared import (
+    FACTORS,
+    INIT_STD,
+    ImplicitFactorCapabilities,
+    load_factors,
+    make_rng,
+    normal_factors,
+)
 from recforge.models.base import Recommender, TrainingOptions, check_state_shape, param
 
 __all__ = ["ALS"]
@@ -25,7 +32,7 @@ def _csr_parts(x: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-class ALS(CosineSimilarItems, Recommender):
+class ALS(ImplicitFactorCapabilities, Recommender):
     """Implicit-feedback matrix factorisation by alternating least squares.
 
     Hu, Koren & Volinsky (2008): with preference ``p_ui = 1`` for observed pairs (0 otherwise)
@@ -56,12 +63,6 @@ class ALS(CosineSimilarItems, Recommender):
     """
 
     name = "als"
-    supports_similar_items = True
-    supports_history = True
-    supports_epochs = True
-    supports_inner_product = True
-    similar_items_by_vector_cosine = True
-
     factors: int = FACTORS
     iterations: int = param(
         default=15,
@@ -174,8 +175,8 @@ class ALS(CosineSimilarItems, Recommender):
         cu, ci = _csr_parts(conf_u), _csr_parts(conf_i)
         gen = make_rng(self.rng)
         f = self.factors
-        self.user_factors_ = gen.normal(0.0, self.init_std, (dataset.n_users, f)).astype(np.float32)
-        self.item_factors_ = gen.normal(0.0, self.init_std, (dataset.n_items, f)).astype(np.float32)
+        self.user_factors_ = normal_factors(gen, dataset.n_users, f, 0.0, self.init_std)
+        self.item_factors_ = normal_factors(gen, dataset.n_items, f, 0.0, self.init_std)
         self.loss_: list[float] = []
         for it in options.epochs(self.iterations, f"{type(self).__name__} fit"):
             self._half_step(ci, self.user_factors_, self.item_factors_)
@@ -290,9 +291,10 @@ class ALS(CosineSimilarItems, Recommender):
         return {"bm25_avg_len": getattr(self, "bm25_avg_len_", None)}
 
     def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        nu, ni, f = len(self.users_), len(self.items_), self.factors
-        self.user_factors_ = check_state_shape(state, "user_factors", (nu, f), np.float32)
-        self.item_factors_ = check_state_shape(state, "item_factors", (ni, f), np.float32)
+        ni = len(self.items_)
+        self.user_factors_, self.item_factors_ = load_factors(
+            state, len(self.users_), ni, self.factors
+        )
         self._gram = None
         if self.weighting == "bm25":
             self.bm25_idf_ = check_state_shape(state, "bm25_idf", (ni,), np.float32)

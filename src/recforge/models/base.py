@@ -539,14 +539,7 @@ class Recommender:
         """
         self._require("supports_history", "score_history")
         self._check_fitted("score_history")
-        codes = _codes(item_idx, self.n_items, "item")
-        vals = (
-            np.ones(codes.size, dtype=np.float32)
-            if values is None
-            else np.asarray(values, dtype=np.float32).reshape(-1)
-        )
-        if vals.shape != codes.shape:
-            raise ConfigError("items and values differ in length")
+        codes, vals = _history(item_idx, values, self.n_items)
         if codes.size == 0:
             return self.fallback_scores()
         out = self._score_history(codes, vals)
@@ -645,14 +638,7 @@ class Recommender:
         self._require("supports_inner_product", "history_query")
         self._require("supports_history", "history_query")
         self._check_fitted("history_query")
-        codes = _codes(item_idx, self.n_items, "item")
-        vals = (
-            np.ones(codes.size, dtype=np.float32)
-            if values is None
-            else np.asarray(values, dtype=np.float32).reshape(-1)
-        )
-        if vals.shape != codes.shape:
-            raise ConfigError("items and values differ in length")
+        codes, vals = _history(item_idx, values, self.n_items)
         query, offset = self._history_query(codes, vals)
         return np.ascontiguousarray(query, dtype=np.float32), float(offset)
 
@@ -1125,6 +1111,20 @@ def _codes(idx: Any, n: int, what: str) -> np.ndarray:
         bad = codes[(codes < 0) | (codes >= n)][0]
         raise UnknownIdError(f"{what} code {int(bad)} is out of range [0, {n})")
     return codes
+
+
+def _history(item_idx: Any, values: Any, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """A history's item codes (checked against ``[0, n_items)``) and float32 values (1.0 each
+    when ``values`` is None); ConfigError when they differ in length."""
+    codes = _codes(item_idx, n_items, "item")
+    vals = (
+        np.ones(codes.size, dtype=np.float32)
+        if values is None
+        else np.asarray(values, dtype=np.float32).reshape(-1)
+    )
+    if vals.shape != codes.shape:
+        raise ConfigError("items and values differ in length")
+    return codes, vals
 
 
 def _dense_scores(scores: Any, shape: tuple[int, int], model: Recommender) -> np.ndarray:

@@ -11,7 +11,8 @@ from recforge.data import Dataset
 from recforge.models._shared import (
     FACTORS,
     INIT_STD,
-    CosineSimilarItems,
+    ImplicitFactorCapabilities,
+    load_factors,
     make_rng,
     normal_factors,
     train_epochs,
@@ -22,7 +23,7 @@ from recforge.models.base import Recommender, TrainingOptions, check_state_shape
 __all__ = ["BPR"]
 
 
-class BPR(CosineSimilarItems, Recommender):
+class BPR(ImplicitFactorCapabilities, Recommender):
     """Matrix factorisation with item biases trained by BPR-Opt (Rendle et al. 2009).
 
     Scores are ``b_i + p_u·q_i``. Each epoch draws as many ``(u, i, j)`` triples as there are
@@ -50,12 +51,6 @@ class BPR(CosineSimilarItems, Recommender):
     """
 
     name = "bpr"
-    supports_similar_items = True
-    supports_history = True
-    supports_epochs = True
-    supports_inner_product = True
-    similar_items_by_vector_cosine = True
-
     factors: int = FACTORS
     epochs: int = param(
         default=30,
@@ -179,7 +174,8 @@ class BPR(CosineSimilarItems, Recommender):
         }
 
     def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        nu, ni, f = len(self.users_), len(self.items_), self.factors
-        self.user_factors_ = check_state_shape(state, "user_factors", (nu, f), np.float32)
-        self.item_factors_ = check_state_shape(state, "item_factors", (ni, f), np.float32)
+        ni = len(self.items_)
+        self.user_factors_, self.item_factors_ = load_factors(
+            state, len(self.users_), ni, self.factors
+        )
         self.item_bias_ = check_state_shape(state, "item_bias", (ni,), np.float32)

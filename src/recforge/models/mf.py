@@ -10,6 +10,7 @@ import numpy as np
 from recforge.data import Dataset
 from recforge.models._shared import (
     CosineSimilarItems,
+    load_factors,
     make_rng,
     normal_factors,
     train_epochs,
@@ -156,9 +157,8 @@ class _RatingMF(_RatingMFState, CosineSimilarItems, Recommender):
         return {"global_mean": self.global_mean_, "rating_range": list(self.rating_range_)}
 
     def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        nu, ni, f = len(self.users_), len(self.items_), self.factors
-        self.user_factors_ = check_state_shape(state, "user_factors", (nu, f), np.float32)
-        self.item_factors_ = check_state_shape(state, "item_factors", (ni, f), np.float32)
+        nu, ni = len(self.users_), len(self.items_)
+        self.user_factors_, self.item_factors_ = load_factors(state, nu, ni, self.factors)
         self.user_bias_ = check_state_shape(state, "user_bias", (nu,), np.float32)
         self.item_bias_ = check_state_shape(state, "item_bias", (ni,), np.float32)
         self.global_mean_ = float(meta["global_mean"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -377,6 +377,7 @@ def _studies(
     return study, journal
 
 
+@dataclass(eq=False)
 class _Objective:
     """One trial: fit on each fold's training part, score on its validation part, average.
 
@@ -385,29 +386,17 @@ class _Objective:
     is also stopped once the time budget has run out and another trial has completed.
     """
 
-    def __init__(
-        self,
-        model_cfg: ModelConfig,
-        folds: list[tuple[Dataset, Dataset]],
-        metric: str,
-        k: int | None,
-        seed: int,
-        max_users: int,
-        pruning: bool,
-        spaces: Mapping[str, Mapping[str, Any]],
-        study: optuna.Study,
-    ) -> None:
-        self.model_cfg = model_cfg
-        self.folds = folds
-        self.metric = metric
-        self.k = k
-        self.seed = seed
-        self.max_users = max_users
-        self.pruning = pruning
-        self.spaces = spaces
-        self.study = study
-        self.t_study = time.perf_counter()
-        self.deadline: float | None = None
+    model_cfg: ModelConfig
+    folds: list[tuple[Dataset, Dataset]]
+    metric: str
+    k: int | None
+    seed: int
+    max_users: int
+    pruning: bool
+    spaces: Mapping[str, Mapping[str, Any]]
+    study: optuna.Study
+    t_study: float = field(default_factory=time.perf_counter)
+    deadline: float | None = None
 
     def start(self, timeout: float | None) -> None:
         """Start the clock of the study (and of its time budget)."""

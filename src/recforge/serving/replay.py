@@ -338,9 +338,11 @@ def split_stream(
 # --------------------------------------------------------------------------- replay
 @dataclass(frozen=True)
 class _Plan:
-    """Settings of one replay (validated once)."""
+    """Settings of one replay, validated once (ConfigError) on construction."""
 
+    arms: tuple[str, ...]
     k: int
+    initial_fraction: float
     retrain_every: int | None
     retrain_period_s: int | None
     periodic_mode: PeriodicMode
@@ -348,6 +350,28 @@ class _Plan:
     gate_holdout: float
     gate_min_users: int
     gate_margin: float
+    windows: int
+    n_boot: int
+    confidence: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"k must be >= 1, got {self.k}")
+        if self.periodic_mode not in ("gate", "refresh"):
+            raise ConfigError(
+                f"periodic_mode must be 'gate' or 'refresh', got {self.periodic_mode!r}"
+            )
+        if "periodic" in self.arms and (self.retrain_every is None) == (
+            self.retrain_period_s is None
+        ):
+            raise ConfigError(
+                "the periodic arm needs exactly one of retrain_every, retrain_period_s"
+            )
+        for name in ("retrain_every", "retrain_period_s"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{name} must be >= 1, got {v}")
 
 
 def _boundaries(stream: pd.DataFrame, plan: _Plan) -> set[int]:
@@ -427,41 +451,68 @@ def replay(
     DataError
         No timestamps, or too few events.
     """
+    plan = _Plan(
+        arms=_check_arms(arms),
+        k=k,
+        initial_fraction=initial_fraction,
+        retrain_every=retrain_every,
+        retrain_period_s=retrain_period_s,
+        periodic_mode=periodic_mode,
+        gate_metric=f"ndcg@{k}",
+        gate_holdout=gate_holdout,
+        gate_min_users=gate_min_users,
+        gate_margin=gate_margin,
+        windows=windows,
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
+    )
+    initial, stream, offset = split_stream(data, initial_fraction, n_events)
+    recipe = _seeded_recipe(model, seed)
+    events, retrains, timings = _run_arms(recipe, initial, stream, Path(workdir), plan, progress)
+    win, overall, diffs = summarise(
+        events, windows=windows, n_boot=n_boot, confidence=confidence, seed=seed
+    )
+    settings = _settings(data, model, recipe, initial, stream, offset, plan)
+    return ReplayResult(events, win, overall, diffs, retrains, settings, timings)
+
+
+def _check_arms(arms: Sequence[str]) -> tuple[str, ...]:
+    """``arms`` without repeats, in the given order (ConfigError for an unknown or no arm)."""
     arms = tuple(dict.fromkeys(arms))
     unknown = [a for a in arms if a not in ARMS]
     if unknown or not arms:
         raise ConfigError(f"arms must be among {', '.join(ARMS)}; got {', '.join(arms) or 'none'}")
-    if k < 1:
-        raise ConfigError(f"k must be >= 1, got {k}")
-    if periodic_mode not in ("gate", "refresh"):
-        raise ConfigError(f"periodic_mode must be 'gate' or 'refresh', got {periodic_mode!r}")
-    if "periodic" in arms and (retrain_every is None) == (retrain_period_s is None):
-        raise ConfigError("the periodic arm needs exactly one of retrain_every, retrain_period_s")
-    for name, v in (("retrain_every", retrain_every), ("retrain_period_s", retrain_period_s)):
-        if v is not None and v < 1:
-            raise ConfigError(f"{name} must be >= 1, got {v}")
-    plan = _Plan(
-        k,
-        retrain_every,
-        retrain_period_s,
-        periodic_mode,
-        f"ndcg@{k}",
-        gate_holdout,
-        gate_min_users,
-        gate_margin,
-    )
-    initial, stream, offset = split_stream(data, initial_fraction, n_events)
+    return arms
+
+
+def _seeded_recipe(model: Recommender, seed: int) -> Recommender:
+    """An unfitted copy of ``model`` whose unset ``rng`` (if it takes one) is ``seed``."""
     recipe = model.clone()
     if "rng" in recipe.param_names() and recipe.get_params().get("rng") is None:
         recipe.set_params(rng=seed)
+    return recipe
+
+
+def _run_arms(
+    recipe: Recommender,
+    initial: Dataset,
+    stream: pd.DataFrame,
+    root: Path,
+    plan: _Plan,
+    progress: Callable[[str, int, int], None] | None,
+) -> tuple[pd.DataFrame, list[RetrainRecord], dict[str, Any]]:
+    """Fit ``recipe`` on ``initial`` once, then replay ``stream`` through each arm.
+
+    Returns the scored events of all arms, the retrains, and the timings.
+    """
     t0 = time.perf_counter()
     fitted = recipe.clone().fit(initial)
     fit_s = time.perf_counter() - t0
-    root = Path(workdir)
     parts: list[pd.DataFrame] = []
     retrains: list[RetrainRecord] = []
     timings: dict[str, Any] = {"initial_fit_s": round(fit_s, 3)}
-    for arm in arms:
+    for arm in plan.arms:
         t0 = time.perf_counter()
         frame, records, requests = _run_arm(
             arm, fitted, initial, stream, root / arm, plan, progress
@@ -469,36 +520,53 @@ def replay(
         timings[arm] = {"seconds": round(time.perf_counter() - t0, 3), "requests": requests}
         parts.append(frame)
         retrains.extend(records)
-    events = pd.concat(parts, ignore_index=True)
-    win, overall, diffs = summarise(
-        events, windows=windows, n_boot=n_boot, confidence=confidence, seed=seed
-    )
-    known_users = set(initial.users.ids.astype(str).tolist())
-    known_items = set(initial.items.ids.astype(str).tolist())
-    settings = {
+    return pd.concat(parts, ignore_index=True), retrains, timings
+
+
+def _settings(
+    data: Dataset,
+    model: Recommender,
+    recipe: Recommender,
+    initial: Dataset,
+    stream: pd.DataFrame,
+    offset: int,
+    plan: _Plan,
+) -> dict[str, Any]:
+    """The ``settings`` of a :class:`ReplayResult`: data, recipe, plan and stream facts."""
+    return {
         "data": data.name,
         "model": type(model).__name__,
         "params": {kk: v for kk, v in recipe.get_params().items() if _plain(v)},
-        "k": k,
-        "initial_fraction": initial_fraction,
+        "k": plan.k,
+        "initial_fraction": plan.initial_fraction,
         "n_initial": initial.n_interactions,
         "n_events": len(stream),
-        "arms": list(arms),
-        "retrain_every": retrain_every,
-        "retrain_period_s": retrain_period_s,
-        "periodic_mode": periodic_mode if "periodic" in arms else None,
+        "arms": list(plan.arms),
+        "retrain_every": plan.retrain_every,
+        "retrain_period_s": plan.retrain_period_s,
+        "periodic_mode": plan.periodic_mode if "periodic" in plan.arms else None,
         "gate": {
             "metric": plan.gate_metric,
-            "holdout": gate_holdout,
-            "min_users": gate_min_users,
-            "margin": gate_margin,
+            "holdout": plan.gate_holdout,
+            "min_users": plan.gate_min_users,
+            "margin": plan.gate_margin,
         },
-        "windows": windows,
+        "windows": plan.windows,
         "interval": (
-            f"{confidence:.0%} percentile cluster bootstrap over users ({n_boot} resamples)"
+            f"{plan.confidence:.0%} percentile cluster bootstrap over users "
+            f"({plan.n_boot} resamples)"
         ),
-        "seed": seed,
+        "seed": plan.seed,
         "time_offset_s": offset,
+        **_unknown_shares(initial, stream),
+    }
+
+
+def _unknown_shares(initial: Dataset, stream: pd.DataFrame) -> dict[str, float]:
+    """Shares of the stream's users and items that the initial model has not seen."""
+    known_users = set(initial.users.ids.astype(str).tolist())
+    known_items = set(initial.items.ids.astype(str).tolist())
+    return {
         "stream_users_unknown_to_initial_model": float(
             1.0 - stream["user"].astype(str).isin(known_users).mean()
         ),
@@ -506,7 +574,6 @@ def replay(
             1.0 - stream["item"].astype(str).isin(known_items).mean()
         ),
     }
-    return ReplayResult(events, win, overall, diffs, retrains, settings, timings)
 
 
 def _plain(v: Any) -> bool:

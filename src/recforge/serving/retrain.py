@@ -242,12 +242,7 @@ def retrain(
         No data to train on.
     """
     _check_settings(metric, holdout, min_users, confidence)
-    active_version = registry.active_version()
-    active_model = registry.load(active_version)[0] if active_version is not None else None
-    if challenger is None:
-        if active_model is None:
-            raise ConfigError("no active model to clone: pass a challenger model")
-        challenger = active_model.clone()
+    active_version, active_model, challenger = _candidates(registry, challenger)
     # the watermark first, then the events up to it: an event whose transaction is still
     # running is left to the online state that starts from the same cursor, never skipped
     cursor = store.cursor()
@@ -284,6 +279,22 @@ def retrain(
     )
     registry.record_decision(decision.to_dict())
     return decision
+
+
+def _candidates(
+    registry: ModelRegistry, challenger: Recommender | None
+) -> tuple[str | None, Recommender | None, Recommender]:
+    """The active version, its model (``None`` without one) and the challenger to train.
+
+    The challenger defaults to a clone of the active model (ConfigError when there is none).
+    """
+    active_version = registry.active_version()
+    active_model = registry.load(active_version)[0] if active_version is not None else None
+    if challenger is None:
+        if active_model is None:
+            raise ConfigError("no active model to clone: pass a challenger model")
+        challenger = active_model.clone()
+    return active_version, active_model, challenger
 
 
 @dataclass(frozen=True)

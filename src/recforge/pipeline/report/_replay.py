@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from recforge._io import atomic_write
 from recforge.exceptions import ConfigError
 from recforge.pipeline.report import _plots
 
@@ -213,10 +214,6 @@ def build_replay_report(replay_dir: str | Path, output: str | Path | None = None
     pathlib.Path
         The written file.
     """
-    replay_dir = Path(replay_dir)
-    target = Path(output) if output is not None else replay_dir / "replay.html"
-    text = render_replay_report(replay_dir)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    target = Path(output) if output is not None else Path(replay_dir) / "replay.html"
+    atomic_write(target, render_replay_report(replay_dir))
     return target
