@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,20 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _numba_threads_restored() -> Iterator[None]:
+    """Give every test numba's thread count back as it found it.
+
+    Some libraries set it process-wide (ranx's ``evaluate`` leaves it at its ``threads``),
+    which made later tests that compare one thread with two run on one thread only.
+    """
+    import numba
+
+    before = numba.get_num_threads()
+    yield
+    numba.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
