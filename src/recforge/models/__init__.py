@@ -44,6 +44,7 @@ MODELS: dict[str, str] = {
     "hybridmf": "recforge.models.hybrid:HybridMF",
     "blend": "recforge.models.hybrid:Blend",
     "sasrec": "recforge.models.sequential:SASRec",
+    "multvae": "recforge.models.vae:MultVAE",
 }
 
 
