@@ -100,6 +100,20 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "reg": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
         "l1_ratio": {"type": "float", "low": 0.01, "high": 0.9, "log": True},
     },
+    "sasrec": {
+        "embedding_size": {"choices": [32, 64, 128]},
+        "n_blocks": {"type": "int", "low": 1, "high": 3},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "max_length": {"choices": [50, 100, 200]},
+    },
+    "multvae": {
+        "hidden": {"choices": [200, 600]},
+        "latent": {"choices": [64, 200]},
+        "dropout": {"type": "float", "low": 0.2, "high": 0.7},
+        "beta_cap": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
+        "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    },
     "hybridmf": {
         "factors": {"type": "int", "low": 16, "high": 128, "log": True},
         "epochs": {"type": "int", "low": 5, "high": 60, "log": True},
