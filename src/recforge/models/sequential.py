@@ -165,6 +165,7 @@ class SASRec(CosineSimilarItems, Recommender):
     supports_history = True
     supports_explain = True
     supports_epochs = True
+    sequential = True
 
     item_factors_: np.ndarray
     sequence_indptr_: np.ndarray
@@ -435,6 +436,10 @@ class SASRec(CosineSimilarItems, Recommender):
         codes = np.asarray(item_idx, dtype=np.int32)
         indptr = np.array([0, codes.size], dtype=np.int64)
         return self._score_sequences(indptr, codes, np.zeros(1, dtype=np.int64))[0]
+
+    def _user_sequence(self, user_idx: int) -> np.ndarray:
+        lo, hi = self.sequence_indptr_[user_idx], self.sequence_indptr_[user_idx + 1]
+        return self.sequence_items_[lo:hi].copy()
 
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
         """Leave-one-out on the history: score drop when each read item is removed."""

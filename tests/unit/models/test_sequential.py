@@ -215,3 +215,16 @@ def test_save_load_keeps_sequences(tmp_path: object) -> None:
     assert isinstance(loaded, SASRec)
     np.testing.assert_array_equal(loaded.sequence_items_, m.sequence_items_)
     np.testing.assert_allclose(loaded.score_history([1, 2, 3]), m.score_history([1, 2, 3]))
+
+
+def test_user_sequence_is_time_ordered_and_others_keep_code_order() -> None:
+    from recforge.models.popular import MostPopular
+
+    frame = pd.DataFrame({"user": [1, 1, 1], "item": [7, 8, 9], "time": [30, 10, 20]})
+    ds = Dataset.from_frame(frame, time="time")
+    m = SASRec(**SMALL).fit(ds)
+    assert m.sequential
+    assert ds.items.ids_of(m.user_sequence(0)).tolist() == [8, 9, 7]
+    pop = MostPopular().fit(ds)
+    assert not pop.sequential
+    np.testing.assert_array_equal(pop.user_sequence(0), pop.user_history(0)[0])
