@@ -70,6 +70,8 @@ class MultVAE(CosineSimilarItems, Recommender):
         ``(n_items, hidden)`` rows of the decoder's output layer (``similar_items``).
     loss_ : list of float
         Mean training loss (negative annealed ELBO) of each epoch.
+    beta_ : float
+        KL weight reached at the end of training (0 for the DAE).
     """
 
     name = "multvae"
@@ -177,6 +179,7 @@ class MultVAE(CosineSimilarItems, Recommender):
                 batches += 1
             net.eval()
             self.loss_.append(total / max(batches, 1))
+            self.beta_ = min(self.beta_cap, step / self.anneal_steps) if net.variational else 0.0
             self.item_factors_ = self._item_factors()
             if options.after_epoch(epoch, self):
                 break

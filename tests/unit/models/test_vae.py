@@ -101,3 +101,12 @@ def test_explain_is_leave_one_out(data: Dataset) -> None:
     first = data.items.ids_of(codes[:1])[0]
     without = m.score_history(codes[1:])[data.items.codes([110])[0]]
     assert dict(e.contributions)[first] == pytest.approx(e.score - without, abs=1e-4)
+
+
+def test_kl_weight_is_annealed_to_the_cap(data: Dataset) -> None:
+    # 120 users in batches of 16: 8 updates per epoch
+    m = MultVAE(**{**SMALL, "epochs": 3, "anneal_steps": 48, "beta_cap": 0.9}).fit(data)
+    assert m.beta_ == pytest.approx(24 / 48)
+    m = MultVAE(**{**SMALL, "epochs": 3, "anneal_steps": 8, "beta_cap": 0.2}).fit(data)
+    assert m.beta_ == pytest.approx(0.2)
+    assert MultVAE(**{**SMALL, "variant": "dae"}).fit(data).beta_ == 0.0
