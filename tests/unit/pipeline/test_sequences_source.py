@@ -56,6 +56,7 @@ def test_run_from_a_sequence_file(tmp_path: Path) -> None:
     result = run(cfg, progress=False)
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert "sasrec" in json.dumps(metrics)
+    assert "multvae" in json.dumps(metrics)
     model = Recommender.load(result.run_dir / "models" / "sasrec" / "model")
     assert type(model).__name__ == "SASRec"
     assert model.recommend_for_history([3, 4, 5], k=3).lengths[0] == 3
@@ -66,3 +67,18 @@ def test_sequences_source_needs_a_path(tmp_path: Path) -> None:
     cfg.write_text(CONFIG.replace("  path: sequences.txt\n", ""))
     with pytest.raises(ConfigError, match="needs the field 'path'"):
         load_config(cfg)
+
+
+def test_cli_run_from_a_sequence_file(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from recforge.cli import app
+
+    _sequences(tmp_path)
+    cfg = tmp_path / "recforge.yaml"
+    multvae = "  multvae: {hidden: 16, latent: 8, epochs: 2, threads: 1}\n"
+    cfg.write_text(CONFIG.replace(multvae, ""))
+    res = CliRunner().invoke(app, ["run", str(cfg), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    runs = list((tmp_path / "runs" / "seq").glob("**/models/sasrec/model"))
+    assert runs, res.output
