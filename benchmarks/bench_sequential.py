@@ -6,7 +6,8 @@ train + validation; SASRec holds each user's last training item (= the validatio
 of its own training, keeps the epoch with the best validation NDCG@10 and reads the whole
 sequence when scoring. Lists rank the full catalogue with training items excluded, and the
 recforge evaluation engine scores them (NDCG@10, HR@10). Training time is the wall time of
-``fit``; peak memory is the resident-set increase during ``fit``.
+``fit``; peak memory is the resident-set increase during ``fit`` (needs psutil) and the
+process's maximum resident set so far (models run in the order given).
 
 Usage::
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from typing import Any
@@ -73,6 +75,7 @@ def run(name: str, train: Dataset, test: Dataset, args: argparse.Namespace) -> d
         "hr@10": ev.value("hit_rate", 10),
         "fit s": m.median_s,
         "peak MiB": m.peak_mb,
+        "process max RSS MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if key == "sasrec":
         row["epochs run"] = len(model.loss_)  # type: ignore[attr-defined]
