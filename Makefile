@@ -14,8 +14,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools
 
+# torch first, pinned to the CPU build (a bare `torch` requirement pulls a multi-GB CUDA build)
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev,deep]"
 	touch $(STAMP)
 
 install: $(STAMP)

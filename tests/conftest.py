@@ -44,3 +44,12 @@ def ml_small_dir() -> Path:
     if not (path / "ratings.csv").is_file():
         pytest.skip("MovieLens latest-small not found at ../shared/data/ml-latest-small")
     return path
+
+
+@pytest.fixture(scope="session")
+def ml1m_seq_path() -> Path:
+    """MovieLens 1M as chronological item sequences (one user per line)."""
+    path = SHARED_DATA / "ml-1m-seq" / "sequences.txt"
+    if not path.is_file():
+        pytest.skip("MovieLens 1M sequences not found at ../shared/data/ml-1m-seq")
+    return path

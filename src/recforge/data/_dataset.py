@@ -511,6 +511,25 @@ class Dataset:
             time,
         )
 
+    def sequences(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's item codes in time order (ties and untimed data: row order).
+
+        Returns
+        -------
+        (indptr int64 of shape (n_users + 1,), items int32)
+            ``items[indptr[u]:indptr[u + 1]]`` is user ``u``'s sequence, oldest first; a
+            repeated interaction appears once per row. Computed once and cached (read-only).
+        """
+        cached = self._cache.get("sequences")
+        if cached is None:
+            from recforge.data._sequences import user_sequences
+
+            cached = user_sequences(self.user, self.item, self.time, self.n_users)
+            for arr in cached:
+                arr.setflags(write=False)
+            self._cache["sequences"] = cached
+        return cached[0], cached[1]
+
     def user_counts(self) -> np.ndarray:
         """Interactions per user code."""
         return np.bincount(self.user, minlength=self.n_users)

@@ -43,6 +43,8 @@ MODELS: dict[str, str] = {
     "content": "recforge.models.content:ContentBased",
     "hybridmf": "recforge.models.hybrid:HybridMF",
     "blend": "recforge.models.hybrid:Blend",
+    "sasrec": "recforge.models.sequential:SASRec",
+    "multvae": "recforge.models.vae:MultVAE",
 }
 
 

@@ -230,13 +230,13 @@ class Recommender:
       :meth:`recommend_for_history`, :meth:`explain`, :meth:`add_items`;
     * by internal codes (the position of an id in :attr:`users_` / :attr:`items_`):
       :meth:`score_users`, :meth:`score_history`, :meth:`fallback_scores`,
-      :meth:`user_history`, :meth:`seen_matrix`, :meth:`item_vectors`;
+      :meth:`user_history`, :meth:`user_sequence`, :meth:`seen_matrix`, :meth:`item_vectors`;
     * sizes: :attr:`n_users`, :attr:`n_items`; hyperparameter names: :meth:`param_names`.
 
     Capabilities are declared by class flags, never guessed from attribute names:
     :attr:`supports_predict`, :attr:`supports_similar_items`, :attr:`supports_history`,
     :attr:`supports_explain`, :attr:`supports_item_vectors`, :attr:`supports_new_items`,
-    :attr:`supports_epochs`, :attr:`supports_inner_product`.
+    :attr:`supports_epochs`, :attr:`supports_inner_product`, :attr:`sequential`.
 
     Models that score by inner products (:attr:`supports_inner_product`) expose
     :meth:`query_vectors`, :meth:`query_offsets`, :meth:`key_vectors` and
@@ -274,6 +274,9 @@ class Recommender:
     supports_inner_product: ClassVar[bool] = False
     #: ``similar_items`` is the cosine of ``item_vectors()`` rows (a cosine index serves it)
     similar_items_by_vector_cosine: ClassVar[bool] = False
+    #: scores depend on the order of a history; ``user_sequence`` gives training items in time
+    #: order and histories passed to ``recommend_for_history`` must be oldest first
+    sequential: ClassVar[bool] = False
     #: whether the model learns from rating values (explicit) rather than presence (implicit)
     explicit: ClassVar[bool] = False
     #: rows of users scored per block in ``recommend`` (bounded memory)
@@ -579,6 +582,27 @@ class Recommender:
             np.asarray(self.seen_.indices[lo:hi], dtype=np.int32),
             np.asarray(self.seen_.data[lo:hi], dtype=np.float32),
         )
+
+    def user_sequence(self, user_idx: int) -> np.ndarray:
+        """Training items of one user as the model reads them: in time order for models
+        with :attr:`sequential` (the history a session continues), else in item-code order.
+
+        Returns
+        -------
+        numpy.ndarray of int32
+            Item codes, oldest first for sequential models.
+        """
+        if not self.sequential:
+            return self.user_history(user_idx)[0]
+        self._check_fitted("user_sequence")
+        u = int(user_idx)
+        if not 0 <= u < self.n_users:
+            raise UnknownIdError(f"user code {u} is out of range [0, {self.n_users})")
+        return np.asarray(self._user_sequence(u), dtype=np.int32)
+
+    def _user_sequence(self, user_idx: int) -> np.ndarray:
+        """Time-ordered training item codes of a user (models with ``sequential``)."""
+        raise UnsupportedCapabilityError(f"{type(self).__name__} does not keep sequences")
 
     def item_vectors(self) -> np.ndarray | sp.csr_array:
         """One row per item (dense factors or sparse features) for diversity and similarity.

@@ -8,7 +8,8 @@ in ``metrics.json`` and shown in the report):
 * **Families**: a popularity baseline always; item neighbourhoods (ItemKNN), the graph walk
   RP3beta and implicit ALS always; EASE when the catalog is small enough for its dense
   ``items x items`` inverse; BPR for implicit feedback; SVD for explicit ratings; the
-  content model when item attributes are given.
+  content model when item attributes are given; the sequential SASRec when the data has
+  timestamps, PyTorch is installed and the budget is at least :data:`SEQUENTIAL_MIN_BUDGET_S`.
 * **Budget**: about 15 % is held back for the final fits and the test evaluation; the rest is
   shared among the tuned families in proportion to a weight reflecting how much each gains
   from tuning and how long one of its trials takes.
@@ -40,14 +41,17 @@ FAMILY_WEIGHTS: dict[str, float] = {
     "bpr": 1.4,
     "svd": 0.5,  # a rating model: rarely the best ranker, so a smaller share
     "content": 0.5,
+    "sasrec": 2.0,  # one trial trains a Transformer for many epochs
 }
+#: Smallest budget for which auto also tunes the sequential SASRec (its trials are slow).
+SEQUENTIAL_MIN_BUDGET_S = 1800.0
 #: Largest catalog for EASE (dense float32 Gram matrix and its inverse, O(items^3) solve),
 #: and the smaller limit that applies to budgets under :data:`EASE_LARGE_BUDGET_S`.
 EASE_MAX_ITEMS = 12_000
 EASE_MAX_ITEMS_SMALL_BUDGET = 4_000
 EASE_LARGE_BUDGET_S = 600.0
 #: Fixed parameters of families in auto mode (speed settings).
-FIXED: dict[str, dict[str, Any]] = {"ease": {"precision": "float32"}}
+FIXED: dict[str, dict[str, Any]] = {"ease": {"precision": "float32"}, "sasrec": {"epochs": 50}}
 #: Share of the budget kept for final fits and evaluation.
 RESERVE = 0.15
 
@@ -124,6 +128,7 @@ def plan(ds: Dataset, budget_s: float) -> AutoPlan:
     if ds.item_attributes is not None and len(ds.item_attributes.columns):
         families.append("content")
         why.append("content (item attributes are available)")
+    families += _sequential(ds, budget_s, why, decisions)
     missing = [f for f in families if f not in available]
     families = [f for f in families if f in available]
     decisions.append(
@@ -142,6 +147,29 @@ def plan(ds: Dataset, budget_s: float) -> AutoPlan:
         "tuning time per family: " + ", ".join(f"{f} {s:.0f} s" for f, s in budgets.items()) + "."
     )
     return AutoPlan(split, families, budgets, decisions)
+
+
+def _torch_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def _sequential(ds: Dataset, budget_s: float, why: list[str], decisions: list[str]) -> list[str]:
+    """``["sasrec"]`` when the data is ordered in time, torch is there and the budget allows."""
+    if not ds.has_time:
+        return []
+    if not _torch_installed():
+        decisions.append("SASRec skipped: PyTorch is not installed (pip install 'recforge[deep]').")
+        return []
+    if budget_s < SEQUENTIAL_MIN_BUDGET_S:
+        decisions.append(
+            f"SASRec skipped: a {budget_s:.0f} s budget is below the "
+            f"{SEQUENTIAL_MIN_BUDGET_S:.0f} s its slow trials need."
+        )
+        return []
+    why.append("sasrec (the data has timestamps: a sequential model reads each user in order)")
+    return ["sasrec"]
 
 
 def _read(

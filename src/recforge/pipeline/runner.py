@@ -148,6 +148,10 @@ def load_data(cfg: RunConfig) -> Dataset:
         return Dataset.from_sql(d.url, d.query, **mapping)
     assert d.path is not None
     path = cfg.resolve(d.path)
+    if d.source == "sequences":
+        from recforge.data import read_sequences
+
+        return read_sequences(path)
     if d.source == "parquet":
         return Dataset.from_parquet(path, **mapping)
     return Dataset.from_csv(path, **mapping)

@@ -499,6 +499,10 @@ def recommend_user(
             if ucode >= 0
             else (np.zeros(0, np.int32), np.zeros(0, np.float32))
         )
+        if model.sequential and ucode >= 0:
+            # the training items in time order, then the new events: one ordered session
+            seen_codes = model.user_sequence(ucode)
+            seen_vals = np.ones(seen_codes.size, dtype=np.float32)
         hist_codes = np.concatenate([seen_codes, recent_codes[fold]])
         hist_vals = np.concatenate([seen_vals, recent_vals[fold]])
         # one value per item: the latest event wins over training presence

@@ -97,3 +97,23 @@ def test_auto_reads_a_file_and_guesses_columns(tmp_path: Path) -> None:
 def test_auto_names_the_data_sets_when_the_file_is_missing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data file not found: .*movielens-small"):
         auto(tmp_path / "nope.csv", 10.0, output=tmp_path / "run")
+
+
+def test_plan_considers_sasrec_for_timed_data_and_large_budgets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recforge.pipeline import auto as auto_module
+
+    ds = toy_dataset(explicit=False)
+    monkeypatch.setattr(auto_module, "_torch_installed", lambda: True)
+    big = plan(ds, auto_module.SEQUENTIAL_MIN_BUDGET_S)
+    assert "sasrec" in big.families
+    assert big.budgets["sasrec"] > big.budgets["itemknn"]
+    small = plan(ds, 600)
+    assert "sasrec" not in small.families
+    assert any("SASRec skipped" in d and "budget" in d for d in small.decisions)
+    assert "sasrec" not in plan(_without_time(ds), 3600).families
+    monkeypatch.setattr(auto_module, "_torch_installed", lambda: False)
+    no_torch = plan(ds, 3600)
+    assert "sasrec" not in no_torch.families
+    assert any("recforge[deep]" in d for d in no_torch.decisions)

@@ -78,10 +78,11 @@ class ColumnsConfig(_Strict):
 class DataConfig(_Strict):
     """Where the interactions come from."""
 
-    source: Literal["csv", "parquet", "sql", "builtin"] = "csv"
-    """Kind of source."""
+    source: Literal["csv", "parquet", "sql", "builtin", "sequences"] = "csv"
+    """Kind of source; ``sequences`` is a text file with one user per line, items oldest
+    first (see :func:`recforge.data.read_sequences`; ``columns`` do not apply)."""
     path: Path | None = None
-    """File for ``csv`` / ``parquet``, relative to the config file."""
+    """File for ``csv`` / ``parquet`` / ``sequences``, relative to the config file."""
     url: str | None = None
     """SQLAlchemy URL for ``sql``."""
     query: str | None = None
@@ -97,7 +98,13 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataConfig:
-        need = {"csv": ["path"], "parquet": ["path"], "sql": ["url", "query"], "builtin": ["name"]}
+        need = {
+            "csv": ["path"],
+            "parquet": ["path"],
+            "sql": ["url", "query"],
+            "builtin": ["name"],
+            "sequences": ["path"],
+        }
         for name in need[self.source]:
             if getattr(self, name) is None:
                 raise ValueError(f"source {self.source!r} needs the field {name!r}")
