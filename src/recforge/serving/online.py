@@ -494,25 +494,10 @@ def recommend_user(
             reason += f"; {len(recent_items)} new events excluded"
         return _rows(recs), reason
     if fold.any() and model.supports_history:
-        seen_codes, seen_vals = (
-            model.user_history(ucode)
-            if ucode >= 0
-            else (np.zeros(0, np.int32), np.zeros(0, np.float32))
-        )
-        if model.sequential and ucode >= 0:
-            # the training items in time order, then the new events: one ordered session
-            seen_codes = model.user_sequence(ucode)
-            seen_vals = np.ones(seen_codes.size, dtype=np.float32)
-        hist_codes = np.concatenate([seen_codes, recent_codes[fold]])
-        hist_vals = np.concatenate([seen_vals, recent_vals[fold]])
-        # one value per item: the latest event wins over training presence
-        order = np.arange(hist_codes.size)[::-1]
-        _, first = np.unique(hist_codes[order], return_index=True)
-        keep = np.sort(order[first])
-        hist_ids = model.items_.ids_of(hist_codes[keep])
+        hist_ids, hist_vals = _fold_in_history(model, ucode, recent_codes[fold], recent_vals[fold])
         recs = model.recommend_for_history(
             hist_ids,
-            hist_vals[keep],
+            hist_vals,
             k,
             exclude_seen=exclude_seen,
             candidates=cand,
@@ -524,6 +509,29 @@ def recommend_user(
         bundle, state, k, list(exclude) + (seen_items if exclude_seen else []), require
     )
     return items, "unknown user: most popular items"
+
+
+def _fold_in_history(
+    model: Recommender, ucode: int, codes: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """External ids and values of the history a user's fold-in reads: the training items
+    (in time order for sequential models), then the new events, one value per item (the
+    latest event wins over training presence)."""
+    seen_codes, seen_vals = (
+        model.user_history(ucode)
+        if ucode >= 0
+        else (np.zeros(0, np.int32), np.zeros(0, np.float32))
+    )
+    if model.sequential and ucode >= 0:
+        # the training items in time order, then the new events: one ordered session
+        seen_codes = model.user_sequence(ucode)
+        seen_vals = np.ones(seen_codes.size, dtype=np.float32)
+    hist_codes = np.concatenate([seen_codes, codes])
+    hist_vals = np.concatenate([seen_vals, values])
+    order = np.arange(hist_codes.size)[::-1]
+    _, first = np.unique(hist_codes[order], return_index=True)
+    keep = np.sort(order[first])
+    return model.items_.ids_of(hist_codes[keep]), hist_vals[keep]
 
 
 def _recode(model: Recommender, items: list[str], codes: np.ndarray) -> np.ndarray:
