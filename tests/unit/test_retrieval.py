@@ -221,3 +221,21 @@ def test_corrupt_index_is_refused(implicit_data: Dataset, tmp_path: Path) -> Non
     (path / "model.json").write_text(json.dumps(doc))
     with pytest.raises(ModelFormatError, match="retrieval index"):
         Recommender.load(path)
+
+
+def test_sequential_model_item_embeddings_feed_the_index() -> None:
+    pytest.importorskip("torch")
+    from recforge.testing._contract import toy_dataset
+
+    m = model_class("sasrec")(epochs=2, embedding_size=16, max_length=20, rng=0, threads=1)
+    m.fit(toy_dataset())
+    users = m.users_.ids[:10]
+    exact = m.recommend(users, k=5, exact=True)
+    m.build_index("hnsw", min_items=0)
+    approx = m.recommend(users, k=5)
+    np.testing.assert_allclose(approx.scores, exact.scores, atol=1e-4)
+    session = m.items_.ids[:4]
+    np.testing.assert_array_equal(
+        m.recommend_for_history(session, k=5).items,
+        m.recommend_for_history(session, k=5, exact=True).items,
+    )

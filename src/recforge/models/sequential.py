@@ -185,6 +185,8 @@ class SASRec(_SASRecState, CosineSimilarItems, Recommender):
     supports_history = True
     supports_explain = True
     supports_epochs = True
+    supports_inner_product = True
+    similar_items_by_vector_cosine = True
     sequential = True
 
     @classmethod
@@ -407,6 +409,21 @@ class SASRec(_SASRecState, CosineSimilarItems, Recommender):
     ) -> np.ndarray:
         h = self._hidden(padded_tails(indptr, items, np.asarray(rows), self.max_length))
         return np.asarray(h @ self.item_factors_.T, dtype=np.float32)
+
+    def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        rows = np.asarray(user_idx, dtype=np.int64)
+        return self._hidden(
+            padded_tails(self.sequence_indptr_, self.sequence_items_, rows, self.max_length)
+        )
+
+    def _key_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def _history_query(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
+        codes = np.asarray(item_idx, dtype=np.int32)
+        indptr = np.array([0, codes.size], dtype=np.int64)
+        tails = padded_tails(indptr, codes, np.zeros(1, dtype=np.int64), self.max_length)
+        return self._hidden(tails)[0], 0.0
 
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
         return self._score_sequences(
