@@ -63,6 +63,7 @@ class ALS(ImplicitFactorCapabilities, Recommender):
     """
 
     name = "als"
+    supports_explain = True
     factors: int = FACTORS
     iterations: int = param(
         default=15,
@@ -255,10 +256,7 @@ class ALS(ImplicitFactorCapabilities, Recommender):
         row.sum_duplicates()
         row.sort_indices()
         weights = self._history_weights(row.indices, row.data)
-        gram = getattr(self, "_gram", None)
-        if gram is None:
-            y = self.item_factors_.astype(np.float64)
-            gram = self._gram = y.T @ y
+        gram = self._item_gram()
         x = np.zeros((1, self.factors), dtype=np.float32)
         als_update_cholesky(
             np.array([0, row.indices.size], dtype=np.int64),
@@ -270,6 +268,37 @@ class ALS(ImplicitFactorCapabilities, Recommender):
             self.reg,
         )
         return x[0]
+
+    def _item_gram(self) -> np.ndarray:
+        """``Yᵀ Y`` of the item factors in float64 (computed once per fitted factors)."""
+        gram = getattr(self, "_gram", None)
+        if gram is None:
+            y = self.item_factors_.astype(np.float64)
+            gram = self._gram = y.T @ y
+        return gram
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
+        """Each history item's share of the score, exactly (Hu, Koren & Volinsky 2008, §5).
+
+        With the user's factors solved against the item factors, ``x_u = W Σ_j (1 + w_uj)
+        y_j`` for ``W = (YᵀY + Σ_j w_uj y_j y_jᵀ + reg I)⁻¹``, so the score of item ``i``
+        is ``Σ_j (1 + w_uj) y_iᵀ W y_j``: one term per history item ``j``. The terms add up
+        to the score (each iteration ends with the user half-step, so the user's factors are
+        that solve).
+        """
+        items, values = self.user_history(user_idx)
+        score = float(self._score_users(np.array([user_idx]))[0, item_idx])
+        if items.size == 0:
+            return score, "items", []
+        weights = self._history_weights(items, values).astype(np.float64)
+        y_hist = self.item_factors_[items].astype(np.float64)
+        a = self._item_gram() + (y_hist.T * weights) @ y_hist
+        a[np.diag_indices_from(a)] += self.reg
+        w_yi = np.linalg.solve(a, self.item_factors_[item_idx].astype(np.float64))
+        terms = (1.0 + weights) * (y_hist @ w_yi)
+        order = np.argsort(-np.abs(terms), kind="stable")
+        ids = self.items_.ids_of(items[order])
+        return score, "items", [(i, float(t)) for i, t in zip(ids, terms[order], strict=True)]
 
     def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx]

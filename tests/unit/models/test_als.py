@@ -75,6 +75,20 @@ def test_fold_in_reproduces_training_user(data) -> None:
         np.testing.assert_allclose(scores, m.score([user])[0], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("weighting", ["linear", "bm25"])
+def test_explanation_terms_add_up_to_the_score(data, weighting: str) -> None:
+    m = ALS(factors=6, iterations=3, solver="cholesky", weighting=weighting, rng=0).fit(data)
+    frame = data.to_frame()
+    for user in ("u0", "u7"):
+        item = m.recommend([user], k=1).items[0, 0]
+        e = m.explain(user, item)
+        assert e.kind == "items"
+        assert {c for c, _ in e.contributions} == set(frame[frame["user"] == user]["item"])
+        assert sum(w for _, w in e.contributions) == pytest.approx(e.score, rel=1e-4)
+        weights = [abs(w) for _, w in e.contributions]
+        assert weights == sorted(weights, reverse=True)
+
+
 def test_bm25_fold_in_weights_match_training_weights(data) -> None:
     m = ALS(factors=4, iterations=1, weighting="bm25", alpha=2.0, rng=0).fit(data)
     x = data.matrix()
