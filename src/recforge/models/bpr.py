@@ -51,6 +51,7 @@ class BPR(ImplicitFactorCapabilities, Recommender):
     """
 
     name = "bpr"
+    supports_explain = True
     factors: int = FACTORS
     epochs: int = param(
         default=30,
@@ -156,6 +157,12 @@ class BPR(ImplicitFactorCapabilities, Recommender):
             ),
             dtype=np.float32,
         )
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
+        """The score's parts: the item's bias (its pull on every user) and the factor match."""
+        match = float(self.user_factors_[user_idx] @ self.item_factors_[item_idx])
+        bias = float(self.item_bias_[item_idx])
+        return bias + match, "features", [("taste match (factors)", match), ("item bias", bias)]
 
     def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         return with_unit_column(self.user_factors_[user_idx])

@@ -76,6 +76,7 @@ class _RatingMF(_RatingMFState, CosineSimilarItems, Recommender):
     supports_predict = True
     supports_similar_items = True
     supports_history = True
+    supports_explain = True
     supports_epochs = True
     supports_inner_product = True
     similar_items_by_vector_cosine = True
@@ -130,6 +131,18 @@ class _RatingMF(_RatingMFState, CosineSimilarItems, Recommender):
 
     def _key_vectors(self) -> np.ndarray:
         return np.column_stack([self.item_factors_, self.item_bias_])
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
+        """The score's parts: global mean, user bias, item bias and the factor match."""
+        u = np.array([user_idx])
+        match = float(self._user_vectors(u)[0] @ self.item_factors_[item_idx])
+        parts = [
+            ("global mean", float(self.global_mean_)),
+            ("user bias", float(self.user_bias_[user_idx])),
+            ("item bias", float(self.item_bias_[item_idx])),
+            ("taste match (factors)", match),
+        ]
+        return float(self._score_users(u)[0, item_idx]), "features", parts
 
     def _predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         est = np.full(user_idx.shape[0], self.global_mean_, dtype=np.float64)

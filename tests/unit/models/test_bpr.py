@@ -97,3 +97,13 @@ def test_callback(data: Dataset) -> None:
     m = BPR(factors=4, epochs=10, rng=0).fit(data, callback=cb)
     assert epochs == [0, 1, 2, 3]
     assert len(m.train_accuracy_) == 4
+
+
+def test_explanation_parts_add_up_to_the_score(data: Dataset) -> None:
+    m = BPR(factors=8, epochs=3, rng=0).fit(data)
+    item = m.recommend(["u0"], k=1).items[0, 0]
+    e = m.explain("u0", item)
+    assert e.kind == "features"
+    assert sum(w for _, w in e.contributions) == pytest.approx(e.score, rel=1e-5)
+    code = m.items_.codes([item])[0]
+    assert e.score == pytest.approx(float(m.score(["u0"])[0, code]), rel=1e-5)

@@ -233,3 +233,16 @@ def test_svdpp_kernel_reproduces_surprise_svdpp() -> None:
     np.testing.assert_allclose(P, algo.pu, atol=1e-4)
     np.testing.assert_allclose(Q, algo.qi, atol=1e-4)
     np.testing.assert_allclose(Y, algo.yj, atol=1e-4)
+
+
+@pytest.mark.parametrize("cls", [SVD, SVDpp])
+def test_explanation_parts_add_up_to_the_score(cls) -> None:  # type: ignore[no-untyped-def]
+    train, _ = _low_rank(6)
+    m = cls(factors=4, epochs=3, rng=0).fit(train)
+    user = m.users_.ids[2]
+    item = m.recommend([user], k=1).items[0, 0]
+    e = m.explain(user, item)
+    assert e.kind == "features"
+    assert [c for c, _ in e.contributions][:3] == ["global mean", "user bias", "item bias"]
+    assert sum(w for _, w in e.contributions) == pytest.approx(e.score, rel=1e-5)
+    assert e.score == pytest.approx(float(m.score([user])[0, m.items_.codes([item])[0]]))
