@@ -76,6 +76,7 @@ class BiasedBaseline(Recommender):
     explicit = True
     supports_predict = True
     supports_history = True
+    supports_explain = True
 
     reg_user: float = param(
         default=15.0,
@@ -103,6 +104,15 @@ class BiasedBaseline(Recommender):
 
     def _score_history(self, item_idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         return (self.global_mean_ + self.item_bias_).astype(np.float32)
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
+        """The score's parts: global mean, user bias and item bias."""
+        parts = [
+            ("global mean", float(self.global_mean_)),
+            ("user bias", float(self.user_bias_[user_idx])),
+            ("item bias", float(self.item_bias_[item_idx])),
+        ]
+        return float(self._score_users(np.array([user_idx]))[0, item_idx]), "features", parts
 
     def _predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         est = np.full(user_idx.shape[0], self.global_mean_, dtype=np.float64)

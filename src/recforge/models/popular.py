@@ -22,6 +22,7 @@ class MostPopular(Recommender):
 
     name = "popular"
     supports_history = True
+    supports_explain = True
     supports_similar_items = False
 
     half_life_days: float | None = param(
@@ -50,6 +51,12 @@ class MostPopular(Recommender):
 
     def _fallback_scores(self) -> np.ndarray:
         return self.scores_.copy()
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
+        """Popular among all users: the item's (time-decayed) interaction count."""
+        label = "interactions" if self.half_life_days is None else "time-decayed interactions"
+        score = float(self.scores_[item_idx])
+        return score, "features", [(f"popular among all users ({label})", score)]
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"scores": self.scores_}

@@ -18,7 +18,7 @@ from recforge.testing._contract import toy_dataset
 def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
     ds = toy_dataset()
-    return {name: model_class(name)().fit(ds).save(root / name) for name in ("itemknn", "popular")}
+    return {name: model_class(name)().fit(ds).save(root / name) for name in ("itemknn", "random")}
 
 
 def test_recommend_prints_lists_with_reasons(saved: dict[str, Path]) -> None:
@@ -45,7 +45,7 @@ def test_recommend_explains_or_says_why_not(saved: dict[str, Path], tmp_path: Pa
     assert res.exit_code == 0, res.output
     assert all(r["because"].startswith("items:") for r in json.loads(res.output))
     reg = ModelRegistry(tmp_path / "reg")
-    reg.publish(Recommender.load(saved["popular"]), promote=True)
+    reg.publish(Recommender.load(saved["random"]), promote=True)
     res = runner.invoke(
         app, ["recommend", "u0", "--registry", str(tmp_path / "reg"), "--explain", "--json"]
     )
@@ -64,9 +64,9 @@ def test_explain_a_pair(saved: dict[str, Path]) -> None:
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     assert doc == model.explain("u0", item).to_dict()
-    res = runner.invoke(app, ["explain", "u0", str(item), "--model", str(saved["popular"])])
+    res = runner.invoke(app, ["explain", "u0", str(item), "--model", str(saved["random"])])
     assert res.exit_code == 2
-    assert "MostPopular does not explain its scores" in res.output
+    assert "Random does not explain its scores" in res.output
     assert "itemknn" in res.output
     res = runner.invoke(app, ["explain", "u0", "0101", "--model", str(saved["itemknn"])])
     assert res.exit_code == 2

@@ -108,3 +108,16 @@ def test_seen_exclusion_follows_a_refit() -> None:
     second = pd.DataFrame({"user": [1, 2, 2, 3], "item": ["c", "a", "b", "a"]})
     model.fit(Dataset.from_frame(second))
     assert model.recommend([1], k=2).items[0].tolist() == ["a", "b"]
+
+
+def test_baseline_and_popularity_explanations_add_up_to_their_scores() -> None:
+    from recforge.testing import toy_dataset
+
+    ds = toy_dataset(explicit=True)
+    for model in (BiasedBaseline().fit(ds), MostPopular().fit(ds)):
+        item = model.recommend(["u0"], k=1).items[0, 0]
+        e = model.explain("u0", item)
+        code = model.items_.codes([item])[0]
+        assert e.kind == "features"
+        assert e.score == pytest.approx(float(model.score(["u0"])[0, code]), rel=1e-6)
+        assert sum(w for _, w in e.contributions) == pytest.approx(e.score, rel=1e-6)
