@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FACTORS",
     "INIT_STD",
+    "TORCH_THREADS",
     "CooccurrenceItemVectors",
     "CosineSimilarItems",
     "ImplicitFactorCapabilities",
@@ -39,6 +40,12 @@ FACTORS: int = param(
     low=1,
     doc="Number of latent factors.",
     search={"low": 16, "high": 256, "log": True},
+)
+#: ``threads`` of the torch models (SASRec, Mult-VAE)
+TORCH_THREADS: int | None = param(
+    default=None,
+    low=1,
+    doc="torch threads for training and scoring (``None``: torch's default).",
 )
 #: ``init_std`` of ALS and BPR
 INIT_STD: float = param(

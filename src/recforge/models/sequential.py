@@ -15,7 +15,7 @@ import numpy as np
 
 from recforge.data import Dataset
 from recforge.exceptions import DataError
-from recforge.models._shared import CosineSimilarItems, make_rng
+from recforge.models._shared import TORCH_THREADS, CosineSimilarItems, make_rng
 from recforge.models._torch import (
     load_state_arrays,
     require_torch,
@@ -172,11 +172,7 @@ class SASRec(_SASRecState, CosineSimilarItems, Recommender):
     patience: int = param(
         default=5, low=1, doc="Epochs without a better validation score before training stops."
     )
-    threads: int | None = param(
-        default=None,
-        low=1,
-        doc="torch threads for training and scoring (``None``: torch's default).",
-    )
+    threads: int | None = TORCH_THREADS
     rng: int | None = param(
         default=None, low=0, doc="Seed of initialisation, batches, negatives and dropout."
     )

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from recforge.data import Dataset
 from recforge.exceptions import ConfigError
-from recforge.models._shared import CosineSimilarItems, make_rng
+from recforge.models._shared import TORCH_THREADS, CosineSimilarItems, make_rng
 from recforge.models._torch import (
     load_state_arrays,
     require_torch,
@@ -97,11 +97,7 @@ class MultVAE(_MultVAEState, CosineSimilarItems, Recommender):
         search={"low": 1e-4, "high": 1e-2, "log": True},
     )
     reg: float = param(default=0.0, low=0.0, doc="Adam weight decay.")
-    threads: int | None = param(
-        default=None,
-        low=1,
-        doc="torch threads for training and scoring (``None``: torch's default).",
-    )
+    threads: int | None = TORCH_THREADS
     rng: int | None = param(
         default=None, low=0, doc="Seed of initialisation, batches, dropout and latent samples."
     )
