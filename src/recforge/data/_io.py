@@ -143,6 +143,32 @@ def _keyed(
     return df.set_index(key)
 
 
+def read_attributes(
+    path: str | Path, *, what: str = "item", key: str | None = None, sep: str = ","
+) -> pd.DataFrame:
+    """An attribute table (.csv[.gz] or .parquet) indexed by its id column.
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        ``"item"`` or ``"user"``: names the table in errors and is the default id column.
+    key
+        Id column (default: a column named ``what``, else the first column).
+    sep
+        CSV field separator.
+
+    Raises
+    ------
+    DataError
+        Naming the file and the line of a missing or duplicate id, or a missing column.
+    """
+    frame = _read_attributes(Path(path), what, sep)
+    assert frame is not None
+    return _keyed(frame, key, what, what, str(path))
+
+
 def _label(source: str, pos: int) -> str:
     if _is_text_source(source):
         return f"line {pos + 2}"
