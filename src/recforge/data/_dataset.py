@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recforge.data._feedback import Feedback, feedback_of
 from recforge.data._idindex import IdIndex, _as_id_array
 from recforge.exceptions import DataError
 
@@ -426,6 +427,14 @@ class Dataset:
     def has_time(self) -> bool:
         """Whether interactions carry timestamps."""
         return self.time is not None
+
+    @property
+    def feedback(self) -> Feedback:
+        """What the values mean: ``binary``, ``ratings``, ``counts`` or ``weights``, and why."""
+        if "feedback" not in self._cache:
+            self._cache["feedback"] = feedback_of(self.value)
+        out: Feedback = self._cache["feedback"]
+        return out
 
     @property
     def is_implicit(self) -> bool:

@@ -62,6 +62,9 @@ class DatasetSummary:
         of interactions per user / item, over the users / items with at least one.
     cold_users, cold_items : int
         Users / items in the index without any interaction (e.g. known from attributes only).
+    feedback, feedback_reason : str
+        What the values mean (``binary``, ``ratings``, ``counts``, ``weights``) and why, see
+        :attr:`Dataset.feedback`.
     """
 
     name: str
@@ -83,6 +86,8 @@ class DatasetSummary:
     item_activity: dict[str, float] = field(default_factory=dict)
     cold_users: int = 0
     cold_items: int = 0
+    feedback: str = ""
+    feedback_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dictionary of every field."""
@@ -107,7 +112,7 @@ class DatasetSummary:
             ("interactions", f"{self.n_interactions:,}"),
             ("distinct pairs", f"{self.n_pairs:,}"),
             ("density", f"{self.density:.4%}"),
-            ("feedback", "implicit" if self.implicit else "explicit"),
+            ("feedback", f"{self.feedback}: {self.feedback_reason}"),
             (
                 "values",
                 f"min {self.value_min:g}, max {self.value_max:g}, mean {self.value_mean:.4g}",
@@ -216,4 +221,6 @@ def describe(dataset: Dataset) -> DatasetSummary:
         item_activity=_quantiles(icounts[icounts > 0]),
         cold_users=int(np.count_nonzero(ucounts == 0)),
         cold_items=int(np.count_nonzero(icounts == 0)),
+        feedback=dataset.feedback.kind,
+        feedback_reason=dataset.feedback.reason,
     )

@@ -225,7 +225,8 @@ class ContentBased(Recommender):
         options=_WEIGHTINGS,
         doc='How interaction values weight a user\'s items: ``"centered"`` (value minus the '
         'user\'s mean, so low ratings subtract), ``"value"``, ``"binary"``, or ``"auto"`` '
-        '(``"centered"`` for rating data, ``"binary"`` for implicit data).',
+        '(``"centered"`` for ratings, ``"binary"`` for counts, weights and presence: see '
+        ":attr:`Dataset.feedback`).",
     )
     half_life_days: float | None = param(
         default=None,
@@ -245,7 +246,7 @@ class ContentBased(Recommender):
         self.features_ = self._builder(attrs)
         self.item_features_ = self.features_.fit_dataset(dataset)
         if self.weighting == "auto":
-            self.weighting_ = "binary" if dataset.is_implicit else "centered"
+            self.weighting_ = "centered" if dataset.feedback.explicit else "binary"
         else:
             self.weighting_ = self.weighting
         w = profile_weights(

@@ -168,6 +168,8 @@ def data_summary(ds: Dataset) -> dict[str, Any]:
         "n_interactions": ds.n_interactions,
         "density": ds.n_interactions / max(ds.n_users * ds.n_items, 1),
         "implicit": ds.is_implicit,
+        "feedback": ds.feedback.kind,
+        "feedback_reason": ds.feedback.reason,
         "has_time": ds.has_time,
         "user_activity": {q: float(np.quantile(uc, p)) for q, p in _QUANTS.items()},
         "item_popularity": {q: float(np.quantile(ic, p)) for q, p in _QUANTS.items()},

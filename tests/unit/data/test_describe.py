@@ -76,7 +76,7 @@ def test_renderings(tiny: Dataset) -> None:
     text = str(s)
     assert "tiny" in text
     assert "3 (1 without interactions)" in text
-    assert "explicit" in text
+    assert "feedback               ratings: 4 distinct values from 1 to 5" in text
     assert "1970-01-01 00:01:40 UTC .. 1970-01-01 00:08:20 UTC" in text
     console = Console(width=120, record=True)
     console.print(s.to_table())

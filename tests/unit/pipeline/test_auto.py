@@ -12,6 +12,7 @@ import pytest
 
 from recforge.data import Dataset
 from recforge.exceptions import ConfigError
+from recforge.pipeline._probe import FitEstimate, fit_seconds
 from recforge.pipeline.auto import RESERVE, auto, plan
 from recforge.testing import toy_dataset
 
@@ -29,7 +30,9 @@ def test_plan_explicit_with_time() -> None:
     assert "ease" in p.families
     assert p.families[0] == "popular"
     assert "popular" not in p.budgets
-    assert sum(p.budgets.values()) == pytest.approx(600 * (1 - RESERVE))
+    # what the fit-time probes took comes out of the tuning pool
+    assert 600 * (1 - RESERVE) - 60 < sum(p.budgets.values()) <= 600 * (1 - RESERVE)
+    assert any(d.startswith("Fit time per family, measured") for d in p.decisions)
     assert p.budgets["als"] > p.budgets["itemknn"]  # weighted shares
     assert any("timestamps" in d for d in p.decisions)
 
@@ -43,14 +46,69 @@ def test_plan_implicit_without_time() -> None:
     assert any("implicit" in d for d in p.decisions)
 
 
-def test_plan_skips_ease_for_large_catalogs_on_small_budgets() -> None:
-    n = 6000
-    frame = pd.DataFrame({"user": np.arange(n) % 50, "item": np.arange(n) % 5000})
-    ds = Dataset.from_frame(frame)
-    assert ds.n_items == 5000
-    assert "ease" not in plan(ds, 60).families
-    assert any("EASE skipped" in d for d in plan(ds, 60).decisions)
-    assert "ease" in plan(ds, 3600).families
+def test_plan_skips_families_whose_measured_fit_exceeds_half_their_share() -> None:
+    ds = toy_dataset(explicit=False)
+    probes: list[tuple[str, float]] = []
+
+    def estimate(family: str, share: float) -> FitEstimate:
+        probes.append((family, share))
+        return FitEstimate(20.0 if family == "ease" else 0.1, probe_seconds=0.5)
+
+    small = plan(ds, 60, estimate=estimate)
+    assert "ease" not in small.families
+    assert "ease" not in small.budgets
+    assert any(
+        d.startswith("EASE skipped: one fit would take about 20.0 s") for d in small.decisions
+    )
+    n_probed = len(probes)
+    assert {f for f, _ in probes} == {"itemknn", "rp3beta", "als", "ease", "bpr"}
+    # the probes' time comes out of the tuning pool
+    assert sum(small.budgets.values()) == pytest.approx(60 * (1 - RESERVE) - 0.5 * n_probed)
+    assert "ease" in plan(ds, 3600, estimate=estimate).families
+
+
+def test_plan_leaves_out_a_family_that_cannot_fit_in_memory() -> None:
+    def estimate(family: str, share: float) -> FitEstimate:
+        if family == "ease":
+            return FitEstimate(float("inf"), 0.0, "EASE needs 40.0 GiB for 100,000 items")
+        return FitEstimate(0.1, 0.0)
+
+    p = plan(toy_dataset(explicit=False), 3600, estimate=estimate)
+    assert "ease" not in p.families
+    assert "EASE skipped: EASE needs 40.0 GiB for 100,000 items." in p.decisions
+
+
+def test_measured_fit_time_grows_with_the_data() -> None:
+    ds = toy_dataset(explicit=False, n_users=400, n_items=60)
+    small = fit_seconds("als", ds, fixed={"iterations": 2})
+    assert 0 < small.seconds < 60
+    assert small.probe_seconds > 0
+    # a constant cost (EASE's items x items solve) is not scaled by the users
+    ease = fit_seconds("ease", ds)
+    assert ease.seconds < 60 * max(ease.probe_seconds, 1e-3)
+
+
+def test_counts_are_not_ratings_and_their_weighting_is_searched() -> None:
+    gen = np.random.default_rng(0)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "user": gen.integers(0, 80, n),
+            "item": gen.integers(0, 120, n),
+            "plays": gen.zipf(1.6, n).astype(float),
+        }
+    )
+    ds = Dataset.from_frame(frame, value="plays")
+    assert ds.feedback.kind == "counts"
+    p = plan(ds, 120, estimate=lambda family, share: FitEstimate(0.01, 0.0))
+    assert "svd" not in p.families
+    assert "bpr" in p.families
+    assert any(d.startswith("Feedback: counts (whole numbers from 1") for d in p.decisions)
+    assert p.spaces["als"] == {"weighting": {"choices": ["linear", "log", "bm25"]}}
+    assert p.spaces["itemknn"] == {"binary": {"choices": [True, False]}}
+    ratings = toy_dataset(explicit=True)
+    assert ratings.feedback.kind == "ratings"
+    assert plan(ratings, 120, estimate=lambda family, share: FitEstimate(0.01, 0.0)).spaces == {}
 
 
 def test_auto_end_to_end_within_budget(tmp_path: Path) -> None:
@@ -75,8 +133,9 @@ def test_auto_end_to_end_within_budget(tmp_path: Path) -> None:
             assert info["tuning"]["n_complete"] >= 1
             assert info["tuning"]["wall_s"] < info["tuning"]["budget"]["timeout_s"] + 5
             searched += info["tuning"]["budget"]["timeout_s"]
-    shares = plan(ds, budget).budgets.values()  # each family gets at least one second
-    assert searched == pytest.approx(sum(max(1.0, b) for b in shares))
+    # the tuning pool (less the fit-time probes), each family given at least one second
+    n_tuned = sum(1 for fam in doc["models"] if fam != "popular")
+    assert searched <= budget * (1 - RESERVE) + n_tuned
     html = (tmp_path / "auto" / "report.html").read_text(encoding="utf-8")
     assert "Split:" in html
     assert np.isfinite(doc["models"][result.best]["test_score"])

@@ -286,7 +286,7 @@ def _data_card(data: dict[str, Any]) -> tuple[str, list[tuple[str, Any]]]:
         ("items", ds.get("n_items")),
         ("interactions", ds.get("n_interactions")),
         ("density", f"{100 * float(ds.get('density', 0)):.2f}%"),
-        ("feedback", "implicit" if ds.get("implicit") else "explicit"),
+        ("feedback", str(ds.get("feedback") or ("implicit" if ds.get("implicit") else "explicit"))),
     ]
     kpi_html = "".join(
         f"<div class='kpi'><div class='v'>{_esc(f'{v:,}' if isinstance(v, int) else v)}</div>"
