@@ -37,13 +37,12 @@ def _ids(index: IdIndex, texts: list[str], what: str) -> list[Any]:
 
 
 def _why_not(model: Recommender) -> str:
+    """The model's own reason for having no explanation, and the models that have one."""
     from recforge.models import available_models, model_class
 
     explaining = [n for n in available_models() if model_class(n).supports_explain]
-    return (
-        f"{type(model).__name__} does not explain its scores: it has no per-item evidence "
-        f"(models that explain: {', '.join(explaining)})"
-    )
+    reason = model.explain_unavailable() or ""
+    return f"{reason} (models that explain: {', '.join(explaining)})"
 
 
 def recommend(
@@ -84,7 +83,7 @@ def _because(m: Recommender, user: Any, item: Any, reason: str | None) -> str:
     if reason:
         return reason
     if not m.supports_explain:
-        return "no explanation: " + _why_not(m).split(": ", 1)[1]
+        return f"no explanation: {m.explain_unavailable()}"
     exp = m.explain(user, item)
     top = [f"{c} ({w:+.3f})" for c, w in exp.contributions[:3]]
     return f"{exp.kind}: " + ", ".join(top) if top else "no evidence above zero"
