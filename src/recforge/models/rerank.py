@@ -21,8 +21,9 @@
   attributes, else the items' co-occurrence in the model's training matrix
   (:meth:`~recforge.models.base.Recommender.seen_matrix`). Python, the CLI, ``recforge.yaml``
   and the service all call it.
-* :class:`RerankSpec` -- a declarative re-ranking setting (``{mmr: {lambda: 0.7, on: auto},
-  calibrate: {...}, rules: {...}}``), as written in ``recforge.yaml`` and built by the CLI.
+* :class:`RerankSpec` -- a declarative re-ranking setting (``{mmr: {lambda: 0.7,
+  similarity: auto}, calibrate: {...}, rules: {...}}``), as written in ``recforge.yaml``
+  and built by the CLI.
 
 All greedy steps are vectorised over a block of users; the only Python loop runs ``k`` times.
 """
@@ -185,8 +186,8 @@ def similarity_vectors(
     if on == "vectors":
         if not model.supports_item_vectors:
             raise ConfigError(
-                f"{type(model).__name__} has no item vectors for MMR; use on: features "
-                "(item attributes) or on: cooccurrence (its training matrix)"
+                f"{type(model).__name__} has no item vectors for MMR; use similarity: features "
+                "(item attributes) or similarity: cooccurrence (its training matrix)"
             )
         return model.item_vectors()
     if on == "features":
@@ -994,7 +995,7 @@ def rules_from_dict(config: Mapping[str, Any]) -> BusinessRules:
 
 # =========================================================================== declarative setting
 _SPEC_KEYS = {"name", "mmr", "calibrate", "rules", "candidates"}
-_MMR_KEYS = {"lambda", "on", "category_column", "sep"}
+_MMR_KEYS = {"lambda", "similarity", "category_column", "sep"}
 _CALIBRATE_KEYS = {"lambda", "alpha", "category_column", "sep"}
 
 
@@ -1024,7 +1025,8 @@ class RerankSpec:
     mmr
         MMR relevance weight ``λ`` in ``[0, 1]`` (1 keeps the model's order); ``None``: no MMR.
     on
-        Source of MMR's item similarity (:func:`similarity_vectors`).
+        Source of MMR's item similarity (:func:`similarity_vectors`); ``similarity`` in the
+        dict form.
     calibrate
         Calibration ``λ`` in ``[0, 1]``; ``None``: no calibration (exclusive with ``mmr``).
     alpha
@@ -1040,7 +1042,7 @@ class RerankSpec:
 
     Examples
     --------
-    >>> spec = RerankSpec.from_dict({"mmr": {"lambda": 0.7, "on": "cooccurrence"}})
+    >>> spec = RerankSpec.from_dict({"mmr": {"lambda": 0.7, "similarity": "cooccurrence"}})
     >>> spec.label
     'mmr λ=0.7 on cooccurrence'
     """
@@ -1062,7 +1064,8 @@ class RerankSpec:
             raise ConfigError("a rerank setting takes mmr or calibrate, not both")
         if self.on not in SIMILARITY_SOURCES:
             raise ConfigError(
-                f"rerank mmr 'on' must be one of {', '.join(SIMILARITY_SOURCES)}, got {self.on!r}"
+                f"rerank mmr 'similarity' must be one of {', '.join(SIMILARITY_SOURCES)}, "
+                f"got {self.on!r}"
             )
         if isinstance(self.candidates, bool) or not isinstance(self.candidates, int):
             raise ConfigError(f"rerank candidates must be an int >= 1, got {self.candidates!r}")
@@ -1103,8 +1106,9 @@ class RerankSpec:
     def from_dict(cls, doc: Mapping[str, Any]) -> RerankSpec:
         """A setting from its ``recforge.yaml`` form.
 
-        ``{name: ..., mmr: {lambda, on, category_column, sep} | λ, calibrate: {lambda, alpha,
-        category_column, sep} | λ, rules: {...} (see :func:`rules_from_dict`), candidates}``.
+        ``{name: ..., mmr: {lambda, similarity, category_column, sep} | λ, calibrate:
+        {lambda, alpha, category_column, sep} | λ, rules: {...} (see
+        :func:`rules_from_dict`), candidates}``.
 
         Raises
         ------
@@ -1122,8 +1126,8 @@ class RerankSpec:
             if "lambda" not in sub:
                 raise ConfigError(f"rerank {key} needs 'lambda' (a number in [0, 1])")
             kw[key] = _unit(sub["lambda"], f"{key}.lambda")
-            if "on" in sub:
-                kw["on"] = str(sub["on"])
+            if "similarity" in sub:
+                kw["on"] = str(sub["similarity"])
             if "alpha" in sub:
                 kw["alpha"] = float(sub["alpha"])
             for field_name in ("category_column", "sep"):
@@ -1143,7 +1147,7 @@ class RerankSpec:
         """JSON form (``from_dict`` reads it back)."""
         doc: dict[str, Any] = {"name": self.label, "candidates": self.candidates}
         if self.mmr is not None:
-            doc["mmr"] = {"lambda": self.mmr, "on": self.on}
+            doc["mmr"] = {"lambda": self.mmr, "similarity": self.on}
         if self.calibrate is not None:
             doc["calibrate"] = {"lambda": self.calibrate, "alpha": self.alpha}
         if self.mmr is not None or self.calibrate is not None:

@@ -279,8 +279,68 @@ def _model_key(
             "split_spec": cfg.split.to_spec(),
             "tuning": cfg.tuning.model_dump(mode="json") if mc.tuned else None,
             "evaluation": cfg.evaluation.model_dump(mode="json"),
+            "rerank": rerank_settings(cfg, mc),
         }
     )
+
+
+def rerank_settings(cfg: RunConfig, mc: ModelConfig) -> list[dict[str, Any]]:
+    """The re-ranking settings evaluated for a model: its own, else the run's."""
+    return list(mc.rerank if mc.rerank is not None else cfg.rerank or [])
+
+
+#: metrics of the re-ranking trade-off table: accuracy, intra-list diversity, coverage
+TRADEOFF_METRICS = ("ndcg", "diversity", "coverage")
+
+
+def _rerank_tradeoff(
+    cfg: RunConfig,
+    mc: ModelConfig,
+    model: Recommender,
+    train: Dataset,
+    test: Dataset,
+) -> list[dict[str, Any]]:
+    """Accuracy and diversity of the model without and with each re-ranking setting.
+
+    Every number comes from :func:`~recforge.evaluation.evaluate_model` (the one engine),
+    known users, at the run's main cut-off.
+    """
+    from recforge.models.rerank import RerankSpec
+
+    docs = rerank_settings(cfg, mc)
+    if not docs:
+        return []
+    k = main_metric(cfg)[1] or cfg.evaluation.k[-1]
+    protocol = EvaluationProtocol(
+        metrics=TRADEOFF_METRICS, ks=(k,), max_users=cfg.evaluation.max_users, seed=cfg.seed
+    )
+    rows = []
+    specs: list[RerankSpec | None] = [None, *(RerankSpec.from_dict(d) for d in docs)]
+    for spec in specs:
+        reranker = None if spec is None else spec.reranker(train.item_attributes)
+        ev = evaluate_model(model, train, test, protocol, label="rerank", reranker=reranker)
+        row: dict[str, Any] = {
+            "setting": "none" if spec is None else spec.label,
+            "spec": None if spec is None else spec.to_dict(),
+            "k": k,
+        }
+        row.update({m: ev.value(m, k) for m in TRADEOFF_METRICS})
+        rows.append(row)
+    return rows
+
+
+def _mean_rows(folds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Trade-off rows averaged over folds (same settings in the same order)."""
+    if not folds:
+        return []
+    out = []
+    for pos, row in enumerate(folds[0]):
+        mean = dict(row)
+        for m in TRADEOFF_METRICS:
+            mean[m] = float(np.mean([f[pos][m] for f in folds]))
+        mean["folds"] = len(folds)
+        out.append(mean)
+    return out
 
 
 def main_metric(cfg: RunConfig) -> tuple[str, int | None]:
@@ -559,6 +619,7 @@ def _fit_and_evaluate(
     if mc.tuned:
         params, info["tuning"] = _tune_one(cfg, rd, label, mc, first, bar)
     per_user, aggregates, rec_pop = [], [], []
+    tradeoff: list[list[dict[str, Any]]] = []
     fit_s = recommend_s = 0.0
     notes: dict[str, str] = {}
     n_users: dict[str, int] = {}
@@ -573,6 +634,7 @@ def _fit_and_evaluate(
         bar.advance(task)
         ev = evaluate_model(model, full_train, split.test, protocol, label=label)
         bar.advance(task)
+        tradeoff.append(_rerank_tradeoff(cfg, mc, model, full_train, split.test))
         per_user.append(ev.per_user.assign(fold=i))
         aggregates.append(ev.aggregates.assign(fold=i))
         rec_pop.append(ev.recommended_popularity)
@@ -598,6 +660,8 @@ def _fit_and_evaluate(
             "notes": notes,
         }
     )
+    if any(tradeoff):
+        info["rerank"] = _mean_rows(tradeoff)
     return info
 
 
