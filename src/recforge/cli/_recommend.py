@@ -263,6 +263,12 @@ def explain(
     rows = [{"evidence": c, "weight": float(w)} for c, w in exp.contributions]
     console().print(f"score {exp.score:.4f} for item {exp.item} and user {exp.user} ({exp.kind})")
     _print_rows(console(), rows)
+    for label, part in exp.parts:
+        if isinstance(part, str):
+            console().print(f"{label}: {part}")
+            continue
+        top = ", ".join(f"{c} ({w:+.3f})" for c, w in part.contributions[:3])
+        console().print(f"{label}: score {part.score:.4f} ({part.kind}) {top}")
 
 
 def register(app: typer.Typer) -> None:

@@ -139,3 +139,20 @@ def test_rerank_flags_give_clear_errors(saved: dict[str, Path], item_table: Path
     assert "Random has no item vectors for MMR" in res.output
     # a model without item vectors diversifies on co-occurrence by default
     assert runner.invoke(app, [*base, "--mmr", "0.5"]).exit_code == 0
+
+
+def test_explain_a_blend_shows_its_members(tmp_path: Path) -> None:
+    members = [{"model": "popular"}, {"model": "userknn"}, {"model": "random"}]
+    model = model_class("blend")(members=members, weights=[0.3, 0.5, 0.2]).fit(toy_dataset())
+    path = model.save(tmp_path / "blend")
+    item = model.recommend(["u0"], k=1).items[0, 0]
+    runner = CliRunner()
+    res = runner.invoke(app, ["explain", "u0", str(item), "--model", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc == model.explain("u0", item).to_dict()
+    assert sum(c["weight"] for c in doc["contributions"]) == pytest.approx(doc["score"])
+    res = runner.invoke(app, ["explain", "u0", str(item), "--model", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "member 1 (userknn): score" in res.output
+    assert "member 2 (random): Random does not explain its scores" in res.output
