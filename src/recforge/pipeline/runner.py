@@ -329,6 +329,34 @@ def _rerank_tradeoff(
     return rows
 
 
+def check_rerank(cfg: RunConfig, dataset: Dataset) -> None:
+    """Build every model's re-ranking settings against the data before anything is fitted.
+
+    Raises
+    ------
+    ConfigError
+        Naming the model and the setting, e.g. calibration without item attributes.
+    """
+    from recforge.models.rerank import RerankSpec
+
+    attrs = dataset.item_attributes
+    for label, mc in cfg.models.items():
+        for doc in rerank_settings(cfg, mc):
+            spec = RerankSpec.from_dict(doc)
+            try:
+                spec.reranker(attrs)
+                uses_column = spec.calibrate is not None or spec.on == "features"
+                if uses_column and attrs is not None and spec.category_column not in attrs:
+                    raise ConfigError(
+                        f"item attributes have no column {spec.category_column!r} "
+                        f"(columns: {', '.join(map(str, attrs.columns))})"
+                    )
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"model {label!r}, rerank setting {spec.label!r}: {exc}"
+                ) from None
+
+
 def _mean_rows(folds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Trade-off rows averaged over folds (same settings in the same order)."""
     if not folds:
@@ -816,6 +844,7 @@ def _run(
     else:
         ds, fingerprint = _prepare(cfg, rd, dataset)
         folds = _split(cfg, rd, ds)
+    check_rerank(cfg, ds)  # before any model is fitted
     done, refitted = _evaluate_all(cfg, rd, folds, fingerprint, protocol, show, on_model_done)
 
     per_user = pd.concat([r.per_user for r in done.values()], ignore_index=True)

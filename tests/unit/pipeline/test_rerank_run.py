@@ -93,3 +93,14 @@ def test_bad_rerank_settings_name_the_field(
     with pytest.raises(ConfigError, match="rerank") as err:
         load_config(write_config(text))
     assert message in str(err.value)
+
+
+def test_a_setting_the_data_cannot_serve_fails_before_fitting(
+    write_config: Callable[[str], Path],
+) -> None:
+    text = CONFIG.replace("  - {mmr: 0.9}", "  - {name: calib, calibrate: 0.5}")
+    path = write_config(text)
+    with pytest.raises(ConfigError, match="model 'popular', rerank setting 'calib'") as err:
+        run(path, progress=False)
+    assert "needs item attributes" in str(err.value)
+    assert not (path.parent / "runs" / "rerank" / "models").exists()
