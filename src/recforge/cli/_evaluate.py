@@ -10,6 +10,16 @@ import typer
 
 from recforge.cli._common import build_model, console, err_console, frame_table, load_data
 from recforge.cli._data import ItemOpt, SepOpt, TimeOpt, UserOpt, ValueOpt
+from recforge.cli._recommend import (
+    CalibrateOpt,
+    CandidatesOpt,
+    CategoryOpt,
+    ExcludeCategoryOpt,
+    FilterOpt,
+    MmrOpt,
+    SimilarityOpt,
+    rerank_spec,
+)
 from recforge.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -138,10 +148,19 @@ def evaluate_cmd(
     value: ValueOpt = None,
     time: TimeOpt = None,
     sep: SepOpt = ",",
+    mmr: MmrOpt = None,
+    similarity: SimilarityOpt = "auto",
+    calibrate: CalibrateOpt = None,
+    exclude_category: ExcludeCategoryOpt = [],  # noqa: B006 - typer copies defaults
+    filters: FilterOpt = [],  # noqa: B006 - typer copies defaults
+    category_column: CategoryOpt = "genres",
+    candidates: CandidatesOpt = 5,
 ) -> None:
     """Split the data, fit each model on the training part and compare top-K metrics.
 
     Test users without training data are reported separately (they get popular items).
+    With re-ranking flags (--mmr, --calibrate, --exclude-category, --filter) every model's
+    lists are re-ranked, with the data's item attributes, before they are measured.
     """
     from recforge.evaluation import DEFAULT_METRICS, evaluate
 
@@ -150,7 +169,11 @@ def evaluate_cmd(
     models = dict(build_model(spec) for spec in model)  # check specs before loading data
     if len(models) < len(model):
         raise ConfigError("the same --model is given twice")
+    rerank = rerank_spec(
+        mmr, similarity, calibrate, category_column, exclude_category, filters, candidates
+    )
     ds = load_data(data, user=user, item=item, value=value, time=time, sep=sep)
+    reranker = None if rerank is None else rerank.reranker(ds.item_attributes)
     parts = make_split(ds, split, test_size, seed)
     err_console().print(
         f"{ds.name}: {ds.n_interactions:,} interactions; {parts.name}: "
@@ -165,6 +188,7 @@ def evaluate_cmd(
         n_bootstrap=bootstrap,
         rng=seed,
         progress=True,
+        reranker=reranker,
     )
     print_result(result)
     if result.settings.get("n_cold_users"):

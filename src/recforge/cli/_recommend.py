@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
     from recforge.data import IdIndex
     from recforge.models import Recommender
+    from recforge.models.rerank import AttributeFilter, RerankSpec
 
 __all__ = ["register"]
 
@@ -39,13 +41,129 @@ def _ids(index: IdIndex, texts: list[str], what: str) -> list[Any]:
 
 
 def _why_not(model: Recommender) -> str:
+    """The model's own reason for having no explanation, and the models that have one."""
     from recforge.models import available_models, model_class
 
     explaining = [n for n in available_models() if model_class(n).supports_explain]
-    return (
-        f"{type(model).__name__} does not explain its scores: it has no per-item evidence "
-        f"(models that explain: {', '.join(explaining)})"
+    reason = model.explain_unavailable() or ""
+    return f"{reason} (models that explain: {', '.join(explaining)})"
+
+
+_FILTER = re.compile(r"^\s*([^=!<>]+?)\s*(==|=|!=|>=|<=|>|<)\s*(.*?)\s*$")
+
+
+def _filter_value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return text
+
+
+def parse_filter(text: str) -> AttributeFilter:
+    """``--filter`` text (``year>=2000``, ``genre=Drama``) as an attribute filter."""
+    from recforge.exceptions import ConfigError
+    from recforge.models.rerank import AttributeFilter
+
+    match = _FILTER.match(text)
+    if match is None or not match.group(1) or not match.group(3):
+        raise ConfigError(
+            f"--filter {text!r} is not COLUMN OP VALUE (OP one of =, !=, <, <=, >, >=), "
+            "e.g. --filter year>=2000"
+        )
+    col, op, value = match.groups()
+    return AttributeFilter(col, "==" if op == "=" else op, _filter_value(value))
+
+
+def rerank_spec(
+    mmr: float | None,
+    similarity: str,
+    calibrate: float | None,
+    category_column: str,
+    exclude_categories: list[str],
+    filters: list[str],
+    candidates: int,
+) -> RerankSpec | None:
+    """The re-ranking setting of the command-line flags (``None`` when none is given)."""
+    from recforge.models.rerank import BusinessRules, RerankSpec
+
+    rules = None
+    if exclude_categories or filters:
+        rules = BusinessRules(
+            exclude_categories=list(exclude_categories),
+            filters=[parse_filter(f) for f in filters],
+            category_column=category_column,
+        )
+    if mmr is None and calibrate is None and rules is None:
+        return None
+    return RerankSpec(
+        mmr=mmr,
+        on=similarity,
+        calibrate=calibrate,
+        rules=rules,
+        category_column=category_column,
+        candidates=candidates,
     )
+
+
+def read_item_attributes(path: Path | None, key: str | None) -> pd.DataFrame | None:
+    """The ``--items`` attribute table (CSV or Parquet) indexed by its ``key`` column."""
+    if path is None:
+        return None
+    from recforge.data import read_attributes
+
+    return read_attributes(path, what="item", key=key)
+
+
+MmrOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--mmr",
+        min=0.0,
+        max=1.0,
+        help="Re-rank by maximal marginal relevance with this relevance weight λ "
+        "(1 keeps the model's order, 0 only diversifies).",
+    ),
+]
+SimilarityOpt = Annotated[
+    str,
+    typer.Option(
+        "--similarity",
+        help="Item similarity of --mmr: auto, vectors (the model's), features (--items "
+        "categories) or cooccurrence (the model's training data).",
+    ),
+]
+CalibrateOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--calibrate",
+        min=0.0,
+        max=1.0,
+        help="Calibrate lists to each user's category mix with this λ (needs --items).",
+    ),
+]
+ExcludeCategoryOpt = Annotated[
+    list[str],
+    typer.Option("--exclude-category", help="Never recommend items of this category."),
+]
+FilterOpt = Annotated[
+    list[str],
+    typer.Option("--filter", help="Keep items whose attribute passes, e.g. year>=2000."),
+]
+ItemsOpt = Annotated[
+    Path | None,
+    typer.Option("--items", help="Item attribute table (CSV/Parquet) for rules and features."),
+]
+ItemKeyOpt = Annotated[
+    str | None, typer.Option("--item-key", help="Item id column of --items (default: item).")
+]
+CategoryOpt = Annotated[
+    str, typer.Option("--category-column", help="Multi-valued category column of --items.")
+]
+CandidatesOpt = Annotated[
+    int, typer.Option("--candidates", min=1, help="Re-rank candidates·k items.")
+]
 
 
 def recommend(
@@ -73,9 +191,20 @@ def recommend(
         bool, typer.Option("--explain", help="Show the evidence behind each item.")
     ] = False,
     as_json: JsonArg = False,
+    mmr: MmrOpt = None,
+    similarity: SimilarityOpt = "auto",
+    calibrate: CalibrateOpt = None,
+    exclude_category: ExcludeCategoryOpt = [],  # noqa: B006 - typer copies defaults
+    filters: FilterOpt = [],  # noqa: B006 - typer copies defaults
+    items: ItemsOpt = None,
+    item_key: ItemKeyOpt = None,
+    category_column: CategoryOpt = "genres",
+    candidates: CandidatesOpt = 5,
 ) -> None:
     """Top-K items for users from a saved or registered model (unknown users get popular
-    items, with the reason), or for new users from their attributes."""
+    items, with the reason), optionally re-ranked (--mmr, --calibrate, --exclude-category,
+    --filter) by the same re-ranking as recforge.yaml and the service, or for new users
+    from their attributes (--user-attributes, --attribute)."""
     from recforge.cli._common import console, load_model_source
     from recforge.exceptions import ConfigError
 
@@ -91,7 +220,14 @@ def recommend(
             _print_rows(console(), rows)
         return
     ids = _ids(m.users_, users, "user")
-    recs = m.recommend(ids, k=k, on_unknown="popular")
+    spec = rerank_spec(
+        mmr, similarity, calibrate, category_column, exclude_category, filters, candidates
+    )
+    if spec is None:
+        recs = m.recommend(ids, k=k, on_unknown="popular")
+    else:
+        attrs = read_item_attributes(items, item_key)
+        recs = spec.reranker(attrs).rerank(m, ids, k=k, on_unknown="popular")
     rows = []
     for pos, user in enumerate(ids):
         reason = None if recs.reasons is None else recs.reasons[pos]
@@ -154,7 +290,7 @@ def _because(m: Recommender, user: Any, item: Any, reason: str | None) -> str:
     if reason:
         return reason
     if not m.supports_explain:
-        return "no explanation: " + _why_not(m).split(": ", 1)[1]
+        return f"no explanation: {m.explain_unavailable()}"
     exp = m.explain(user, item)
     top = [f"{c} ({w:+.3f})" for c, w in exp.contributions[:3]]
     return f"{exp.kind}: " + ", ".join(top) if top else "no evidence above zero"
@@ -195,6 +331,12 @@ def explain(
     rows = [{"evidence": c, "weight": float(w)} for c, w in exp.contributions]
     console().print(f"score {exp.score:.4f} for item {exp.item} and user {exp.user} ({exp.kind})")
     _print_rows(console(), rows)
+    for label, part in exp.parts:
+        if isinstance(part, str):
+            console().print(f"{label}: {part}")
+            continue
+        top = ", ".join(f"{c} ({w:+.3f})" for c, w in part.contributions[:3])
+        console().print(f"{label}: score {part.score:.4f} ({part.kind}) {top}")
 
 
 def register(app: typer.Typer) -> None:

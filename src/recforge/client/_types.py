@@ -107,12 +107,16 @@ class Recommendations:
         ``"unknown user: most popular items"``.
     items : tuple of RecommendedItem
         Best first.
+    explanation_unavailable : str or None
+        With ``explain=True``: why the items carry no explanation (the model cannot explain,
+        or the user has no training history).
     """
 
     user: str | None
     model_version: str
     reason: str
     items: tuple[RecommendedItem, ...]
+    explanation_unavailable: str | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -127,6 +131,7 @@ class Recommendations:
             model_version=str(doc["model_version"]),
             reason=str(doc["reason"]),
             items=tuple(RecommendedItem.from_json(d) for d in doc["items"]),
+            explanation_unavailable=doc.get("explanation_unavailable"),
         )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,9 @@ from recforge.evaluation._summary import summarise
 from recforge.exceptions import ConfigError
 from recforge.models.base import Recommender
 from recforge.split import Split
+
+if TYPE_CHECKING:
+    from recforge.models.rerank import Reranker
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -105,6 +108,7 @@ def evaluate(
     confidence: float = 0.95,
     rng: int = 0,
     progress: bool = False,
+    reranker: Reranker | None = None,
 ) -> EvaluationResult:
     """Fit models on ``split.train`` and measure their top-K lists on ``split.test``.
 
@@ -133,6 +137,9 @@ def evaluate(
         intervals (``rmse``/``mae`` use the normal approximation over interactions).
     progress
         Show a progress bar (rich) while fitting and ranking.
+    reranker
+        Re-rank every model's lists (:class:`~recforge.models.rerank.Reranker`: rules, MMR,
+        calibration) before they are measured.
 
     Returns
     -------
@@ -163,7 +170,9 @@ def evaluate(
         relevance_threshold=relevance_threshold,
         confidence=float(confidence),
     )
-    runs, timings = _fit_and_measure(named, split, protocol, fit=fit, progress=progress)
+    runs, timings = _fit_and_measure(
+        named, split, protocol, fit=fit, progress=progress, reranker=reranker
+    )
     pu = pd.concat([ev.per_user for ev in runs], ignore_index=True)
     agg = pd.concat([ev.aggregates for ev in runs], ignore_index=True)
     summary = _ordered(
@@ -204,6 +213,7 @@ def _fit_and_measure(
     *,
     fit: bool,
     progress: bool,
+    reranker: Reranker | None = None,
 ) -> tuple[list[ModelEvaluation], dict[str, dict[str, float]]]:
     """Fit (optionally) and evaluate each model on the split; their timings."""
     train, test = split.train, split.test
@@ -218,7 +228,9 @@ def _fit_and_measure(
                 model.fit(train)
             t1 = time.perf_counter()
             bar.describe(f"ranking with {name}")
-            ev = evaluate_model(model, train, test, protocol, label=name, tick=bar.advance)
+            ev = evaluate_model(
+                model, train, test, protocol, label=name, tick=bar.advance, reranker=reranker
+            )
             bar.advance(1)
             runs.append(ev)
             timings[name] = {

@@ -42,6 +42,7 @@ from recforge.evaluation._names import (
 )
 from recforge.exceptions import ConfigError, DataError
 from recforge.models.base import Recommender
+from recforge.models.rerank import Reranker
 
 __all__ = [
     "AGGREGATE_COLUMNS",
@@ -235,18 +236,26 @@ def rank_known(
     k: int,
     on_scores: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
     tick: Tick | None = None,
+    reranker: Reranker | None = None,
 ) -> np.ndarray:
     """Top-``k`` item codes of known users through ``recommend``: full catalogue, seen excluded.
 
-    ``on_scores(start, codes, scores)`` sees each block's dense scores (``score_users``).
+    ``on_scores(start, codes, scores)`` sees each block's dense scores (``score_users``);
+    with a ``reranker`` the lists are :meth:`Reranker.rerank`'s (rules, MMR, calibration).
     """
     out = np.full((users.size, k), -1, dtype=np.int32)
     block = max(1, int(model.score_block_size))
+    if reranker is not None:
+        reranker = reranker.for_model(model)
     for start in range(0, users.size, block):
         codes = users[start : start + block]
         if on_scores is not None:
             on_scores(start, codes, model.score_users(codes))
-        recs = model.recommend(model.users_.ids_of(codes), k=k, exclude_seen=True)
+        ids = model.users_.ids_of(codes)
+        if reranker is None:
+            recs = model.recommend(ids, k=k, exclude_seen=True)
+        else:
+            recs = reranker.rerank(model, ids, k=k, exclude_seen=True)
         idx = np.asarray(recs.item_codes, dtype=np.int32)
         out[start : start + block, : idx.shape[1]] = idx
         if tick is not None:
@@ -254,12 +263,21 @@ def rank_known(
     return out
 
 
-def rank_cold(model: Recommender, n_users: int, k: int) -> np.ndarray:
-    """The fallback list (``on_unknown="popular"``), one row per cold user."""
+def rank_cold(
+    model: Recommender, n_users: int, k: int, reranker: Reranker | None = None
+) -> np.ndarray:
+    """The fallback list (``on_unknown="popular"``), one row per cold user (re-ranked by
+    ``reranker`` when given, against an empty history)."""
     out = np.full((n_users, k), -1, dtype=np.int32)
     if n_users == 0:
         return out
-    idx, _ = topk(model.fallback_scores()[None, :], k)
+    if reranker is not None:
+        empty = sp.csr_array((1, model.n_items), dtype=np.float32)
+        idx, _ = reranker.for_model(model).rerank_scores(
+            model.fallback_scores()[None, :], model.items_, k, empty
+        )
+    else:
+        idx, _ = topk(model.fallback_scores()[None, :], k)
     out[:, : idx.shape[1]] = idx[0]
     return out
 
@@ -416,6 +434,7 @@ def evaluate_model(
     *,
     label: str = "model",
     tick: Tick | None = None,
+    reranker: Reranker | None = None,
 ) -> ModelEvaluation:
     """Measure a fitted model on held-out interactions (the one evaluation code path).
 
@@ -434,6 +453,9 @@ def evaluate_model(
         The model's name in the tables.
     tick
         Called with the number of users ranked after each block (progress bars).
+    reranker
+        Re-rank every list (rules, MMR diversity, calibration) before it is scored, so a
+        re-ranking setting is measured by the same metrics as the model alone.
 
     Returns
     -------
@@ -461,8 +483,10 @@ def evaluate_model(
         else None
     )
     recs = np.empty((test_users.size, protocol.ks[-1]), dtype=np.int32)
-    recs[groups["known"]] = rank_known(model, test_users[groups["known"]], recs.shape[1], auc, tick)
-    recs[groups["cold"]] = rank_cold(model, int(groups["cold"].size), recs.shape[1])
+    recs[groups["known"]] = rank_known(
+        model, test_users[groups["known"]], recs.shape[1], auc, tick, reranker
+    )
+    recs[groups["cold"]] = rank_cold(model, int(groups["cold"].size), recs.shape[1], reranker)
     t1 = time.perf_counter()
 
     context = metric_context(train, protocol.metrics)

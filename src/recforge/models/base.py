@@ -182,9 +182,13 @@ class Explanation:
     score : float
         The model's score of the pair.
     kind : str
-        ``"items"`` (contributions of the user's own items) or ``"features"``.
+        ``"items"`` (contributions of the user's own items), ``"features"``, ``"users"``
+        (contributions of similar users) or ``"members"`` (an ensemble's weighted parts).
     contributions : list of (id or feature name, weight)
         Sorted by decreasing absolute weight.
+    parts : list of (label, Explanation or str)
+        Nested explanations of the components of a composite score (a Blend's members):
+        each component's own explanation, or the reason it has none.
     """
 
     user: Any
@@ -192,16 +196,25 @@ class Explanation:
     score: float
     kind: str
     contributions: list[tuple[Any, float]] = field(default_factory=list)
+    parts: list[tuple[str, Explanation | str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
+        """JSON-ready form (``parts`` only when there are some)."""
+        doc: dict[str, Any] = {
             "user": _py(self.user),
             "item": _py(self.item),
             "score": float(self.score),
             "kind": self.kind,
             "contributions": [{"id": _py(c), "weight": float(w)} for c, w in self.contributions],
         }
+        if self.parts:
+            doc["parts"] = [
+                {"label": label, "explanation": part.to_dict()}
+                if isinstance(part, Explanation)
+                else {"label": label, "unavailable": part}
+                for label, part in self.parts
+            ]
+        return doc
 
 
 def _py(x: Any) -> Any:
@@ -266,6 +279,8 @@ class Recommender:
     supports_history: ClassVar[bool] = False
     #: ``explain(user, item)``
     supports_explain: ClassVar[bool] = False
+    #: why a model without ``supports_explain`` cannot explain, in words for its users
+    explain_unsupported_reason: ClassVar[str] = ""
     #: ``item_vectors()`` gives one row per item whose cosine measures item similarity
     supports_item_vectors: ClassVar[bool] = False
     #: ``add_items(attributes)`` makes new items recommendable from their attributes
@@ -488,6 +503,10 @@ class Recommender:
     def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
         """``(score, kind, contributions)``; contribution ids are external ids or names."""
         raise UnsupportedCapabilityError(f"{type(self).__name__} does not support explain")
+
+    def _explain_parts(self, user_idx: int, item_idx: int) -> list[tuple[str, Explanation | str]]:
+        """Nested explanations of a composite score's components (none by default)."""
+        return []
 
     def _item_vectors(self) -> np.ndarray | sp.csr_array:
         """``(n_items, d)`` rows whose cosine measures item similarity."""
@@ -1090,15 +1109,39 @@ class Recommender:
         idx, val = self._select(scores, None, allowed, int(min(k, self.n_items)))
         return self._package(users, idx, val)
 
+    @classmethod
+    def explain_unavailable(cls) -> str | None:
+        """Why this model cannot explain its scores (``None`` when it can).
+
+        The sentence is the one :meth:`explain` raises, the CLI prints and the service returns.
+        """
+        if cls.supports_explain:
+            return None
+        reason = cls.explain_unsupported_reason or "it has no per-item evidence behind a score"
+        return f"{cls.__name__} does not explain its scores: {reason}"
+
     def explain(self, user: Any, item: Any) -> Explanation:
-        """Why ``item`` is scored as it is for ``user``."""
-        self._require("supports_explain", "explain")
+        """Why ``item`` is scored as it is for ``user``.
+
+        Raises
+        ------
+        UnsupportedCapabilityError
+            For a model without ``supports_explain``, with :meth:`explain_unavailable`'s reason.
+        """
+        reason = self.explain_unavailable()
+        if reason is not None:
+            raise UnsupportedCapabilityError(reason)
         self._check_fitted("explain")
         u = int(self.users_.codes([user], what="user")[0])
         i = int(self.items_.codes([item], what="item")[0])
         score, kind, contrib = self._explain(u, i)
         return Explanation(
-            _py(user), _py(item), float(score), kind, [(_py(c), float(w)) for c, w in contrib]
+            _py(user),
+            _py(item),
+            float(score),
+            kind,
+            [(_py(c), float(w)) for c, w in contrib],
+            self._explain_parts(u, i),
         )
 
     # ------------------------------------------------------------------ catalogue growth

@@ -351,7 +351,7 @@ class ContentBased(Recommender):
             base.score,
             base.kind,
             base.contributions,
-            self._history_contributions(u, i),
+            similar_history=self._history_contributions(u, i),
         )
 
     # ------------------------------------------------------------------ new items

@@ -641,6 +641,7 @@ class Blend(Recommender):
 
     name = "blend"
     supports_history = True
+    supports_explain = True
 
     members: Sequence[Mapping[str, Any]] = param(
         default=({"model": "popular", "params": {}}, {"model": "content", "params": {}}),
@@ -823,6 +824,58 @@ class Blend(Recommender):
         if self.fallback is not None and item_idx.size < self.min_user_interactions:
             return _normalise(rows[self.fallback], self.normalization)[0]
         return self._combine(rows)[0]
+
+    # ------------------------------------------------------------------ explanations
+    def _member_terms(self, user_idx: int, item_idx: int) -> tuple[np.ndarray, list[str]]:
+        """Each member's term of the blended score of one pair (they add up to it)."""
+        u = np.array([user_idx], dtype=np.int32)
+        norm = [_normalise(m.score_users(u), self.normalization)[0] for m in self.members_]
+        n = len(norm)
+        names = [f"member {j} ({self.members[j]['model']})" for j in range(n)]
+        terms = np.zeros(n, dtype=np.float64)
+        if (
+            self.fallback is not None
+            and self.min_user_interactions > 0
+            and self.user_counts_[user_idx] < self.min_user_interactions
+        ):
+            f = self.fallback
+            terms[f] = float(norm[f][item_idx])
+            names[f] += ": alone, the user has too short a history"
+            return terms, names
+        cold = self.cold_item_member is not None and bool(np.isin(item_idx, self.cold_items_))
+        for j, w in enumerate(self.weights_):
+            if cold and j == self.cold_item_member:
+                w_c = float(w) or 1.0 / n
+                terms[j] = w_c * float(norm[j][item_idx])
+                names[j] += f": weight {w_c:.3g} x normalised score (the item is cold)"
+            elif cold and w:
+                terms[j] = float(w) * float(norm[j].mean())
+                names[j] += f": weight {float(w):.3g} x its mean score (it cannot score cold items)"
+            elif w:
+                terms[j] = float(w) * float(norm[j][item_idx])
+                names[j] += f": weight {float(w):.3g} x normalised score"
+        return terms, names
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
+        """The members' weighted normalised scores, which add up to the blended score."""
+        terms, names = self._member_terms(user_idx, item_idx)
+        order = np.lexsort((np.arange(terms.size), -np.abs(terms)))
+        return (
+            float(terms.sum()),
+            "members",
+            [(names[j], float(terms[j])) for j in order if terms[j] != 0],
+        )
+
+    def _explain_parts(self, user_idx: int, item_idx: int) -> list[tuple[str, Any]]:
+        """Each member's own explanation of its raw score, or why it has none."""
+        user = self.users_.ids_of(np.array([user_idx]))[0]
+        item = self.items_.ids_of(np.array([item_idx]))[0]
+        parts: list[tuple[str, Any]] = []
+        for j, m in enumerate(self.members_):
+            label = f"member {j} ({self.members[j]['model']})"
+            reason = m.explain_unavailable()
+            parts.append((label, m.explain(user, item) if reason is None else reason))
+        return parts
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:

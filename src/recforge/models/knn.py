@@ -301,6 +301,7 @@ class UserKNN(CooccurrenceItemVectors, _KNN):
 
     Fold-in (:meth:`recommend_for_history`) computes the new user's similarity to every
     training user (weighting and centring computed with the new row included).
+    Explanations list the similar users who have the item, by their term ``s(u, v) · x_vj``.
 
     Attributes
     ----------
@@ -312,6 +313,7 @@ class UserKNN(CooccurrenceItemVectors, _KNN):
     explicit = True
     supports_predict = True
     supports_history = True
+    supports_explain = True
 
     def _fit(self, dataset: Dataset, options: TrainingOptions) -> None:
         ratings = _values(dataset, binary=False)
@@ -343,6 +345,21 @@ class UserKNN(CooccurrenceItemVectors, _KNN):
 
     def _predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         return _predict_knn(self, target=user_idx, other=item_idx, rated_by_other=self.item_raters_)
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[float, str, list[tuple[Any, float]]]:
+        """Similar users who have the item: each neighbour's term ``s(u, v) · x_vj``.
+
+        The terms add up to the ranking score (:meth:`score_users`).
+        """
+        s = self.similarity_[[user_idx]]
+        neighbours = s.indices
+        x = np.asarray(self.user_items_[neighbours][:, [item_idx]].toarray()[:, 0], np.float64)
+        contrib = s.data.astype(np.float64) * x
+        score = float(contrib.sum())
+        keep = np.flatnonzero(contrib != 0)
+        order = keep[np.lexsort((neighbours[keep], -np.abs(contrib[keep])))]
+        ids = self.users_.ids_of(neighbours[order])
+        return score, "users", [(v, float(c)) for v, c in zip(ids, contrib[order], strict=True)]
 
     def _set_state(self, state: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         n_u, n_i = len(self.users_), len(self.items_)

@@ -74,6 +74,10 @@ class Random(Recommender):
 
     name = "random"
     supports_history = True
+    explain_unsupported_reason = (
+        "its scores are pseudo-random numbers drawn for each user (a baseline), so no "
+        "evidence lies behind them"
+    )
 
     rng: int = param(default=0, low=0, doc="Seed.")
 

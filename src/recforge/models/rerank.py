@@ -16,14 +16,24 @@
   (already restricted by the rules' mask), applies the boosts and the chosen re-ranking, and
   returns :class:`~recforge.models.base.Recommendations` (scores are the model's scores after
   boosts; the order is the re-ranked one).
+* :func:`similarity_vectors` -- the one definition of the item similarity MMR uses, for every
+  model: its item vectors when it declares them, else the multi-hot categories of the item
+  attributes, else the items' co-occurrence in the model's training matrix
+  (:meth:`~recforge.models.base.Recommender.seen_matrix`). Python, the CLI, ``recforge.yaml``
+  and the service all call it.
+* :class:`RerankSpec` -- a declarative re-ranking setting (``{mmr: {lambda: 0.7,
+  similarity: auto}, calibrate: {...}, rules: {...}}``), as written in ``recforge.yaml``
+  and built by the CLI.
 
 All greedy steps are vectorised over a block of users; the only Python loop runs ``k`` times.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,15 +49,25 @@ from recforge.features import _split_values
 from recforge.models.base import Recommendations, Recommender
 
 __all__ = [
+    "SIMILARITY_SOURCES",
     "AttributeFilter",
     "Boost",
     "BusinessRules",
+    "RerankSpec",
     "Reranker",
     "calibrate",
     "category_matrix",
     "mmr",
     "rules_from_dict",
+    "similarity_vectors",
 ]
+
+#: Where MMR's item similarity comes from (see :func:`similarity_vectors`).
+SIMILARITY_SOURCES = ("auto", "vectors", "features", "cooccurrence")
+#: co-occurrence vectors per model, rebuilt when its training matrix is another array
+_COOCCURRENCE: weakref.WeakKeyDictionary[Recommender, tuple[sp.csr_array, sp.csr_array]] = (
+    weakref.WeakKeyDictionary()
+)
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq,
@@ -112,6 +132,77 @@ def category_matrix(
     m.sum_duplicates()
     m.data[:] = 1.0
     return m, names
+
+
+def similarity_vectors(
+    model: Recommender,
+    on: str = "auto",
+    attributes: pd.DataFrame | None = None,
+    category_column: str = "genres",
+    sep: str | None = "|",
+) -> np.ndarray | sp.csr_array:
+    """Item rows whose cosine is the item similarity of MMR, for any fitted model.
+
+    Parameters
+    ----------
+    model
+        A fitted recommender (rows follow its item codes).
+    on
+        ``"vectors"``: the model's :meth:`~recforge.models.base.Recommender.item_vectors`
+        (models with ``supports_item_vectors``); ``"features"``: the multi-hot categories of
+        ``attributes[category_column]``; ``"cooccurrence"``: each item's binary column of
+        training users in :meth:`~recforge.models.base.Recommender.seen_matrix` (two items are
+        similar when the same users have them); ``"auto"``: the first of these the model and
+        the data allow.
+    attributes
+        Item attribute table indexed by item id (for ``"features"``).
+    category_column, sep
+        The multi-valued attribute column and its separator.
+
+    Returns
+    -------
+    numpy.ndarray or scipy.sparse.csr_array
+        ``(model.n_items, d)``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown ``on``, ``"vectors"`` on a model without item vectors, or
+        ``"features"`` without the attribute column.
+    """
+    if on not in SIMILARITY_SOURCES:
+        raise ConfigError(
+            f"MMR similarity 'on' must be one of {', '.join(SIMILARITY_SOURCES)}, got {on!r}"
+        )
+    has_features = attributes is not None and category_column in attributes.columns
+    if on == "auto":
+        on = (
+            "vectors"
+            if model.supports_item_vectors
+            else "features"
+            if has_features
+            else "cooccurrence"
+        )
+    if on == "vectors":
+        if not model.supports_item_vectors:
+            raise ConfigError(
+                f"{type(model).__name__} has no item vectors for MMR; use similarity: features "
+                "(item attributes) or similarity: cooccurrence (its training matrix)"
+            )
+        return model.item_vectors()
+    if on == "features":
+        if attributes is None:
+            raise ConfigError("MMR on features needs item attributes")
+        return category_matrix(attributes, model.items_, category_column, sep)[0]
+    seen = model.seen_matrix()
+    hit = _COOCCURRENCE.get(model)
+    if hit is not None and hit[0] is seen:
+        return hit[1]
+    vectors = sp.csr_array(seen.T, dtype=np.float32)
+    vectors.data[:] = 1.0
+    vectors.sort_indices()
+    _COOCCURRENCE[model] = (seen, vectors)
+    return vectors
 
 
 def _unit_rows(vectors: np.ndarray | sp.sparray | sp.spmatrix) -> np.ndarray | sp.csr_array:
@@ -551,6 +642,25 @@ class BusinessRules:
         """Whether any boost is declared."""
         return bool(self.boosts)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, as :func:`rules_from_dict` reads it."""
+        boosts = []
+        for b in self.boosts:
+            doc: dict[str, Any] = {"multiply": b.multiply, "add": b.add}
+            if b.category is not None:
+                doc["category"] = b.category
+            if b.when is not None:
+                doc["when"] = b.when.to_dict()
+            boosts.append(doc)
+        return {
+            "exclude_categories": list(self.exclude_categories),
+            "require_categories": list(self.require_categories),
+            "filters": [f.to_dict() for f in self.filters],
+            "boosts": boosts,
+            "category_column": self.category_column,
+            "sep": self.sep,
+        }
+
 
 # =========================================================================== Reranker
 class Reranker:
@@ -569,7 +679,11 @@ class Reranker:
         Calibration ``λ`` in ``[0, 1]`` (``None``: no calibration). Exclusive with diversity.
     item_vectors
         Vectors for MMR similarity aligned with the model's item codes (e.g. a factor
-        model's item factors); by default the multi-hot categories of ``category_column``.
+        model's item factors). Without them, :meth:`rerank` takes them from the model by
+        :func:`similarity_vectors` (``similarity``) and :meth:`rerank_candidates` uses the
+        multi-hot categories of ``category_column``.
+    similarity
+        Source of :meth:`rerank`'s MMR similarity: one of :data:`SIMILARITY_SOURCES`.
     category_column, sep
         Categories used by calibration and the default similarity.
     candidates
@@ -600,7 +714,13 @@ class Reranker:
         sep: str | None = "|",
         candidates: int = 5,
         alpha: float = 0.01,
+        similarity: str = "auto",
     ) -> None:
+        if similarity not in SIMILARITY_SOURCES:
+            raise ConfigError(
+                f"The 'similarity' parameter of Reranker must be one of "
+                f"{', '.join(SIMILARITY_SOURCES)}, got {similarity!r}"
+            )
         if diversity is not None and calibration is not None:
             raise ConfigError("choose diversity (MMR) or calibration, not both")
         for name, lam in (("diversity", diversity), ("calibration", calibration)):
@@ -613,7 +733,9 @@ class Reranker:
                 f"The 'candidates' parameter of Reranker must be an int >= 1, got {candidates!r}"
             )
         needs_attrs = rules is not None or calibration is not None
-        needs_attrs = needs_attrs or (diversity is not None and item_vectors is None)
+        needs_attrs = needs_attrs or (
+            diversity is not None and item_vectors is None and similarity == "features"
+        )
         if needs_attrs and attributes is None:
             raise ConfigError(
                 "Reranker needs item attributes for rules, calibration or "
@@ -628,6 +750,7 @@ class Reranker:
         self.sep = sep
         self.candidates = candidates
         self.alpha = alpha
+        self.similarity = similarity
 
     def _categories(self, items: IdIndex) -> sp.csr_array:
         assert self.attributes is not None
@@ -683,7 +806,14 @@ class Reranker:
         item_idx = np.take_along_axis(item_idx, order, axis=1)
         scores = np.take_along_axis(scores, order, axis=1)
         if self.diversity is not None:
-            vecs = self.item_vectors if self.item_vectors is not None else self._categories(items)
+            vecs = self.item_vectors
+            if vecs is None:
+                if self.attributes is None:
+                    raise ConfigError(
+                        "MMR needs item_vectors or item attributes (or use rerank(model, ...), "
+                        "which takes the similarity from the model)"
+                    )
+                vecs = self._categories(items)
             if vecs.shape[0] < len(items):
                 raise ConfigError(
                     f"item_vectors has {vecs.shape[0]} rows but the model has {len(items)} items"
@@ -744,8 +874,25 @@ class Reranker:
             history = sp.csr_array(seen[rows])
             history = sp.csr_array(sp.diags_array((codes >= 0).astype(np.float32)) @ history)
         scores = np.where(recs.item_codes >= 0, recs.scores, -np.inf).astype(np.float32)
-        codes_out, vals = self.rerank_candidates(recs.item_codes, scores, items, k, history)
+        codes_out, vals = self.for_model(model).rerank_candidates(
+            recs.item_codes, scores, items, k, history
+        )
         return _package(items, recs.users, codes_out, vals, recs.reasons)
+
+    def for_model(self, model: Recommender) -> Reranker:
+        """This re-ranker with MMR's item vectors taken from ``model`` (when it needs them).
+
+        The vectors come from :func:`similarity_vectors` with this re-ranker's
+        ``similarity``, attributes and category column; explicit ``item_vectors`` win.
+        """
+        if self.diversity is None or self.item_vectors is not None:
+            return self
+        vectors = similarity_vectors(
+            model, self.similarity, self.attributes, self.category_column, self.sep
+        )
+        out = copy.copy(self)
+        out.item_vectors = vectors
+        return out
 
     def rerank_recommendations(
         self,
@@ -844,3 +991,168 @@ def rules_from_dict(config: Mapping[str, Any]) -> BusinessRules:
         category_column=str(config.get("category_column", "genres")),
         sep=config.get("sep", "|"),
     )
+
+
+# =========================================================================== declarative setting
+_SPEC_KEYS = {"name", "mmr", "calibrate", "rules", "candidates"}
+_MMR_KEYS = {"lambda", "similarity", "category_column", "sep"}
+_CALIBRATE_KEYS = {"lambda", "alpha", "category_column", "sep"}
+
+
+def _section(doc: Any, what: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"rerank {what} must be a mapping, got {doc!r}")
+    extra = set(doc) - allowed
+    if extra:
+        raise ConfigError(
+            f"unknown rerank {what} keys {sorted(extra)} (allowed: {sorted(allowed)})"
+        )
+    return dict(doc)
+
+
+def _unit(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"rerank {what} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class RerankSpec:
+    """One declarative re-ranking setting: MMR or calibration, and business rules.
+
+    Parameters
+    ----------
+    mmr
+        MMR relevance weight ``λ`` in ``[0, 1]`` (1 keeps the model's order); ``None``: no MMR.
+    on
+        Source of MMR's item similarity (:func:`similarity_vectors`); ``similarity`` in the
+        dict form.
+    calibrate
+        Calibration ``λ`` in ``[0, 1]``; ``None``: no calibration (exclusive with ``mmr``).
+    alpha
+        Calibration smoothing.
+    rules
+        Filters, exclusions and boosts.
+    category_column, sep
+        The multi-valued item attribute of calibration and ``on="features"``.
+    candidates
+        The model proposes ``candidates · k`` items before re-ranking.
+    name
+        Label in reports (default: :meth:`describe`).
+
+    Examples
+    --------
+    >>> spec = RerankSpec.from_dict({"mmr": {"lambda": 0.7, "similarity": "cooccurrence"}})
+    >>> spec.label
+    'mmr λ=0.7 on cooccurrence'
+    """
+
+    mmr: float | None = None
+    on: str = "auto"
+    calibrate: float | None = None
+    alpha: float = 0.01
+    rules: BusinessRules | None = None
+    category_column: str = "genres"
+    sep: str | None = "|"
+    candidates: int = 5
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mmr is None and self.calibrate is None and self.rules is None:
+            raise ConfigError("a rerank setting needs mmr, calibrate or rules")
+        if self.mmr is not None and self.calibrate is not None:
+            raise ConfigError("a rerank setting takes mmr or calibrate, not both")
+        if self.on not in SIMILARITY_SOURCES:
+            raise ConfigError(
+                f"rerank mmr 'similarity' must be one of {', '.join(SIMILARITY_SOURCES)}, "
+                f"got {self.on!r}"
+            )
+        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int):
+            raise ConfigError(f"rerank candidates must be an int >= 1, got {self.candidates!r}")
+        if self.candidates < 1:
+            raise ConfigError(f"rerank candidates must be an int >= 1, got {self.candidates!r}")
+
+    @property
+    def label(self) -> str:
+        """The setting's name in tables."""
+        return self.name or self.describe()
+
+    def describe(self) -> str:
+        """A short description (``"mmr λ=0.7 on auto + rules"``)."""
+        parts = []
+        if self.mmr is not None:
+            parts.append(f"mmr λ={self.mmr:g} on {self.on}")
+        if self.calibrate is not None:
+            parts.append(f"calibrate λ={self.calibrate:g} ({self.category_column})")
+        if self.rules is not None:
+            parts.append("rules")
+        return " + ".join(parts)
+
+    def reranker(self, attributes: pd.DataFrame | None) -> Reranker:
+        """The :class:`Reranker` of this setting over the item attribute table."""
+        return Reranker(
+            attributes=attributes,
+            rules=self.rules,
+            diversity=self.mmr,
+            calibration=self.calibrate,
+            category_column=self.category_column,
+            sep=self.sep,
+            candidates=self.candidates,
+            alpha=self.alpha,
+            similarity=self.on,
+        )
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> RerankSpec:
+        """A setting from its ``recforge.yaml`` form.
+
+        ``{name: ..., mmr: {lambda, similarity, category_column, sep} | λ, calibrate:
+        {lambda, alpha, category_column, sep} | λ, rules: {...} (see
+        :func:`rules_from_dict`), candidates}``.
+
+        Raises
+        ------
+        ConfigError
+            Naming the unknown key or the bad value.
+        """
+        d = _section(doc, "setting", _SPEC_KEYS)
+        kw: dict[str, Any] = {}
+        for key in ("mmr", "calibrate"):
+            sub = d.get(key)
+            if sub is None:
+                continue
+            sub = {"lambda": sub} if isinstance(sub, int | float) else sub
+            sub = _section(sub, key, _MMR_KEYS if key == "mmr" else _CALIBRATE_KEYS)
+            if "lambda" not in sub:
+                raise ConfigError(f"rerank {key} needs 'lambda' (a number in [0, 1])")
+            kw[key] = _unit(sub["lambda"], f"{key}.lambda")
+            if "similarity" in sub:
+                kw["on"] = str(sub["similarity"])
+            if "alpha" in sub:
+                kw["alpha"] = float(sub["alpha"])
+            for field_name in ("category_column", "sep"):
+                if field_name in sub:
+                    kw[field_name] = sub[field_name]
+        if d.get("rules") is not None:
+            if not isinstance(d["rules"], Mapping):
+                raise ConfigError(f"rerank rules must be a mapping, got {d['rules']!r}")
+            kw["rules"] = rules_from_dict(d["rules"])
+        if "candidates" in d:
+            kw["candidates"] = d["candidates"]
+        if d.get("name") is not None:
+            kw["name"] = str(d["name"])
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``from_dict`` reads it back)."""
+        doc: dict[str, Any] = {"name": self.label, "candidates": self.candidates}
+        if self.mmr is not None:
+            doc["mmr"] = {"lambda": self.mmr, "similarity": self.on}
+        if self.calibrate is not None:
+            doc["calibrate"] = {"lambda": self.calibrate, "alpha": self.alpha}
+        if self.mmr is not None or self.calibrate is not None:
+            key = "mmr" if self.mmr is not None else "calibrate"
+            doc[key].update({"category_column": self.category_column, "sep": self.sep})
+        if self.rules is not None:
+            doc["rules"] = self.rules.to_dict()
+        return doc

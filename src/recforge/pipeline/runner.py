@@ -281,8 +281,96 @@ def _model_key(
             "split_spec": cfg.split.to_spec(),
             "tuning": cfg.tuning.model_dump(mode="json") if mc.tuned else None,
             "evaluation": cfg.evaluation.model_dump(mode="json"),
+            "rerank": rerank_settings(cfg, mc),
         }
     )
+
+
+def rerank_settings(cfg: RunConfig, mc: ModelConfig) -> list[dict[str, Any]]:
+    """The re-ranking settings evaluated for a model: its own, else the run's."""
+    return list(mc.rerank if mc.rerank is not None else cfg.rerank or [])
+
+
+#: metrics of the re-ranking trade-off table: accuracy, intra-list diversity, coverage
+TRADEOFF_METRICS = ("ndcg", "diversity", "coverage")
+
+
+def _rerank_tradeoff(
+    cfg: RunConfig,
+    mc: ModelConfig,
+    model: Recommender,
+    train: Dataset,
+    test: Dataset,
+) -> list[dict[str, Any]]:
+    """Accuracy and diversity of the model without and with each re-ranking setting.
+
+    Every number comes from :func:`~recforge.evaluation.evaluate_model` (the one engine),
+    known users, at the run's main cut-off.
+    """
+    from recforge.models.rerank import RerankSpec
+
+    docs = rerank_settings(cfg, mc)
+    if not docs:
+        return []
+    k = main_metric(cfg)[1] or cfg.evaluation.k[-1]
+    protocol = EvaluationProtocol(
+        metrics=TRADEOFF_METRICS, ks=(k,), max_users=cfg.evaluation.max_users, seed=cfg.seed
+    )
+    rows = []
+    specs: list[RerankSpec | None] = [None, *(RerankSpec.from_dict(d) for d in docs)]
+    for spec in specs:
+        reranker = None if spec is None else spec.reranker(train.item_attributes)
+        ev = evaluate_model(model, train, test, protocol, label="rerank", reranker=reranker)
+        row: dict[str, Any] = {
+            "setting": "none" if spec is None else spec.label,
+            "spec": None if spec is None else spec.to_dict(),
+            "k": k,
+        }
+        row.update({m: ev.value(m, k) for m in TRADEOFF_METRICS})
+        rows.append(row)
+    return rows
+
+
+def check_rerank(cfg: RunConfig, dataset: Dataset) -> None:
+    """Build every model's re-ranking settings against the data before anything is fitted.
+
+    Raises
+    ------
+    ConfigError
+        Naming the model and the setting, e.g. calibration without item attributes.
+    """
+    from recforge.models.rerank import RerankSpec
+
+    attrs = dataset.item_attributes
+    for label, mc in cfg.models.items():
+        for doc in rerank_settings(cfg, mc):
+            spec = RerankSpec.from_dict(doc)
+            try:
+                spec.reranker(attrs)
+                uses_column = spec.calibrate is not None or spec.on == "features"
+                if uses_column and attrs is not None and spec.category_column not in attrs:
+                    raise ConfigError(
+                        f"item attributes have no column {spec.category_column!r} "
+                        f"(columns: {', '.join(map(str, attrs.columns))})"
+                    )
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"model {label!r}, rerank setting {spec.label!r}: {exc}"
+                ) from None
+
+
+def _mean_rows(folds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Trade-off rows averaged over folds (same settings in the same order)."""
+    if not folds:
+        return []
+    out = []
+    for pos, row in enumerate(folds[0]):
+        mean = dict(row)
+        for m in TRADEOFF_METRICS:
+            mean[m] = float(np.mean([f[pos][m] for f in folds]))
+        mean["folds"] = len(folds)
+        out.append(mean)
+    return out
 
 
 def main_metric(cfg: RunConfig) -> tuple[str, int | None]:
@@ -561,6 +649,7 @@ def _fit_and_evaluate(
     if mc.tuned:
         params, info["tuning"] = _tune_one(cfg, rd, label, mc, first, bar)
     per_user, aggregates, rec_pop = [], [], []
+    tradeoff: list[list[dict[str, Any]]] = []
     fit_s = recommend_s = 0.0
     notes: dict[str, str] = {}
     n_users: dict[str, int] = {}
@@ -575,6 +664,7 @@ def _fit_and_evaluate(
         bar.advance(task)
         ev = evaluate_model(model, full_train, split.test, protocol, label=label)
         bar.advance(task)
+        tradeoff.append(_rerank_tradeoff(cfg, mc, model, full_train, split.test))
         per_user.append(ev.per_user.assign(fold=i))
         aggregates.append(ev.aggregates.assign(fold=i))
         rec_pop.append(ev.recommended_popularity)
@@ -600,6 +690,8 @@ def _fit_and_evaluate(
             "notes": notes,
         }
     )
+    if any(tradeoff):
+        info["rerank"] = _mean_rows(tradeoff)
     return info
 
 
@@ -754,6 +846,7 @@ def _run(
     else:
         ds, fingerprint = _prepare(cfg, rd, dataset)
         folds = _split(cfg, rd, ds)
+    check_rerank(cfg, ds)  # before any model is fitted
     done, refitted = _evaluate_all(cfg, rd, folds, fingerprint, protocol, show, on_model_done)
 
     per_user = pd.concat([r.per_user for r in done.values()], ignore_index=True)

@@ -178,6 +178,9 @@ class RecommendationsOut(BaseModel):
     model_version: str
     reason: str
     items: list[RecommendedItem]
+    explanation_unavailable: str | None = None
+    """With ``explain=true``: why the items carry no explanation (the model cannot explain,
+    or the user has no training history), else ``None``."""
 
 
 class SimilarOut(BaseModel):

@@ -305,9 +305,14 @@ class RecommenderContract:
             recs = m.recommend(["u0"], k=1)
             item = recs.items[0, 0]
             if not m.supports_explain:
-                with pytest.raises(UnsupportedCapabilityError):
+                assert m.explain_unavailable()
+                assert type(m).explain_unsupported_reason, (
+                    f"{type(m).__name__} must declare explain_unsupported_reason"
+                )
+                with pytest.raises(UnsupportedCapabilityError, match="does not explain"):
                     m.explain("u0", item)
                 continue
+            assert m.explain_unavailable() is None
             e = m.explain("u0", item)
             assert isinstance(e, Explanation)
             assert np.isfinite(e.score)

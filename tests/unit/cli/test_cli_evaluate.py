@@ -153,3 +153,24 @@ def test_metric_help_lists_every_metric(runner: CliRunner) -> None:
     for name in [*RANKING_METRICS, *BEYOND_METRICS, *RATING_METRICS, *SCORE_METRICS]:
         assert name in text
     assert "Default: " + ", ".join(DEFAULT_METRICS) in text
+
+
+def test_evaluate_with_rerank_flags(runner: CliRunner, ratings_csv: Path, tmp_path: Path) -> None:
+    def diversity(extra: list[str]) -> float:
+        out = tmp_path / f"r{len(extra)}.json"
+        args = ["evaluate", "-d", str(ratings_csv), "-m", "popular", "--split", "user-random"]
+        args += ["--k", "5", "--metric", "ndcg", "--metric", "diversity", "--bootstrap", "0"]
+        result = runner.invoke(app, [*args, "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        rows = json.loads(out.read_text())["summary"]
+        return next(
+            r["value"] for r in rows if r["metric"] == "diversity" and r["group"] == "known"
+        )
+
+    plain = diversity([])
+    assert diversity(["--mmr", "0.0", "--similarity", "cooccurrence"]) > plain
+    bad = runner.invoke(
+        app, ["evaluate", "-d", str(ratings_csv), "-m", "popular", "--filter", "nope"]
+    )
+    assert bad.exit_code == 2
+    assert "is not COLUMN OP VALUE" in bad.output

@@ -50,8 +50,9 @@ def test_recommend_explains_or_says_why_not(saved: dict[str, Path], tmp_path: Pa
         app, ["recommend", "u0", "--registry", str(tmp_path / "reg"), "--explain", "--json"]
     )
     assert res.exit_code == 0, res.output
-    assert "does not explain" not in res.output
-    assert all("no explanation" in r["because"] for r in json.loads(res.output))
+    because = {r["because"] for r in json.loads(res.output)}
+    assert because == {f"no explanation: {model_class('random').explain_unavailable()}"}
+    assert "pseudo-random" in because.pop()
 
 
 def test_explain_a_pair(saved: dict[str, Path]) -> None:
@@ -66,7 +67,7 @@ def test_explain_a_pair(saved: dict[str, Path]) -> None:
     assert doc == model.explain("u0", item).to_dict()
     res = runner.invoke(app, ["explain", "u0", str(item), "--model", str(saved["random"])])
     assert res.exit_code == 2
-    assert "Random does not explain its scores" in res.output
+    assert "Random does not explain its scores: its scores are pseudo-random" in res.output
     assert "itemknn" in res.output
     res = runner.invoke(app, ["explain", "u0", "0101", "--model", str(saved["itemknn"])])
     assert res.exit_code == 2
@@ -113,3 +114,87 @@ def test_recommend_for_new_users_from_attributes(tmp_path: Path) -> None:
     )
     assert missing.exit_code != 0
     assert "missing column 'side'" in missing.output
+
+
+@pytest.fixture(scope="module")
+def item_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import pandas as pd
+
+    ids = toy_dataset().items.ids
+    frame = pd.DataFrame(
+        {
+            "item": ids,
+            "genres": ["A|B" if i % 3 == 0 else "C" if i % 3 == 1 else "D" for i in ids],
+            "year": [1990 + int(i) % 30 for i in ids],
+        }
+    )
+    path = tmp_path_factory.mktemp("items") / "items.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _items(output: str) -> list[int]:
+    return [r["item"] for r in json.loads(output)]
+
+
+def test_rerank_flags_change_the_list(saved: dict[str, Path], item_table: Path) -> None:
+    import pandas as pd
+
+    from recforge.models.rerank import RerankSpec
+
+    runner = CliRunner()
+    base = ["recommend", "u0", "--model", str(saved["itemknn"]), "-k", "5", "--json"]
+    plain = runner.invoke(app, base)
+    assert plain.exit_code == 0, plain.output
+    mmr = runner.invoke(app, [*base, "--mmr", "0.0", "--similarity", "cooccurrence"])
+    assert mmr.exit_code == 0, mmr.output
+    model = Recommender.load(saved["itemknn"])
+    spec = RerankSpec(mmr=0.0, on="cooccurrence")
+    want = spec.reranker(None).rerank(model, ["u0"], k=5).items[0].tolist()
+    assert _items(mmr.output) == want
+    assert _items(mmr.output) != _items(plain.output)
+    attrs = pd.read_csv(item_table).set_index("item")
+    ruled = runner.invoke(
+        app,
+        [*base, "--items", str(item_table), "--exclude-category", "C", "--filter", "year>=2000"],
+    )
+    assert ruled.exit_code == 0, ruled.output
+    got = _items(ruled.output)
+    assert len(got) == 5
+    assert all(attrs.loc[i, "genres"] != "C" and attrs.loc[i, "year"] >= 2000 for i in got)
+    cal = runner.invoke(app, [*base, "--items", str(item_table), "--calibrate", "0.9"])
+    assert cal.exit_code == 0, cal.output
+    assert sorted(_items(cal.output)) != sorted(_items(plain.output))
+
+
+def test_rerank_flags_give_clear_errors(saved: dict[str, Path], item_table: Path) -> None:
+    runner = CliRunner()
+    base = ["recommend", "u0", "--model", str(saved["random"]), "--json"]
+    res = runner.invoke(app, [*base, "--filter", "year~2000", "--items", str(item_table)])
+    assert res.exit_code == 2
+    assert "is not COLUMN OP VALUE" in res.output
+    res = runner.invoke(app, [*base, "--exclude-category", "C"])
+    assert res.exit_code == 2
+    assert "needs item attributes" in res.output
+    res = runner.invoke(app, [*base, "--mmr", "0.5", "--similarity", "vectors"])
+    assert res.exit_code == 2
+    assert "Random has no item vectors for MMR" in res.output
+    # a model without item vectors diversifies on co-occurrence by default
+    assert runner.invoke(app, [*base, "--mmr", "0.5"]).exit_code == 0
+
+
+def test_explain_a_blend_shows_its_members(tmp_path: Path) -> None:
+    members = [{"model": "popular"}, {"model": "userknn"}, {"model": "random"}]
+    model = model_class("blend")(members=members, weights=[0.3, 0.5, 0.2]).fit(toy_dataset())
+    path = model.save(tmp_path / "blend")
+    item = model.recommend(["u0"], k=1).items[0, 0]
+    runner = CliRunner()
+    res = runner.invoke(app, ["explain", "u0", str(item), "--model", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc == model.explain("u0", item).to_dict()
+    assert sum(c["weight"] for c in doc["contributions"]) == pytest.approx(doc["score"])
+    res = runner.invoke(app, ["explain", "u0", str(item), "--model", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "member 1 (userknn): score" in res.output
+    assert "member 2 (random): Random does not explain its scores" in res.output

@@ -193,6 +193,30 @@ def _is_space(value: Any) -> bool:
     return isinstance(value, Mapping) and ("choices" in value or "type" in value)
 
 
+def _rerank_settings(value: Any) -> list[dict[str, Any]] | None:
+    """A re-ranking setting or a list of them, each checked by ``RerankSpec.from_dict``."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        value = [value]
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise ValueError("rerank must be a setting (a mapping) or a list of settings")
+    from recforge.models.rerank import RerankSpec
+
+    out = []
+    for pos, doc in enumerate(value):
+        try:
+            RerankSpec.from_dict(doc)
+        except ValueError as exc:
+            raise ValueError(f"rerank setting {pos}: {exc}") from None
+        out.append(dict(doc))
+    return out
+
+
+#: re-ranking settings (``{mmr: {lambda, on}, calibrate: {...}, rules: {...}}``), or a list
+RerankSettings = Annotated[list[dict[str, Any]] | None, BeforeValidator(_rerank_settings)]
+
+
 class ModelConfig(_Strict):
     """One model of the run: fixed hyperparameters and search spaces."""
 
@@ -206,6 +230,8 @@ class ModelConfig(_Strict):
     """Trial budget of this model (overrides ``tuning.n_trials``)."""
     budget: Duration = None
     """Wall-time budget of this model's search (overrides ``tuning.timeout``)."""
+    rerank: RerankSettings = None
+    """Re-ranking settings evaluated for this model (replace the run's ``rerank``)."""
 
     @property
     def tuned(self) -> bool:
@@ -231,7 +257,9 @@ def _models_before(value: Any) -> Any:
         params = dict(params)
         name = str(params.pop("model", label))
         search = params.pop("search", None)
-        overrides = {key: params.pop(key) for key in ("n_trials", "budget") if key in params}
+        overrides = {
+            key: params.pop(key) for key in ("n_trials", "budget", "rerank") if key in params
+        }
         fixed: dict[str, Any] = {}
         space: dict[str, Any] = {}
         if search == "default":
@@ -376,6 +404,10 @@ class RunConfig(_Strict):
     there as a new version and promoted to active."""
     mlflow: MlflowConfig = MlflowConfig()
     """MLflow logging."""
+    rerank: RerankSettings = None
+    """Re-ranking settings (MMR diversity, calibration, business rules) evaluated for every
+    model without its own: the report compares accuracy and diversity with and without
+    each one (see :class:`recforge.models.rerank.RerankSpec`)."""
     retrieval: dict[str, Any] | None = None
     """Approximate-retrieval index built into the published winner (fields of
     :class:`recforge.retrieval.IndexSpec`, e.g. ``{kind: hnsw, ef_search: 128}``); models

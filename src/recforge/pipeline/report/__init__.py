@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -232,6 +233,35 @@ def _models_table(models: dict[str, Any], order: list[str]) -> str:
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _rerank_table(models: dict[str, Any], order: list[str]) -> str:
+    """Accuracy versus diversity of each model without and with each re-ranking setting."""
+    rows = []
+    k = None
+    for label in order:
+        settings = models.get(label, {}).get("rerank") or []
+        base = settings[0] if settings else {}
+        for row in settings:
+            k = row.get("k", k)
+            delta = row.get("ndcg", math.nan) - base.get("ndcg", math.nan)
+            rows.append(
+                f"<tr><td>{_esc(label)}</td><td class='l'>{_esc(row.get('setting'))}</td>"
+                f"<td>{_fmt(row.get('ndcg'))}</td>"
+                f"<td>{'–' if row is base else _fmt(delta)}</td>"
+                f"<td>{_fmt(row.get('diversity'))}</td><td>{_fmt(row.get('coverage'))}</td></tr>"
+            )
+    if not rows:
+        return (
+            "<p class='note'>No re-ranking setting was evaluated (add <code>rerank:</code> "
+            "to the run or to a model).</p>"
+        )
+    at = f"@{k}" if k is not None else ""
+    head = (
+        f"<tr><th>Model</th><th class='l'>Re-ranking</th><th>NDCG{at}</th><th>Δ NDCG</th>"
+        f"<th>diversity{at}</th><th>coverage{at}</th></tr>"
+    )
+    return f"<table class='rerank'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
 def _split_table(split: dict[str, Any]) -> str:
     parts = split.get("parts") or []
     if not parts:
@@ -415,6 +445,7 @@ def render_report(run_dir: str | Path) -> str:
         data_facts=_facts(facts),
         plot_values=_plots.value_histogram(ds.get("values", {})),
         models_table=_models_table(models, order),
+        rerank_table=_rerank_table(models, order),
         split_table=_split_table(doc.get("split", {})),
         environment=_facts(_environment(run["environment.json"])),
         run_dir_name=_esc(run_dir.name),

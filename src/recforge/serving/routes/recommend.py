@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import pandas as pd
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from recforge.exceptions import UnknownIdError, UnsupportedCapabilityError
@@ -79,24 +80,42 @@ def build_items(
     return out
 
 
+def explanation_note(bundle: ServingModel, user: str) -> str | None:
+    """Why ``explain=true`` gives no explanations for ``user`` (``None`` when it does)."""
+    model = bundle.model
+    reason = model.explain_unavailable()
+    if reason is not None:
+        return reason
+    conv = model_ids(model.users_, [user])
+    if not conv or model.users_.codes(conv, missing="negative")[0] < 0:
+        return f"user {user!r} has no training history: the list is not personalised"
+    return None
+
+
 def diversify(
-    bundle: ServingModel, pairs: list[tuple[str, float]], k: int, diversity: float
+    bundle: ServingModel,
+    pairs: list[tuple[str, float]],
+    k: int,
+    diversity: float,
+    on: str = "auto",
+    attributes: pd.DataFrame | None = None,
+    column: str = "genres",
 ) -> list[tuple[str, float]]:
-    """Re-rank candidates with MMR (``lambda = 1 - diversity``) on the model's item vectors."""
+    """Re-rank candidates with MMR (``lambda = 1 - diversity``) on the item similarity of
+    :func:`~recforge.models.rerank.similarity_vectors` (any model: its item vectors, the
+    candidates' stored attributes, or co-occurrence in its training matrix)."""
     import numpy as np
 
-    from recforge.models.rerank import mmr
+    from recforge.exceptions import ConfigError, DataError
+    from recforge.models.rerank import mmr, similarity_vectors
 
     model = bundle.model
-    if not model.supports_item_vectors:
-        raise HTTPException(
-            422,
-            detail=f"the served model ({bundle.info.get('model')}) has no item vectors "
-            "for diversity re-ranking",
-        )
     if not pairs:
         return pairs
-    vectors = model.item_vectors()
+    try:
+        vectors = similarity_vectors(model, on, attributes, column)
+    except (ConfigError, DataError) as exc:
+        raise HTTPException(422, detail=f"diversity re-ranking: {exc}") from exc
     codes = model.items_.codes(model_ids(model.items_, [i for i, _ in pairs]), missing="negative")
     scores = np.asarray([s for _, s in pairs], dtype=np.float32)
     picked, picked_scores = mmr(codes[None, :], scores[None, :], vectors, k, 1.0 - diversity)
@@ -148,12 +167,18 @@ def get_recommendations(
     details: bool = False,
     explain: bool = False,
     diversity: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+    diversity_on: Literal["auto", "vectors", "features", "cooccurrence"] = "auto",
+    diversity_column: Annotated[str, Query(min_length=1, max_length=256)] = "genres",
 ) -> RecommendationsOut:
     """Recommend for a user; their events since training count at once.
 
     Unknown users get the most popular items, and ``reason`` says so. ``diversity`` in
-    ``(0, 1]`` re-ranks ``3k`` candidates with maximal marginal relevance on the model's item
-    vectors (0 keeps the model's order).
+    ``(0, 1]`` re-ranks ``3k`` candidates with maximal marginal relevance (0 keeps the
+    model's order), for every model: the similarity is the model's item vectors
+    (``diversity_on=vectors``), the stored item attribute ``diversity_column``
+    (``features``) or co-occurrence in the model's training data (``cooccurrence``);
+    ``auto`` takes the vectors when the model has them, else co-occurrence. With
+    ``explain=true``, ``explanation_unavailable`` says why items carry no explanation.
     """
     check_k(state, k)
     if explain:
@@ -169,13 +194,26 @@ def get_recommendations(
         exclude_seen=exclude_seen,
     )
     if diversity > 0:
-        pairs = diversify(bundle, pairs, k, diversity)
-        reason += f"; diversified (MMR, diversity {diversity:g})"
+        attrs = None
+        if diversity_on == "features":
+            stored = state.store.get_items([i for i, _ in pairs])
+            rows = {}
+            for item, a in stored.items():
+                conv = model_ids(bundle.model.items_, [item])
+                if conv:
+                    rows[conv[0]] = a
+            attrs = pd.DataFrame.from_dict(rows, orient="index")
+        pairs = diversify(bundle, pairs, k, diversity, diversity_on, attrs, diversity_column)
+        reason += f"; diversified (MMR, diversity {diversity:g}, on {diversity_on})"
     items = build_items(
         state, bundle, pairs, details=details or explain, explain_user=user_id if explain else None
     )
     return RecommendationsOut(
-        user=user_id, model_version=bundle.version, reason=reason, items=items
+        user=user_id,
+        model_version=bundle.version,
+        reason=reason,
+        items=items,
+        explanation_unavailable=explanation_note(bundle, user_id) if explain else None,
     )
 
 
