@@ -103,8 +103,8 @@ class PeerWrites:
     """
 
     def __init__(self, path: Path, index: int) -> None:
-        self._fh = open(path, "r+b")  # noqa: SIM115 - lives as long as the worker
-        self._map = mmap.mmap(self._fh.fileno(), 0)
+        with open(path, "r+b") as fh:  # the mapping outlives the file object
+            self._map = mmap.mmap(fh.fileno(), 0)
         self._counts = np.frombuffer(self._map, dtype=np.int64).reshape(-1, len(WRITE_KINDS))
         if not 0 <= index < self._counts.shape[0]:
             raise ConfigError(f"worker slot {index} outside the {len(self._counts)} of {path}")

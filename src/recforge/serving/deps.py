@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,7 +90,8 @@ class Metrics:
         if self._model_labels is not None:
             # a worker's values live in a shared file that clear() does not reach: 0 first
             self.model_info.labels(*self._model_labels).set(0)
-        self.model_info.clear()
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # not implemented across processes
+            self.model_info.clear()
         self._model_labels = (bundle.version, str(bundle.info.get("model", "?")))
         self.model_info.labels(*self._model_labels).set(1)
 
