@@ -156,3 +156,57 @@ def test_bound_sockets_share_one_port():
     finally:
         for s in socks:
             s.close()
+
+
+def test_a_write_acknowledged_by_one_worker_is_read_back_by_another(tmp_path, registry):
+    """Two apps over one store and one counter file, as two workers, without background sync:
+    the second answers with the first's events and items at its next request."""
+    from recforge.serving.store import EventStore
+
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    counters = PeerWrites.create(tmp_path / "writes.bin", 2)
+    settings = ServiceSettings(registry=registry.root, db=db)
+    apps = [
+        create_app(settings, store=EventStore(db), background=False, peers=PeerWrites(counters, k))
+        for k in range(2)
+    ]
+    with (
+        TestClient(apps[0], base_url="http://localhost") as a,
+        TestClient(apps[1], base_url="http://localhost") as b,
+    ):
+        assert b.get("/recommendations/fresh").json()["reason"].startswith("unknown user")
+        ev = {"event_id": "x1", "user": "fresh", "item": "3", "type": "view"}
+        assert a.post("/events", json=ev).status_code == 200
+        r = b.get("/recommendations/fresh", params={"k": 5}).json()
+        assert "fold-in of 1 new events" in r["reason"]
+        assert "3" not in [it["item"] for it in r["items"]]
+        # a new item put through one worker is recommendable through the other
+        item = {"id": "77", "attributes": {"title": "New", "genres": "Horror"}}
+        assert a.put("/items", json={"items": [item]}).json()["recommendable_now"]
+        similar = b.get("/items/3/similar", params={"k": 30}).json()["items"]
+        assert "77" in [it["item"] for it in similar]
+
+
+@pytest.mark.parametrize(
+    "name", ["bias", "itemknn", "userknn", "rp3beta", "svd", "bpr", "ease", "hybridmf"]
+)
+def test_every_kind_of_model_serves_from_mapped_arrays(tmp_path, dataset, name):
+    """Mapped arrays are read-only: a model writing into its loaded state would raise here."""
+    from recforge.models import model_class
+
+    model_class(name)().fit(dataset).save(tmp_path / name)
+    model = load_model(tmp_path / name)  # the same files decompressed into memory
+    mapped = load_model(tmp_path / name, mapped=True)
+    users = model.users_.ids_of(np.arange(3))
+    np.testing.assert_array_equal(mapped.recommend(users, 4).items, model.recommend(users, 4).items)
+    if mapped.supports_history:
+        got = mapped.recommend_for_history([1, 2], None, 4).items
+        assert got.shape == (1, 4)
+        assert not {1, 2} & set(got[0].tolist())
+        want = model.recommend_for_history([1, 2], None, 4).items
+        if np.array_equal(want, model.recommend_for_history([1, 2], None, 4).items):
+            np.testing.assert_array_equal(got, want)  # BPR's fold-in differs call to call
+    if mapped.supports_similar_items:
+        np.testing.assert_array_equal(
+            mapped.similar_items([1], 4).items, model.similar_items([1], 4).items
+        )
