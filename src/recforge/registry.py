@@ -296,6 +296,10 @@ class ModelRegistry:
             doc = read_metadata(path)
         else:
             path, doc = self._read_document(version)
+        return self._version_info(version, path, doc)
+
+    @staticmethod
+    def _version_info(version: str, path: Path, doc: Mapping[str, Any]) -> VersionInfo:
         reg = (doc.get("metadata") or {}).get("registry") or {}
         return VersionInfo(
             version=version,
@@ -369,17 +373,37 @@ class ModelRegistry:
             parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
         return "|".join(parts)
 
-    def load(self, version: str) -> tuple[Recommender, VersionInfo]:
+    def load(self, version: str, *, mapped: bool = False) -> tuple[Recommender, VersionInfo]:
         """Verify and load one version.
+
+        Parameters
+        ----------
+        version
+            Version name.
+        mapped
+            Map the model's arrays read-only from an uncompressed cache inside the version
+            directory (``.arrays-<sha256>/``, see :mod:`recforge.models._io`), so processes
+            serving the version share one copy of them. ``arrays.npz`` is checked against
+            ``CHECKSUMS.json`` when the cache is made; later loads check ``model.json``'s
+            checksum and that ``arrays.npz`` is still present with its recorded size, and map
+            the verified copy.
 
         Raises
         ------
         ModelFormatError
             When the version is incomplete, corrupted, mis-shaped or unsafe.
         """
-        info = self.info(version)
-        model = Recommender.load(info.path)
-        return model, info
+        if not mapped:
+            info = self.info(version)
+            return Recommender.load(info.path), info
+        from recforge.models._io import load_model
+
+        path, doc = self._read_document(version)
+        digest = self._checksums(version)[1][ARRAYS_NPZ]
+        if not (path / ARRAYS_NPZ).is_file():
+            raise ModelFormatError(f"model version {version}: {ARRAYS_NPZ} is missing")
+        model = load_model(path, mapped=True, arrays_digest=digest)
+        return model, self._version_info(version, path, doc)
 
     # ------------------------------------------------------------------ active pointer
     def _read_active(self) -> dict[str, Any]:

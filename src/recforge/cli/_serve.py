@@ -44,7 +44,18 @@ def serve(
     port: Annotated[int | None, typer.Option(help="TCP port (default: 8000).")] = None,
     max_concurrency: Annotated[
         int | None,
-        typer.Option(help="Requests handled at once; more get 503 + Retry-After (default: 8)."),
+        typer.Option(
+            help="Requests handled at once by the whole service; more get 503 + Retry-After "
+            "(default: 8)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes behind the port, sharing one memory-mapped copy of the "
+            "model (default: 1; about one per core, see docs/deployment.md).",
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -65,6 +76,7 @@ def serve(
         "host": host,
         "port": port,
         "max_concurrency": max_concurrency,
+        "workers": workers,
     }
     try:
         settings = ServiceSettings(**{k: v for k, v in given.items() if v is not None})
@@ -73,10 +85,12 @@ def serve(
                 "give exactly one of --registry or --model-dir "
                 "(or RECFORGE_REGISTRY / RECFORGE_MODEL_DIR)"
             )
-        run(settings, log_level=log_level)
+        status = run(settings, log_level=log_level)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if status:
+        raise typer.Exit(status)
 
 
 @models_app.command("list")

@@ -104,5 +104,8 @@ def load_state_arrays(module: Any, state: Mapping[str, np.ndarray], prefix: str)
             )
         if arr.dtype.kind != "f" or not np.isfinite(arr).all():
             raise ModelFormatError(f"model array {key!r} must hold finite floats")
-        loaded[name] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if not arr.flags.writeable:  # memory-mapped state: load_state_dict copies it anyway
+            arr = arr.copy()
+        loaded[name] = torch.from_numpy(arr)
     module.load_state_dict(loaded)

@@ -312,6 +312,10 @@ class HybridMF(Recommender):
             np.zeros(1, dtype=np.int32),
             np.ones(1, dtype=np.float32),
         )
+        # the kernel is compiled for writable item arrays; with update_items=False it never
+        # writes them, so read-only (memory-mapped) state is passed as a private copy
+        feat_emb = self.feat_emb_ if self.feat_emb_.flags.writeable else self.feat_emb_.copy()
+        feat_bias = self.feat_bias_ if self.feat_bias_.flags.writeable else self.feat_bias_.copy()
         for _ in range(self.fold_in_epochs):
             neg = pool[gen.integers(0, pool.size, (items.size, n_neg))].astype(np.int32)
             run_epoch(
@@ -323,10 +327,10 @@ class HybridMF(Recommender):
                 emb,
                 acc,
                 fmat,
-                self.feat_emb_,
-                np.ones_like(self.feat_emb_),
-                self.feat_bias_,
-                np.ones_like(self.feat_bias_),
+                feat_emb,
+                np.ones_like(feat_emb),
+                feat_bias,
+                np.ones_like(feat_bias),
                 seen,
                 lr=self.learning_rate,
                 reg=self.reg,

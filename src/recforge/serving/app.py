@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -44,6 +44,9 @@ from recforge.serving.online import (
 from recforge.serving.settings import ServiceSettings
 from recforge.serving.store import Cursor, EventStore
 
+if TYPE_CHECKING:
+    from recforge.serving._workers import PeerWrites
+
 __all__ = [
     "MAX_RETRY_BACKOFF_S",
     "LoadFailure",
@@ -52,6 +55,8 @@ __all__ = [
     "document_limits",
     "load_bundle",
     "serve",
+    "single_blas_thread",
+    "uvicorn_config",
 ]
 
 log = logging.getLogger("recforge.serving")
@@ -63,6 +68,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _EXEMPT = {"/healthz", "/readyz"}
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
 _READ_CHUNK = 256 * 1024  # most bytes asyncio hands a protocol at once
 WEB_DIR = Path(__file__).parent / "web"
 
@@ -85,11 +91,19 @@ class GuardMiddleware:
       at most ``queue_timeout_s`` for a slot (newest first, see :class:`Admission`), and the
       rest get 503 with ``Retry-After`` at once (nothing queues without bound). Health checks
       are exempt.
+    * With several workers (``peers``), an acknowledged write of events or items is counted
+      before its answer is sent, and a request that finds another worker's count ahead first
+      reads the store (events into the online state, items into the model), so it sees every
+      write acknowledged before it arrived, whichever worker took it.
     """
 
-    def __init__(self, app: ASGIApp, state: ServiceState) -> None:
+    def __init__(self, app: ASGIApp, state: ServiceState, peers: PeerWrites | None = None) -> None:
         self.app = app
         self.state = state
+        self.peers = peers
+        self.caught_up: tuple[int, ...] = (0, 0)
+        """Totals of the workers' write counts (events, items) this worker has read after."""
+        self._catching_up: asyncio.Lock | None = None
         s = state.settings
         self.admission = Admission(s.max_concurrency, s.max_queue, s.queue_timeout_s)
         self.anonymous_bodies = 0
@@ -107,6 +121,10 @@ class GuardMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = int(message["status"])
+                if self.peers is not None:
+                    kind = _shared_write(scope, status["code"])
+                    if kind is not None:
+                        self.peers.wrote(kind)  # before the client can ask another worker
             await send(message)
 
         try:
@@ -134,10 +152,30 @@ class GuardMiddleware:
             await self._busy(send, "overload")
             return
         try:
+            if self.peers is not None and not exempt:
+                await self._catch_up()
             await self.app(scope, replay, send)
         finally:
             if not exempt:
                 self.admission.release()
+
+    async def _catch_up(self) -> None:
+        """Read the store when another worker acknowledged writes since the last read."""
+        assert self.peers is not None
+        totals = self.peers.totals()
+        if all(t <= d for t, d in zip(totals, self.caught_up, strict=True)):
+            return
+        if self._catching_up is None:
+            self._catching_up = asyncio.Lock()
+        async with self._catching_up:  # one read of the store for every waiting request
+            done = self.caught_up
+            events, items = (t > d for t, d in zip(totals, done, strict=True))
+            if not (events or items):
+                return
+            import anyio.to_thread
+
+            await anyio.to_thread.run_sync(catch_up_with_store, self.state, events, items)
+            self.caught_up = tuple(max(t, d) for t, d in zip(totals, done, strict=True))
 
     async def _busy(self, send: Send, reason: str) -> None:
         self.state.metrics.rejected.labels(reason).inc()
@@ -193,6 +231,37 @@ class GuardMiddleware:
         self.state.metrics.rejected.labels("body_too_large").inc()
         limit = self.state.settings.max_body_bytes
         await _send_json(send, 413, {"detail": f"request body exceeds {limit} bytes"})
+
+
+def _shared_write(scope: Scope, status: int) -> int | None:
+    """Index in ``WRITE_KINDS`` of an acknowledged write other workers must read back."""
+    from recforge.serving._workers import WRITE_KINDS
+
+    if scope.get("method") not in _WRITES or status >= 300:
+        return None
+    path = str(scope.get("path", ""))
+    for kind, prefix in enumerate(WRITE_KINDS):
+        if path == prefix or path.startswith(prefix + "/"):
+            return kind
+    return None
+
+
+def catch_up_with_store(state: ServiceState, events: bool = True, items: bool = True) -> None:
+    """Apply what other processes stored: new ``events`` to the online state, new or updated
+    ``items`` to the served model (a new bundle, published under the holder's lock)."""
+    bundle = state.holder.current
+    if bundle is None:
+        return
+    if events and bundle.online is not None:
+        bundle.online.sync(state.store)
+    if items and bundle.model.supports_new_items:
+        with state.holder.lock:
+            current = state.holder.current
+            if current is None:
+                return
+            new = _stored_items(state, current, current.items_mark)
+            if new is not current:
+                state.holder._current = new  # under the holder's lock, as PUT /items
 
 
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
@@ -314,19 +383,21 @@ def load_bundle(state: ServiceState, version: str | None = None) -> ServingModel
     ModelFormatError, ConfigError
         When the model cannot be loaded or fails warm-up.
     """
-    from recforge.models._io import read_metadata
-    from recforge.models.base import Recommender
+    from recforge.models._io import load_model, read_metadata
 
     s = state.settings
     if state.registry is not None:
         if version is None:
-            model, info = state.registry.load_active()
-        else:
-            model, info = state.registry.load(version)
+            version = state.registry.active_version()
+            if version is None:
+                raise ConfigError(
+                    f"registry {state.registry.root} has no active model; promote a version"
+                )
+        model, info = state.registry.load(version, mapped=s.mapped_arrays)
         meta = info.to_dict()
         name = info.version
     elif s.model_dir is not None:
-        model = Recommender.load(s.model_dir)
+        model = load_model(s.model_dir, mapped=s.mapped_arrays)
         doc = read_metadata(s.model_dir)
         reg = (doc.get("metadata") or {}).get("registry") or {}
         meta = {
@@ -468,6 +539,7 @@ def create_app(
     *,
     store: EventStore | None = None,
     background: bool = True,
+    peers: PeerWrites | None = None,
 ) -> Any:
     """Build the FastAPI app.
 
@@ -484,6 +556,9 @@ def create_app(
         Event store to use (default: opened from ``settings.db``).
     background
         Start the thread that syncs other replicas' events and polls the registry.
+    peers
+        The write counters shared with the other workers of a multi-worker service (see
+        :mod:`recforge.serving._workers`); ``None`` for one process.
 
     Returns
     -------
@@ -501,7 +576,7 @@ def create_app(
     app.state.recforge = state
     _add_error_answers(app, state)
     _add_routes(app, state.settings)
-    app.add_middleware(GuardMiddleware, state=state)  # type: ignore[arg-type]
+    app.add_middleware(GuardMiddleware, state=state, peers=peers)  # type: ignore[arg-type]
     _document(app, state.settings)
     return app
 
@@ -677,7 +752,7 @@ def _version() -> str:
     return str(__version__)
 
 
-def _single_blas_thread() -> None:
+def single_blas_thread() -> None:
     """One BLAS thread per serving process: requests are small, and threads oversubscribe."""
     try:
         from threadpoolctl import threadpool_limits
@@ -686,24 +761,13 @@ def _single_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
-    """Run the service with uvicorn (refuses non-loopback hosts when no key exists).
-
-    Raises
-    ------
-    ConfigError
-        When listening beyond localhost without any API key.
-    """
+def uvicorn_config(app: Any, settings: ServiceSettings, log_level: str) -> Any:
+    """The ``uvicorn.Config`` of the service: the guarded protocol (header deadline, head
+    size, connection cap) with refusals counted in the app's metrics."""
     import uvicorn
 
     from recforge.serving._protocol import guarded_http_protocol, http_protocol_base
 
-    _single_blas_thread()
-    store = EventStore(
-        settings.db, table_prefix=settings.table_prefix, busy_timeout_s=settings.db_timeout_s
-    )
-    settings.check_bind(store_has_keys=bool(store.api_key_scopes()))
-    app = create_app(settings, store=store)
     rejected = app.state.recforge.metrics.rejected
     protocol = guarded_http_protocol(
         settings.header_timeout_s,
@@ -713,7 +777,7 @@ def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
         on_reject=lambda reason: rejected.labels(reason).inc(),
         base=http_protocol_base(settings.http),
     )
-    uvicorn.run(
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -725,3 +789,36 @@ def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
         # every parser answers an oversized head the same way (431)
         h11_max_incomplete_event_size=settings.max_header_bytes + _READ_CHUNK,
     )
+
+
+def serve(settings: ServiceSettings, *, log_level: str = "info") -> int:
+    """Run the service with uvicorn (refuses non-loopback hosts when no key exists).
+
+    With ``settings.workers`` above 1, a supervisor runs that many worker processes behind
+    the port (:func:`recforge.serving._workers.supervise`).
+
+    Returns
+    -------
+    int
+        Exit status (0 after a normal shutdown).
+
+    Raises
+    ------
+    ConfigError
+        When listening beyond localhost without any API key.
+    """
+    import uvicorn
+
+    if settings.workers > 1:
+        from recforge.serving._workers import supervise
+
+        return supervise(settings, settings.workers, log_level=log_level)
+    single_blas_thread()
+    store = EventStore(
+        settings.db, table_prefix=settings.table_prefix, busy_timeout_s=settings.db_timeout_s
+    )
+    settings.check_bind(store_has_keys=bool(store.api_key_scopes()))
+    app = create_app(settings, store=store)
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level))
+    server.run()
+    return 0 if server.started else 3  # uvicorn's status for a failed start-up

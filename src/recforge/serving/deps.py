@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,12 +60,16 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        # multiprocess modes apply with several workers (PROMETHEUS_MULTIPROC_DIR set): one
+        # series per live worker (``pid`` label) for the version, the sum for requests
         self.model_info = Gauge(
             "recforge_model_info",
             "Model version being served",
             ["version", "model"],
             registry=self.registry,
+            multiprocess_mode="liveall",
         )
+        self._model_labels: tuple[str, str] | None = None
         self.swaps = Counter(
             "recforge_model_swaps_total", "Model hot swaps", registry=self.registry
         )
@@ -74,13 +79,21 @@ class Metrics:
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "recforge_requests_in_flight", "Requests being handled", registry=self.registry
+            "recforge_requests_in_flight",
+            "Requests being handled",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
 
     def set_model(self, bundle: ServingModel) -> None:
         """Expose the served version (one labelled gauge set to 1)."""
-        self.model_info.clear()
-        self.model_info.labels(bundle.version, str(bundle.info.get("model", "?"))).set(1)
+        if self._model_labels is not None:
+            # a worker's values live in a shared file that clear() does not reach: 0 first
+            self.model_info.labels(*self._model_labels).set(0)
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # not implemented across processes
+            self.model_info.clear()
+        self._model_labels = (bundle.version, str(bundle.info.get("model", "?")))
+        self.model_info.labels(*self._model_labels).set(1)
 
 
 Need = Literal["read", "write", "admin"]

@@ -107,6 +107,18 @@ class ServiceSettings(BaseSettings):
     state near 270 MB (the former bound, 100,000 users x 200 events, allowed about 8 GiB)."""
     web: bool = True
     """Serve the web page at ``/``."""
+    workers: int = Field(1, ge=1, le=256)
+    """Worker processes behind the port (see ``docs/deployment.md``, sizing). With more than
+    one, ``max_concurrency``, ``max_queue``, ``max_connections`` and
+    ``max_anonymous_bodies`` are limits of the whole service, divided evenly among the
+    workers (each gets ``limit // workers``, at least 1; ``max_queue`` at least 0)."""
+    mapped_arrays: bool = True
+    """Map model arrays read-only from an uncompressed cache beside the model (made once,
+    see ``recforge.models._io``), so workers share one copy; ``False`` decompresses them into
+    each process."""
+    shutdown_timeout_s: float = Field(30.0, gt=0)
+    """With several workers: how long a worker may take to finish its requests after
+    SIGTERM before it is killed."""
 
     @model_validator(mode="after")
     def _check(self) -> ServiceSettings:
