@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from recforge.data import IdIndex
     from recforge.models import Recommender
 
@@ -47,21 +49,47 @@ def _why_not(model: Recommender) -> str:
 
 
 def recommend(
-    users: Annotated[list[str], typer.Argument(help="User ids.")],
+    users: Annotated[list[str] | None, typer.Argument(help="User ids.")] = None,
     model: ModelArg = None,
     registry: RegistryArg = None,
     version: VersionArg = None,
     k: Annotated[int, typer.Option("-k", help="List length.", min=1)] = 10,
+    user_attributes: Annotated[
+        Path | None,
+        typer.Option(
+            "--user-attributes",
+            help="New users' attribute table (.csv/.parquet, first column or 'user' = id): "
+            "lists from attributes alone (models that read user attributes).",
+        ),
+    ] = None,
+    attribute: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attribute",
+            help="One new user's attribute as NAME=VALUE (repeat for several).",
+        ),
+    ] = None,
     explain: Annotated[
         bool, typer.Option("--explain", help="Show the evidence behind each item.")
     ] = False,
     as_json: JsonArg = False,
 ) -> None:
     """Top-K items for users from a saved or registered model (unknown users get popular
-    items, with the reason)."""
+    items, with the reason), or for new users from their attributes."""
     from recforge.cli._common import console, load_model_source
+    from recforge.exceptions import ConfigError
 
     m, _ = load_model_source(model, registry, version)
+    given = sum(bool(x) for x in (users, user_attributes, attribute))
+    if given != 1:
+        raise ConfigError("give user ids, --user-attributes FILE or --attribute NAME=VALUE")
+    if not users:
+        rows = _attribute_rows(m, _attribute_table(user_attributes, attribute or []), k)
+        if as_json:
+            typer.echo(json.dumps(rows, default=str))
+        else:
+            _print_rows(console(), rows)
+        return
     ids = _ids(m.users_, users, "user")
     recs = m.recommend(ids, k=k, on_unknown="popular")
     rows = []
@@ -78,6 +106,48 @@ def recommend(
         typer.echo(json.dumps(rows, default=str))
         return
     _print_rows(console(), rows)
+
+
+def _attribute_table(path: Path | None, pairs: list[str]) -> pd.DataFrame:
+    """New users' attributes from a file, or one user's from ``NAME=VALUE`` options."""
+    import pandas as pd
+
+    from recforge.data import read_attributes
+    from recforge.exceptions import ConfigError
+
+    if path is not None:
+        return read_attributes(path, what="user")
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--attribute {pair!r}: expected NAME=VALUE")
+        values[name.strip()] = _scalar(text)
+    return pd.DataFrame([values], index=pd.Index(["new user"], name="user"))
+
+
+def _scalar(text: str) -> Any:
+    """A command-line value as a number when it reads as one (ages, counts), else text."""
+    try:
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        return text
+
+
+def _attribute_rows(m: Recommender, table: pd.DataFrame, k: int) -> list[dict[str, Any]]:
+    from recforge.exceptions import UnsupportedCapabilityError
+
+    if not m.supports_user_attributes:
+        raise UnsupportedCapabilityError(
+            f"{type(m).__name__} cannot recommend from user attributes (HybridMF with "
+            "user_features can)"
+        )
+    recs = m.recommend_for_user_attributes(table, k=k)
+    return [
+        {"user": user, "rank": rank, "item": item, "score": score}
+        for pos, user in enumerate(table.index)
+        for rank, (item, score) in enumerate(recs.for_user(pos), start=1)
+    ]
 
 
 def _because(m: Recommender, user: Any, item: Any, reason: str | None) -> str:

@@ -3,7 +3,7 @@
 from recforge.data._dataset import Columns, Dataset
 from recforge.data._describe import DatasetSummary, describe
 from recforge.data._idindex import IdIndex
-from recforge.data._io import read_csv, read_parquet, read_sql
+from recforge.data._io import read_attributes, read_csv, read_parquet, read_sql
 from recforge.data._sequences import read_sequences
 from recforge.data.datasets import list_datasets, load
 from recforge.data.prepare import (
@@ -31,6 +31,7 @@ __all__ = [
     "k_core",
     "list_datasets",
     "load",
+    "read_attributes",
     "read_csv",
     "read_parquet",
     "read_sequences",

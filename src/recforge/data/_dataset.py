@@ -196,14 +196,40 @@ def _encode(col: pd.Series, index: IdIndex | None, what: str) -> tuple[IdIndex, 
     return index, index.codes(ids, what=what)[codes]
 
 
-def _attributes(
-    table: pd.DataFrame | None, key: str | None, what: str, source: str | None
-) -> pd.DataFrame | None:
+def as_pandas(table: Any, what: str) -> pd.DataFrame:
+    """A pandas view of a table from pandas, polars (eager or lazy) or Arrow.
+
+    Any object speaking the Arrow stream protocol (``__arrow_c_stream__``: polars, pyarrow,
+    DuckDB relations, ...) converts through pyarrow without a row loop.
+
+    Raises
+    ------
+    DataError
+        For anything else, naming ``what`` and the type given.
+    """
+    if isinstance(table, pd.DataFrame):
+        return table
+    collect = getattr(type(table), "collect", None)
+    if type(table).__module__.startswith("polars") and callable(collect):
+        table = table.collect()  # a polars LazyFrame: run the query plan first
+    import pyarrow as pa
+
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    if not isinstance(table, pa.Table) and callable(getattr(table, "__arrow_c_stream__", None)):
+        table = pa.table(table)
+    if isinstance(table, pa.Table):
+        return table.to_pandas()
+    raise DataError(
+        f"{what} must be a pandas, polars or Arrow table, got {type(table).__module__}."
+        f"{type(table).__name__}"
+    )
+
+
+def _attributes(table: Any, key: str | None, what: str, source: str | None) -> pd.DataFrame | None:
     if table is None:
         return None
-    if not isinstance(table, pd.DataFrame):
-        raise DataError(f"{what} attributes must be a pandas DataFrame")
-    df = table
+    df = as_pandas(table, f"{what} attributes")
     if key is not None:
         if key not in df.columns:
             raise DataError(
@@ -278,14 +304,14 @@ class Dataset:
     @classmethod
     def from_frame(
         cls,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | Any,
         *,
         user: str = "user",
         item: str = "item",
         value: str | None = None,
         time: str | None = None,
-        item_attributes: pd.DataFrame | None = None,
-        user_attributes: pd.DataFrame | None = None,
+        item_attributes: pd.DataFrame | Any | None = None,
+        user_attributes: pd.DataFrame | Any | None = None,
         item_key: str | None = None,
         user_key: str | None = None,
         users: IdIndex | None = None,
@@ -298,7 +324,7 @@ class Dataset:
         Parameters
         ----------
         frame
-            One row per interaction.
+            One row per interaction: a pandas, polars (eager or lazy) or Arrow table.
         user, item
             Names of the user and item id columns.
         value
@@ -307,7 +333,8 @@ class Dataset:
         time
             Name of the time column: epoch seconds, datetimes or parseable strings.
         item_attributes, user_attributes
-            Attribute tables, indexed by id or with the id in column ``item_key`` / ``user_key``.
+            Attribute tables (pandas, polars or Arrow), indexed by id or with the id in column
+            ``item_key`` / ``user_key`` (tables without an index need the key).
             Attribute rows of ids without interactions are added to the id index, so those
             entities are known (cold) to content models.
         users, items
@@ -323,6 +350,7 @@ class Dataset:
             On missing columns, null ids, non-numeric or non-finite values, unparseable times,
             empty input or duplicate attribute ids. The message names the source, column and row.
         """
+        frame = as_pandas(frame, "interactions")
         _check_frame(frame, [user, item, value, time], source)
         _check_ids(frame[user], user, source)
         _check_ids(frame[item], item, source)

@@ -12,12 +12,12 @@ from typing import Any
 
 import pandas as pd
 
-from recforge.data._dataset import Dataset, _is_text_source, _py
+from recforge.data._dataset import Dataset, _is_text_source, _py, as_pandas
 from recforge.exceptions import DataError
 
 __all__ = ["read_csv", "read_parquet", "read_sql"]
 
-AttributeSource = pd.DataFrame | str | Path | None
+AttributeSource = pd.DataFrame | str | Path | Any | None
 
 
 def _check_file(path: str | Path, what: str) -> Path:
@@ -51,9 +51,7 @@ def _read_attributes(table: AttributeSource, what: str, sep: str) -> pd.DataFram
     if table is None or isinstance(table, pd.DataFrame):
         return table
     if not isinstance(table, str | Path):
-        raise DataError(
-            f"{what}_attributes must be a DataFrame or a file path, got {type(table).__name__}"
-        )
+        return as_pandas(table, f"{what}_attributes (a table or a file path)")
     p = _check_file(table, f"{what} attributes")
     if p.suffix.lower() in (".parquet", ".pq"):
         import pyarrow as pa
@@ -141,6 +139,32 @@ def _keyed(
             f"{key!r} at {_label(source, pos)}"
         )
     return df.set_index(key)
+
+
+def read_attributes(
+    path: str | Path, *, what: str = "item", key: str | None = None, sep: str = ","
+) -> pd.DataFrame:
+    """An attribute table (.csv[.gz] or .parquet) indexed by its id column.
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        ``"item"`` or ``"user"``: names the table in errors and is the default id column.
+    key
+        Id column (default: a column named ``what``, else the first column).
+    sep
+        CSV field separator.
+
+    Raises
+    ------
+    DataError
+        Naming the file and the line of a missing or duplicate id, or a missing column.
+    """
+    frame = _read_attributes(Path(path), what, sep)
+    assert frame is not None
+    return _keyed(frame, key, what, what, str(path))
 
 
 def _label(source: str, pos: int) -> str:

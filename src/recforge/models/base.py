@@ -227,16 +227,19 @@ class Recommender:
     methods and declared capability flags, never through private members:
 
     * by external ids: :meth:`recommend`, :meth:`predict`, :meth:`similar_items`,
-      :meth:`recommend_for_history`, :meth:`explain`, :meth:`add_items`;
+      :meth:`recommend_for_history`, :meth:`recommend_for_user_attributes`, :meth:`explain`,
+      :meth:`add_items`;
     * by internal codes (the position of an id in :attr:`users_` / :attr:`items_`):
-      :meth:`score_users`, :meth:`score_history`, :meth:`fallback_scores`,
+      :meth:`score_users`, :meth:`score_history`, :meth:`score_user_attributes`,
+      :meth:`fallback_scores`,
       :meth:`user_history`, :meth:`user_sequence`, :meth:`seen_matrix`, :meth:`item_vectors`;
     * sizes: :attr:`n_users`, :attr:`n_items`; hyperparameter names: :meth:`param_names`.
 
     Capabilities are declared by class flags, never guessed from attribute names:
     :attr:`supports_predict`, :attr:`supports_similar_items`, :attr:`supports_history`,
     :attr:`supports_explain`, :attr:`supports_item_vectors`, :attr:`supports_new_items`,
-    :attr:`supports_epochs`, :attr:`supports_inner_product`, :attr:`sequential`.
+    :attr:`supports_user_attributes`, :attr:`supports_epochs`, :attr:`supports_inner_product`,
+    :attr:`sequential`.
 
     Models that score by inner products (:attr:`supports_inner_product`) expose
     :meth:`query_vectors`, :meth:`query_offsets`, :meth:`key_vectors` and
@@ -267,6 +270,9 @@ class Recommender:
     supports_item_vectors: ClassVar[bool] = False
     #: ``add_items(attributes)`` makes new items recommendable from their attributes
     supports_new_items: ClassVar[bool] = False
+    #: ``recommend_for_user_attributes`` / ``score_user_attributes`` represent a user who has
+    #: no interactions by their attributes (columns of the dataset's ``user_attributes``)
+    supports_user_attributes: ClassVar[bool] = False
     #: ``fit`` trains in epochs and honours ``callback`` (early stopping, pruning)
     supports_epochs: ClassVar[bool] = False
     #: scores are ``query_vectors(u) @ key_vectors().T + query_offsets(u)``: an index over
@@ -490,6 +496,21 @@ class Recommender:
     def _add_items(self, codes: np.ndarray, attributes: pd.DataFrame, n_items: int) -> None:
         """Grow every per-item array to ``n_items`` rows and (re)build the rows ``codes``."""
         raise UnsupportedCapabilityError(f"{type(self).__name__} does not support add_items")
+
+    def _user_attribute_columns(self) -> list[str]:
+        """User attribute columns the model reads (models with ``supports_user_attributes``)."""
+        raise UnsupportedCapabilityError(
+            f"{type(self).__name__} does not support recommend_for_user_attributes"
+        )
+
+    def _score_user_attributes(self, attributes: pd.DataFrame) -> np.ndarray:
+        """Dense ``(len(attributes), n_items)`` float32 scores of users from attributes only.
+
+        ``attributes`` has been checked to hold every :meth:`_user_attribute_columns` column.
+        """
+        raise UnsupportedCapabilityError(
+            f"{type(self).__name__} does not support recommend_for_user_attributes"
+        )
 
     def _require(self, flag: str, what: str) -> None:
         if not getattr(self, flag):
@@ -1003,6 +1024,72 @@ class Recommender:
         reasons = None if codes.size else np.array(["empty history: most popular items"], object)
         return self._package(np.array([None], dtype=object), idx, val, reasons)
 
+    def user_attribute_columns(self) -> list[str]:
+        """Columns of a user attribute table that :meth:`score_user_attributes` reads."""
+        self._require("supports_user_attributes", "user_attribute_columns")
+        self._check_fitted("user_attribute_columns")
+        return list(self._user_attribute_columns())
+
+    def score_user_attributes(self, attributes: pd.DataFrame) -> np.ndarray:
+        """Scores of every item for users known only by their attributes (no interactions).
+
+        Parameters
+        ----------
+        attributes
+            One row per user with (at least) the :meth:`user_attribute_columns`; missing
+            values are allowed (that attribute then says nothing about the user).
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape ``(len(attributes), n_items)``
+
+        Raises
+        ------
+        DataError
+            When a column the model reads is missing (named in the message).
+        """
+        self._require("supports_user_attributes", "score_user_attributes")
+        self._check_fitted("score_user_attributes")
+        frame = user_attribute_frame(attributes, self._user_attribute_columns())
+        if len(frame) == 0:
+            return np.zeros((0, self.n_items), dtype=np.float32)
+        out = self._score_user_attributes(frame)
+        return _dense_scores(np.asarray(out), (len(frame), self.n_items), self)
+
+    def recommend_for_user_attributes(
+        self,
+        attributes: pd.DataFrame | Mapping[str, Any],
+        k: int = 10,
+        *,
+        candidates: Iterable[Any] | None = None,
+        exclude: Iterable[Any] | None = None,
+        filter: ItemFilter | None = None,
+    ) -> Recommendations:
+        """Recommend for new users from their attributes alone (user cold start).
+
+        Parameters
+        ----------
+        attributes
+            A table with one row per user, indexed by the (new) user ids, or one user's
+            attributes as a mapping ``{column: value}`` (the list's user is then ``None``).
+        k
+            List length.
+        candidates, exclude, filter
+            As in :meth:`recommend`.
+        """
+        self._require("supports_user_attributes", "recommend_for_user_attributes")
+        self._check_fitted("recommend_for_user_attributes")
+        if isinstance(attributes, pd.DataFrame):
+            frame = attributes
+            users = frame.index.to_numpy(dtype=object)
+        else:
+            frame = pd.DataFrame([dict(attributes)])
+            users = np.array([None], dtype=object)
+        scores = self.score_user_attributes(frame)
+        allowed = self._allowed_mask(candidates, exclude, filter)
+        idx, val = self._select(scores, None, allowed, int(min(k, self.n_items)))
+        return self._package(users, idx, val)
+
     def explain(self, user: Any, item: Any) -> Explanation:
         """Why ``item`` is scored as it is for ``user``."""
         self._require("supports_explain", "explain")
@@ -1135,6 +1222,22 @@ def _codes(idx: Any, n: int, what: str) -> np.ndarray:
         bad = codes[(codes < 0) | (codes >= n)][0]
         raise UnknownIdError(f"{what} code {int(bad)} is out of range [0, {n})")
     return codes
+
+
+def user_attribute_frame(attributes: Any, columns: Sequence[str]) -> pd.DataFrame:
+    """``attributes`` as a DataFrame holding ``columns``, or a :class:`DataError` naming one."""
+    if not isinstance(attributes, pd.DataFrame):
+        raise DataError(
+            f"user attributes must be a pandas DataFrame, got {type(attributes).__name__}"
+        )
+    missing = [c for c in columns if c not in attributes.columns]
+    if missing:
+        have = ", ".join(map(str, attributes.columns)) or "none"
+        raise DataError(
+            f"user attributes are missing column {missing[0]!r} (the model reads "
+            f"{', '.join(map(repr, columns))}; columns given: {have})"
+        )
+    return attributes
 
 
 def _history(item_idx: Any, values: Any, n_items: int) -> tuple[np.ndarray, np.ndarray]:

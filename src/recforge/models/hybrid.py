@@ -92,6 +92,7 @@ class HybridMF(Recommender):
     supports_history = True
     supports_similar_items = True
     supports_explain = True
+    supports_user_attributes = True
     supports_item_vectors = True
     supports_new_items = True
     supports_epochs = True
@@ -335,6 +336,22 @@ class HybridMF(Recommender):
                 n_chunks=1,
             )
         return emb[0]
+
+    def _user_attribute_columns(self) -> list[str]:
+        if self.user_features_ is None:
+            raise DataError(
+                "HybridMF was fitted without user_features, so it cannot represent a user by "
+                "attributes; declare user_features (e.g. categories of age and occupation)"
+            )
+        return list(self.user_features_.columns)
+
+    def _score_user_attributes(self, attributes: pd.DataFrame) -> np.ndarray:
+        assert self.user_features_ is not None
+        x = _l1_rows(self.user_features_.transform(attributes))
+        reprs = np.asarray(x @ self.user_feat_emb_[self.n_user_identity_ :], dtype=np.float32)
+        out = reprs @ self.item_repr_.T
+        out += self.item_bias_[None, :]
+        return np.asarray(out, dtype=np.float32)
 
     def _query_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         return with_unit_column(self.user_repr_[user_idx])

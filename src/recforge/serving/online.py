@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import threading
@@ -584,6 +585,43 @@ def recommend_history(
     reason = "anonymous history: fold-in"
     if recs.reasons is not None and recs.reasons[0]:
         reason = str(recs.reasons[0])
+    return _rows(recs), reason
+
+
+def recommend_attributes(
+    bundle: ServingModel,
+    attributes: Mapping[str, Any],
+    k: int,
+    *,
+    exclude: Sequence[str] = (),
+    require: Sequence[str] | None = None,
+) -> tuple[list[tuple[str, float]], str]:
+    """Recommendations for a new user described by attributes (popular when unsupported).
+
+    Raises
+    ------
+    DataError
+        When an attribute the model reads is missing (the message names it).
+    """
+    model = bundle.model
+    columns: list[str] = []
+    if model.supports_user_attributes:
+        with contextlib.suppress(DataError):  # fitted without user features
+            columns = model.user_attribute_columns()
+    if not columns:
+        pop = _popular(bundle, None, k, list(exclude), require)
+        return pop, f"{type(model).__name__} does not use user attributes: most popular items"
+    recs = model.recommend_for_user_attributes(
+        {name: attributes.get(name) for name in columns},
+        k,
+        candidates=model_ids(model.items_, require) if require is not None else None,
+        exclude=model_ids(model.items_, exclude) or None,
+    )
+    used = [c for c in columns if attributes.get(c) is not None]
+    reason = f"new user: from attributes {', '.join(used)}" if used else "new user: no attributes"
+    unknown = [c for c in columns if c not in used]
+    if unknown:
+        reason += f" ({', '.join(unknown)} not given)"
     return _rows(recs), reason
 
 

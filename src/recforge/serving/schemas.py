@@ -103,25 +103,33 @@ class IngestOut(BaseModel):
     duplicate_ids: list[str] = Field(default_factory=list)
 
 
+AttributeValue = str | float | int | bool | list[str] | None
+
+
+def bounded_attributes(v: dict[str, Any], owner: str) -> dict[str, Any]:
+    """Check an attribute mapping's size: 64 names of 64 characters, finite values, 4 KiB text."""
+    if len(v) > 64:
+        raise ValueError(f"at most 64 attributes per {owner}")
+    for key, val in v.items():
+        if len(key) > 64:
+            raise ValueError(f"attribute name {key[:20]!r}... is longer than 64 characters")
+        if isinstance(val, str) and len(val) > 4096:
+            raise ValueError(f"attribute {key!r} is longer than 4096 characters")
+        if isinstance(val, float) and not math.isfinite(val):
+            raise ValueError(f"attribute {key!r} must be finite")
+    return v
+
+
 class ItemIn(_Strict):
     """An item and its attributes (``title`` and ``genres`` are shown on the web page)."""
 
     id: Id
-    attributes: dict[str, str | float | int | bool | list[str] | None] = Field(default_factory=dict)
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
 
     @field_validator("attributes")
     @classmethod
     def _limit(cls, v: dict[str, Any]) -> dict[str, Any]:
-        if len(v) > 64:
-            raise ValueError("at most 64 attributes per item")
-        for key, val in v.items():
-            if len(key) > 64:
-                raise ValueError(f"attribute name {key[:20]!r}... is longer than 64 characters")
-            if isinstance(val, str) and len(val) > 4096:
-                raise ValueError(f"attribute {key!r} is longer than 4096 characters")
-            if isinstance(val, float) and not math.isfinite(val):
-                raise ValueError(f"attribute {key!r} must be finite")
-        return v
+        return bounded_attributes(v, "item")
 
 
 class ItemsIn(_Strict):
@@ -131,15 +139,25 @@ class ItemsIn(_Strict):
 
 
 class HistoryIn(_Strict):
-    """An anonymous user's history, for recommendations without an account."""
+    """A new or anonymous user: their history, or (with no items) their attributes.
+
+    ``attributes`` (e.g. ``{"age": 25, "occupation": "writer"}``) are used by models that
+    represent users by attributes when ``items`` is empty; others answer the most popular items.
+    """
 
     items: list[Id] = Field(max_length=10000)
+    attributes: dict[str, AttributeValue] | None = None
     values: list[Annotated[float, Field(ge=-MAX_VALUE, le=MAX_VALUE)]] | None = Field(
         None, max_length=10000
     )
     k: int = Field(10, ge=1)
     exclude: list[Id] = Field(default_factory=list, max_length=10000)
     require: list[Id] | None = Field(None, max_length=10000)
+
+    @field_validator("attributes")
+    @classmethod
+    def _limit(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if v is None else bounded_attributes(v, "user")
 
 
 class RecommendedItem(BaseModel):

@@ -356,6 +356,32 @@ class RecommenderContract:
             recs = grown.recommend(["u0"], k=n, exclude_seen=False)
             assert {999_998, 999_999} <= set(recs.items[0, : recs.lengths[0]].tolist())
 
+    def test_user_attributes(self, fitted: list[Recommender], data: Dataset) -> None:
+        """Users known only by attributes are scored like the model's own cold users."""
+        for m in fitted:
+            if not m.supports_user_attributes:
+                with pytest.raises(UnsupportedCapabilityError):
+                    m.recommend_for_user_attributes(pd.DataFrame(index=pd.Index(["x"])))
+                continue
+            try:
+                columns = m.user_attribute_columns()
+            except DataError:  # this configuration learns nothing from user attributes
+                continue
+            attrs = data.user_attributes
+            if attrs is None:
+                pytest.skip("the contract data has no user attributes")
+            frame = attrs[columns].iloc[:3]
+            scores = m.score_user_attributes(frame)
+            assert scores.shape == (3, m.n_items)
+            assert scores.dtype == np.float32
+            recs = m.recommend_for_user_attributes(frame, k=4)
+            assert recs.users.tolist() == frame.index.tolist()
+            np.testing.assert_allclose(
+                recs.scores[:, 0], scores.max(axis=1), atol=1e-5, err_msg="top score"
+            )
+            with pytest.raises(DataError, match="missing column"):
+                m.score_user_attributes(frame.drop(columns=columns[:1]))
+
     def test_inner_product_protocol(self, fitted: list[Recommender], tmp_path: Path) -> None:
         """Query and key vectors give the model's scores; an exact index gives its lists."""
         for n, m in enumerate(fitted):

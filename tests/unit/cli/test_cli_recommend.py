@@ -71,3 +71,45 @@ def test_explain_a_pair(saved: dict[str, Path]) -> None:
     res = runner.invoke(app, ["explain", "u0", "0101", "--model", str(saved["itemknn"])])
     assert res.exit_code == 2
     assert "item '0101' is not an id of this model" in res.output
+
+
+def test_recommend_for_new_users_from_attributes(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from recforge.data import Dataset
+
+    ds = toy_dataset(explicit=False)
+    users = ds.users.ids.tolist()
+    side = pd.DataFrame({"side": [f"s{int(u[1:]) % 2}" for u in users]}, index=users)
+    ds = Dataset.from_frame(ds.to_frame(), time="time", user_attributes=side)
+    feats = [{"kind": "categories", "column": "side", "sep": None}]
+    model = model_class("hybridmf")(factors=8, epochs=10, user_features=feats).fit(ds)
+    path = model.save(tmp_path / "hybrid")
+    table = tmp_path / "visitors.csv"
+    table.write_text("user,side\nv1,s0\nv2,s1\n")
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        ["recommend", "--model", str(path), "--user-attributes", str(table), "-k", "3", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    frame = pd.DataFrame({"side": ["s0", "s1"]}, index=["v1", "v2"])
+    want = model.recommend_for_user_attributes(frame, k=3)
+    for pos, user in enumerate(["v1", "v2"]):
+        got = [(r["item"], r["score"]) for r in rows if r["user"] == user]
+        assert got == [(i, pytest.approx(s, abs=1e-5)) for i, s in want.for_user(pos)]
+    one = runner.invoke(
+        app, ["recommend", "--model", str(path), "--attribute", "side=s1", "-k", "3", "--json"]
+    )
+    assert one.exit_code == 0, one.output
+    assert [r["item"] for r in json.loads(one.output)] == want.items[1].tolist()
+    bad = runner.invoke(app, ["recommend", "--model", str(path), "--attribute", "side"])
+    assert bad.exit_code != 0
+    assert "expected NAME=VALUE" in bad.output
+    table.write_text("user,age\nv1,30\n")
+    missing = runner.invoke(
+        app, ["recommend", "--model", str(path), "--user-attributes", str(table)]
+    )
+    assert missing.exit_code != 0
+    assert "missing column 'side'" in missing.output

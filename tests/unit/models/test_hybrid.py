@@ -18,6 +18,7 @@ from recforge.models.hybrid import Blend, HybridMF, _ndcg_at_k, _normalise
 from recforge.testing import RecommenderContract, toy_dataset
 
 HYBRID = {"factors": 8, "epochs": 10, "n_threads": 1, "learning_rate": 0.1}
+SIDE = {"kind": "categories", "column": "side", "sep": None}
 
 
 class TestHybridMF(RecommenderContract):
@@ -26,6 +27,7 @@ class TestHybridMF(RecommenderContract):
         {**HYBRID, "features": GENRES},
         {**HYBRID, "features": GENRES, "loss": "bpr", "positive_threshold": 3.5},
         {**HYBRID, "features": []},
+        {**HYBRID, "features": GENRES, "user_features": [SIDE]},
     ]
     atol = 1e-4
     invalid_params = {
@@ -36,7 +38,16 @@ class TestHybridMF(RecommenderContract):
     @pytest.fixture(scope="class")
     @classmethod
     def data(cls) -> Dataset:
-        return toy_with_attributes()
+        ds = toy_with_attributes()
+        users = ds.users.ids.tolist()
+        side = pd.DataFrame({"side": [f"s{int(u[1:]) % 2}" for u in users]}, index=users)
+        return Dataset.from_frame(
+            ds.to_frame(),
+            value="value",
+            time="time",
+            item_attributes=ds.item_attributes,
+            user_attributes=side,
+        )
 
 
 class TestHybridMFWithoutAttributes(RecommenderContract):
@@ -364,3 +375,32 @@ def test_default_fit_is_reproducible_whatever_the_thread_count() -> None:
     assert before > 1  # the suite runs numba on two threads (tests/conftest.py)
     np.testing.assert_array_equal(a.feat_emb_, b.feat_emb_)
     np.testing.assert_array_equal(a.user_feat_emb_, b.user_feat_emb_)
+
+
+def test_user_attributes_score_a_user_outside_the_training_data() -> None:
+    ds, new = _with_user_attributes()
+    m = HybridMF(
+        factors=8,
+        epochs=20,
+        features=GENRES,
+        user_features=[SIDE],
+        n_threads=1,
+        loss="bpr",
+        learning_rate=0.2,
+    ).fit(ds)
+    assert m.user_attribute_columns() == ["side"]
+    frame = pd.DataFrame({"side": ["even", "odd"]}, index=["visitor_a", "visitor_b"])
+    # a user known only by attributes is represented exactly like a training user who has
+    # those attributes and no interactions
+    np.testing.assert_allclose(m.score_user_attributes(frame), m.score(new), atol=1e-5)
+    recs = m.recommend_for_user_attributes(frame, k=5)
+    assert recs.users.tolist() == ["visitor_a", "visitor_b"]
+    assert sum(100 <= i < 120 for i in recs.items[0].tolist()) >= 4
+    assert sum(120 <= i < 140 for i in recs.items[1].tolist()) >= 4
+    one = m.recommend_for_user_attributes({"side": "odd"}, k=5, exclude=[recs.items[1][0]])
+    assert one.items[0].tolist() == [*recs.items[1][1:].tolist(), one.items[0][-1]]
+    with pytest.raises(DataError, match="missing column 'side'"):
+        m.score_user_attributes(pd.DataFrame({"age": [3]}))
+    plain = HybridMF(factors=4, epochs=1, features=GENRES, n_threads=1).fit(ds)
+    with pytest.raises(DataError, match="without user_features"):
+        plain.recommend_for_user_attributes({"side": "odd"})

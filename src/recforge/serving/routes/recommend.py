@@ -11,6 +11,7 @@ from recforge.serving.deps import ModelDep, ServiceState, StateDep, authorize
 from recforge.serving.online import (
     ServingModel,
     model_ids,
+    recommend_attributes,
     recommend_history,
     recommend_user,
     similar,
@@ -186,13 +187,21 @@ def get_recommendations(
 def post_recommendations(
     body: HistoryIn, state: StateDep, bundle: ModelDep, details: bool = False
 ) -> RecommendationsOut:
-    """Recommend from a list of items (fold-in; no account, nothing stored)."""
+    """Recommend from a list of items (fold-in) or, with no items, from the user's attributes.
+
+    Nothing is stored and no account is needed.
+    """
     check_k(state, body.k)
     if body.values is not None and len(body.values) != len(body.items):
         raise HTTPException(422, detail="values must have one entry per item")
-    pairs, reason = recommend_history(
-        bundle, body.items, body.values, body.k, exclude=body.exclude, require=body.require
-    )
+    if not body.items and body.attributes is not None:
+        pairs, reason = recommend_attributes(
+            bundle, body.attributes, body.k, exclude=body.exclude, require=body.require
+        )
+    else:
+        pairs, reason = recommend_history(
+            bundle, body.items, body.values, body.k, exclude=body.exclude, require=body.require
+        )
     return RecommendationsOut(
         user=None,
         model_version=bundle.version,
