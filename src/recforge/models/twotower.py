@@ -215,8 +215,7 @@ class TwoTower(_TwoTowerState, CosineSimilarItems, Recommender):
     supports_epochs = True
     supports_inner_product = True
     similar_items_by_vector_cosine = True
-    #: ``_score_user_attributes`` scores users known only by their attributes
-    supports_user_attributes: ClassVar[bool] = True
+    supports_user_attributes = True
     #: contributions listed by ``explain`` at most
     explain_top: ClassVar[int] = 20
 
@@ -533,32 +532,17 @@ class TwoTower(_TwoTowerState, CosineSimilarItems, Recommender):
         hist = self._history_matrix(item_idx)
         return self._user_queries(hist, empty, np.zeros(1, dtype=np.int64))[0], 0.0
 
-    def _score_user_attributes(self, attributes: pd.DataFrame) -> np.ndarray:
-        """Scores ``(len(attributes), n_items)`` of users known only by their attributes.
-
-        The user tower without a history: its ``user_features`` part alone.
-
-        Raises
-        ------
-        DataError
-            If the model was fitted without user features, or a declared column is missing
-            from ``attributes`` (naming it).
-        """
+    def _user_attribute_columns(self) -> list[str]:
         if self.user_features_ is None:
             raise DataError(
-                "TwoTower was fitted without user features (user_features=None); it cannot "
-                "score users from attributes"
+                "TwoTower was fitted without user_features, so it cannot represent a user by "
+                "attributes; declare user_features (e.g. categories of age and occupation)"
             )
-        if not isinstance(attributes, pd.DataFrame):
-            raise DataError(
-                f"user attributes must be a pandas DataFrame, got {type(attributes).__name__}"
-            )
-        missing = [c for c in self.user_features_.columns if c not in attributes.columns]
-        if missing:
-            raise DataError(
-                f"user attributes are missing column {missing[0]!r} "
-                f"(columns: {', '.join(map(str, attributes.columns))})"
-            )
+        return list(self.user_features_.columns)
+
+    def _score_user_attributes(self, attributes: pd.DataFrame) -> np.ndarray:
+        """The user tower without a history: its ``user_features`` part alone."""
+        assert self.user_features_ is not None
         g = _sorted(self.user_features_.transform(attributes))
         none = sp.csr_array((len(attributes), self.n_identity_), dtype=np.float32)
         q = self._user_queries(none, g, np.arange(len(attributes)))

@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_content import GENRES, toy_with_attributes  # noqa: E402
+from test_content import GENRES  # noqa: E402
 
 from recforge.data import Dataset  # noqa: E402
 from recforge.exceptions import ConfigError, DataError  # noqa: E402
@@ -21,6 +21,7 @@ from recforge.models.twotower import TwoTower  # noqa: E402
 from recforge.testing import RecommenderContract, toy_dataset  # noqa: E402
 
 SMALL = {"embedding_size": 8, "epochs": 3, "batch_size": 64, "threads": 1, "rng": 0}
+USER_FEATURES = [{"kind": "categories", "column": "side", "sep": None}]
 LEARN = {
     **SMALL,
     "embedding_size": 16,
@@ -33,7 +34,7 @@ LEARN = {
 class TestTwoTower(RecommenderContract):
     model = TwoTower
     configs = [
-        {**SMALL, "features": GENRES},
+        {**SMALL, "features": GENRES, "user_features": USER_FEATURES},
         {**SMALL, "features": GENRES, "hidden": 8, "normalize": False, "temperature": 1.0},
         {**SMALL, "features": [], "early_stopping": False, "logq_correction": False},
     ]
@@ -46,7 +47,7 @@ class TestTwoTower(RecommenderContract):
     @pytest.fixture(scope="class")
     @classmethod
     def data(cls) -> Dataset:
-        return toy_with_attributes(explicit=False)
+        return _clustered(n_users=60, side=True)
 
 
 class TestTwoTowerWithoutAttributes(RecommenderContract):
@@ -196,9 +197,6 @@ def test_add_items_from_attributes(learned: TwoTower, data: Dataset, tmp_path: P
         )
 
 
-USER_FEATURES = [{"kind": "categories", "column": "side", "sep": None}]
-
-
 def test_cold_users_from_attributes(tmp_path: Path) -> None:
     ds, new = _clustered(side=True), ["new_even", "new_odd"]
     m = TwoTower(**LEARN, features=GENRES, user_features=USER_FEATURES).fit(ds)
@@ -210,7 +208,7 @@ def test_cold_users_from_attributes(tmp_path: Path) -> None:
     assert (odd >= 120).mean() >= 0.8
     # users never seen at all, by attributes only (rows in the frame's order)
     frame = pd.DataFrame({"side": ["odd", "even", "odd"]}, index=["x", "y", "z"])
-    scores = m._score_user_attributes(frame)
+    scores = m.score_user_attributes(frame)
     assert scores.shape == (3, m.n_items)
     assert scores.dtype == np.float32
     np.testing.assert_allclose(scores[0], scores[2])
@@ -220,12 +218,14 @@ def test_cold_users_from_attributes(tmp_path: Path) -> None:
     assert scores[0, a_items].mean() < scores[0, b_items].mean()
     loaded = Recommender.load(m.save(tmp_path / "users"))
     assert isinstance(loaded, TwoTower)
-    np.testing.assert_allclose(loaded._score_user_attributes(frame), scores, atol=1e-6)
+    np.testing.assert_allclose(loaded.score_user_attributes(frame), scores, atol=1e-6)
     with pytest.raises(DataError, match="missing column 'side'"):
-        m._score_user_attributes(pd.DataFrame({"age": [3]}, index=["x"]))
+        m.score_user_attributes(pd.DataFrame({"age": [3]}, index=["x"]))
     plain = TwoTower(**SMALL, features=GENRES).fit(ds)
-    with pytest.raises(DataError, match="without user features"):
-        plain._score_user_attributes(frame)
+    with pytest.raises(DataError, match="without user_features"):
+        plain.score_user_attributes(frame)
+    recs = m.recommend_for_user_attributes({"side": "even"}, k=5)
+    assert (recs.items[0] < 120).mean() >= 0.8
     with pytest.raises(DataError, match="no user attributes"):
         TwoTower(**SMALL, user_features=USER_FEATURES).fit(toy_dataset())
 
