@@ -8,7 +8,8 @@ in ``metrics.json`` and shown in the report):
 * **Families**: a popularity baseline always; item neighbourhoods (ItemKNN), the graph walk
   RP3beta and implicit ALS always; EASE when the catalog is small enough for its dense
   ``items x items`` inverse; BPR for implicit feedback; SVD for explicit ratings; the
-  content model when item attributes are given; the sequential SASRec when the data has
+  content model when item attributes are given, and the two-tower model too when PyTorch is
+  installed; the sequential SASRec when the data has
   timestamps, PyTorch is installed and the budget is at least :data:`SEQUENTIAL_MIN_BUDGET_S`.
 * **Budget**: about 15 % is held back for the final fits and the test evaluation; the rest is
   shared among the tuned families in proportion to a weight reflecting how much each gains
@@ -42,6 +43,7 @@ FAMILY_WEIGHTS: dict[str, float] = {
     "svd": 0.5,  # a rating model: rarely the best ranker, so a smaller share
     "content": 0.5,
     "sasrec": 2.0,  # one trial trains a Transformer for many epochs
+    "twotower": 1.5,  # one trial trains two towers for some epochs
 }
 #: Smallest budget for which auto also tunes the sequential SASRec (its trials are slow).
 SEQUENTIAL_MIN_BUDGET_S = 1800.0
@@ -51,7 +53,11 @@ EASE_MAX_ITEMS = 12_000
 EASE_MAX_ITEMS_SMALL_BUDGET = 4_000
 EASE_LARGE_BUDGET_S = 600.0
 #: Fixed parameters of families in auto mode (speed settings).
-FIXED: dict[str, dict[str, Any]] = {"ease": {"precision": "float32"}, "sasrec": {"epochs": 50}}
+FIXED: dict[str, dict[str, Any]] = {
+    "ease": {"precision": "float32"},
+    "sasrec": {"epochs": 50},
+    "twotower": {"epochs": 20},
+}
 #: Share of the budget kept for final fits and evaluation.
 RESERVE = 0.15
 
@@ -128,6 +134,7 @@ def plan(ds: Dataset, budget_s: float) -> AutoPlan:
     if ds.item_attributes is not None and len(ds.item_attributes.columns):
         families.append("content")
         why.append("content (item attributes are available)")
+        families += _two_tower(why, decisions)
     families += _sequential(ds, budget_s, why, decisions)
     missing = [f for f in families if f not in available]
     families = [f for f in families if f in available]
@@ -153,6 +160,17 @@ def _torch_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("torch") is not None
+
+
+def _two_tower(why: list[str], decisions: list[str]) -> list[str]:
+    """``["twotower"]`` (the data has item attributes) when torch is installed."""
+    if not _torch_installed():
+        decisions.append(
+            "TwoTower skipped: PyTorch is not installed (pip install 'recforge[deep]')."
+        )
+        return []
+    why.append("twotower (item attributes feed its item tower: cold items are served too)")
+    return ["twotower"]
 
 
 def _sequential(ds: Dataset, budget_s: float, why: list[str], decisions: list[str]) -> list[str]:
