@@ -78,7 +78,8 @@ def test_cli_run_tunes_and_saves_twotower(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["run", str(cfg), "--no-progress"])
     assert res.exit_code == 0, res.output
     trials = list((tmp_path / "runs" / "towers").glob("**/tuning/twotower/trials.csv"))
-    assert trials and len(pd.read_csv(trials[0])) == 2
+    assert trials
+    assert len(pd.read_csv(trials[0])) == 2
     path = next((tmp_path / "runs" / "towers").glob("**/models/twotower/model"))
     model = Recommender.load(path)
     assert type(model).__name__ == "TwoTower"
