@@ -10,8 +10,8 @@ absent):
 
 1. Cold-start items: ``cold_start_split(entity="item")`` holds out 20 % of the items; every
    test user ranks the items without training interactions (the cold catalog). Popularity
-   cannot tell them apart; ContentBased, HybridMF and LightFM (same feature matrix, if
-   ``lightfm`` imports) use their attributes.
+   cannot tell them apart; ContentBased, HybridMF, TwoTower (if torch imports) and LightFM
+   (same feature matrix, if ``lightfm`` imports) use their attributes.
 2. Cold-start users with 1, 3 and 5 known interactions (``cold_start_split(entity="user",
    known=n)``), full-catalog ranking.
 3. Normal per-user split (20 % of each user's ratings held out): Blend (EASE + content +
@@ -71,6 +71,7 @@ ML100K_USER_FEATURES: list[dict[str, Any]] = [
     {"kind": "categories", "column": "gender", "sep": None},
     {"kind": "categories", "column": "occupation", "sep": None},
 ]
+TWOTOWER = {"embedding_size": 64, "epochs": 20, "batch_size": 512, "threads": 2}
 HYBRID = {"factors": 32, "epochs": 20, "learning_rate": 0.05, "loss": "warp", "max_sampled": 30}
 
 
@@ -189,6 +190,12 @@ class LightFMPeer:
         return (user_emb @ item_repr.T + bias[None, :]).astype(np.float32)
 
 
+def torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
 def lightfm_available() -> bool:
     try:
         import lightfm  # noqa: F401
@@ -227,6 +234,10 @@ def cold_items(ds: Dataset, features: list[dict[str, Any]], seeds: int) -> pd.Da
             "content": ContentBased(features=features, weighting="binary"),
             "hybridmf": HybridMF(**HYBRID, features=features, rng=seed),
         }
+        if torch_available():
+            from recforge.models.twotower import TwoTower
+
+            models["twotower"] = TwoTower(**TWOTOWER, features=features, rng=seed)
         for name, model in models.items():
             fit_s = timed_fit(model, train)
             top = ranked(model, users, 20, cold)

@@ -45,6 +45,7 @@ MODELS: dict[str, str] = {
     "blend": "recforge.models.hybrid:Blend",
     "sasrec": "recforge.models.sequential:SASRec",
     "multvae": "recforge.models.vae:MultVAE",
+    "twotower": "recforge.models.twotower:TwoTower",
 }
 
 

@@ -41,7 +41,7 @@ FACTORS: int = param(
     doc="Number of latent factors.",
     search={"low": 16, "high": 256, "log": True},
 )
-#: ``threads`` of the torch models (SASRec, Mult-VAE)
+#: ``threads`` of the torch models (SASRec, Mult-VAE, TwoTower)
 TORCH_THREADS: int | None = param(
     default=None,
     low=1,

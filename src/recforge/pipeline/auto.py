@@ -11,7 +11,8 @@ in ``metrics.json`` and shown in the report):
   (ALS: linear, log or BM25 confidence; the item-item models: values or presence).
 * **Families**: a popularity baseline always; item neighbourhoods (ItemKNN), the graph walk
   RP3beta, implicit ALS and EASE; BPR for implicit feedback; SVD for explicit ratings; the
-  content model when item attributes are given; the sequential SASRec when the data has
+  content model when item attributes are given, and the two-tower model too when PyTorch is
+  installed; the sequential SASRec when the data has
   timestamps, PyTorch is installed and the budget is at least :data:`SEQUENTIAL_MIN_BUDGET_S`.
 * **Fit time, measured**: each tuned family is fitted on 5 % and 10 % of the users
   (:func:`recforge.pipeline._probe.fit_seconds`) and its full fit extrapolated; a family whose
@@ -52,6 +53,7 @@ FAMILY_WEIGHTS: dict[str, float] = {
     "svd": 0.5,  # a rating model: rarely the best ranker, so a smaller share
     "content": 0.5,
     "sasrec": 2.0,  # one trial trains a Transformer for many epochs
+    "twotower": 1.5,  # one trial trains two towers for some epochs
 }
 #: Smallest budget for which auto also tunes the sequential SASRec (its trials are slow).
 SEQUENTIAL_MIN_BUDGET_S = 1800.0
@@ -61,7 +63,11 @@ MAX_FIT_SHARE = 0.5
 #: own budget rule).
 UNPROBED = frozenset({"sasrec"})
 #: Fixed parameters of families in auto mode (speed settings).
-FIXED: dict[str, dict[str, Any]] = {"ease": {"precision": "float32"}, "sasrec": {"epochs": 50}}
+FIXED: dict[str, dict[str, Any]] = {
+    "ease": {"precision": "float32"},
+    "sasrec": {"epochs": 50},
+    "twotower": {"epochs": 20},
+}
 #: Share of the budget kept for final fits and evaluation.
 RESERVE = 0.15
 
@@ -189,6 +195,7 @@ def _candidates(ds: Dataset, budget_s: float, decisions: list[str]) -> tuple[lis
     if ds.item_attributes is not None and len(ds.item_attributes.columns):
         families.append("content")
         why.append("content (item attributes are available)")
+        families += _two_tower(why, decisions)
     families += _sequential(ds, budget_s, why, decisions)
     return families, why
 
@@ -252,6 +259,17 @@ def _torch_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("torch") is not None
+
+
+def _two_tower(why: list[str], decisions: list[str]) -> list[str]:
+    """``["twotower"]`` (the data has item attributes) when torch is installed."""
+    if not _torch_installed():
+        decisions.append(
+            "TwoTower skipped: PyTorch is not installed (pip install 'recforge[deep]')."
+        )
+        return []
+    why.append("twotower (item attributes feed its item tower: cold items are served too)")
+    return ["twotower"]
 
 
 def _sequential(ds: Dataset, budget_s: float, why: list[str], decisions: list[str]) -> list[str]:

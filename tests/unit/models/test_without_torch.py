@@ -38,7 +38,7 @@ data = toy_dataset(explicit=False)
 for name in ("popular", "ease"):
     model = model_class(name)().fit(data)
     assert model.recommend(["u0"], k=3).lengths[0] == 3
-for name in ("sasrec", "multvae"):
+for name in ("sasrec", "multvae", "twotower"):
     cls = model_class(name)  # the class itself imports without torch
     try:
         cls()
